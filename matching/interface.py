@@ -1,0 +1,40 @@
+"""The one interface both engines implement; callers never need to know which one they hold."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from matching.types import AssetClass, Command, Depth, Event, OrderView
+
+
+@runtime_checkable
+class MatchingEngine(Protocol):
+    """Books of one asset class. Single writer: call from one thread only.
+
+    ``process`` takes one typed command and returns its typed events; ``process_packed`` takes
+    any number of encoded commands (see ``matching.types``) and returns their encoded events
+    in one buffer, which is the fast path for the sequencer and for replay.
+    """
+
+    implementation: str
+    asset_class: AssetClass
+    last_order_id: int
+    last_trade_id: int
+    last_seq: int
+
+    @property
+    def instrument_ids(self) -> list[int]: ...
+
+    def process(self, command: Command) -> list[Event]: ...
+
+    def process_packed(self, commands: bytes) -> bytes: ...
+
+    def depth(self, instrument_id: int, levels: int = 0) -> Depth: ...
+
+    def orders(self, instrument_id: int) -> list[OrderView]: ...
+
+    def order(self, instrument_id: int, order_id: int) -> OrderView | None: ...
+
+    def book_digest(self, instrument_id: int) -> bytes: ...
+
+    def digest(self) -> bytes: ...

@@ -1,0 +1,407 @@
+"""Commands in, events out: the matching engine's whole vocabulary.
+
+Both engines (the Cython hot path and the pure-Python reference) speak exactly these types, and
+both encode them into the same fixed-size binary records, so a command stream can be journaled,
+replayed and compared byte for byte.
+
+Wire layout: every command and every event is one record of ``RECORD_SLOTS`` little-endian
+signed 64-bit integers. Slot 0 is the kind, slot 1 the sequence number; the rest are the fields
+of the NamedTuple in declaration order (after ``seq``), zero-padded. Prices are integers in the
+instrument's price units, quantities integers in its quantity units: there are no floats here.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+from typing import NamedTuple, Union
+
+RECORD_SLOTS = 16
+RECORD_SIZE = RECORD_SLOTS * 8
+_RECORD = struct.Struct(f"<{RECORD_SLOTS}q")
+
+#: Largest price any order may carry; keeps price * quantity arithmetic far from int64 overflow.
+MAX_PRICE = 10**15
+#: Instrument id 0 in a mass cancel or end-of-session means "every instrument of the engine".
+ALL_INSTRUMENTS = 0
+
+
+class AssetClass(IntEnum):
+    EQUITY = 1
+    FUTURE = 2
+    FX = 3
+    CRYPTO = 4
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(IntEnum):
+    LIMIT = 1
+    MARKET = 2
+
+
+class TimeInForce(IntEnum):
+    GTC = 1
+    DAY = 2  # expired by an end-of-session command
+    IOC = 3
+    FOK = 4
+
+
+class StpMode(IntEnum):
+    """Self-trade prevention, applied when the incoming order meets a resting order of its account."""
+
+    NONE = 0  # self trades allowed
+    CANCEL_RESTING = 1
+    CANCEL_INCOMING = 2
+    CANCEL_BOTH = 3
+
+
+class RejectReason(IntEnum):
+    """Closed set of business rejects, numbered by subsystem (1xx order validation,
+    2xx order state, 3xx matching conditions). Later subsystems (risk, fairness, gateway)
+    take the 4xx-9xx ranges; the proto enum mirrors this one value for value."""
+
+    UNKNOWN_INSTRUMENT = 101
+    INVALID_ORDER_ID = 102
+    DUPLICATE_ORDER_ID = 103
+    INVALID_ACCOUNT = 104
+    INVALID_SIDE = 105
+    INVALID_ORDER_TYPE = 106
+    INVALID_TIME_IN_FORCE = 107
+    INVALID_STP_MODE = 108
+    POST_ONLY_NOT_ALLOWED = 109
+    INVALID_QUANTITY = 110
+    QUANTITY_NOT_LOT_MULTIPLE = 111
+    QUANTITY_BELOW_MIN = 112
+    QUANTITY_ABOVE_MAX = 113
+    INVALID_PRICE = 114
+    PRICE_NOT_ON_TICK = 115
+    NOTIONAL_ABOVE_MAX = 116
+    INVALID_DISPLAY_QUANTITY = 117
+    UNKNOWN_COMMAND = 118
+
+    UNKNOWN_ORDER = 201  # never existed, already filled, cancelled or expired, or not yours
+
+    POST_ONLY_WOULD_CROSS = 301
+    FOK_NOT_FILLABLE = 302
+
+
+class CancelReason(IntEnum):
+    USER_REQUESTED = 1
+    IMMEDIATE_REMAINDER = 2  # unfilled remainder of an IOC or market order
+    SELF_TRADE_PREVENTION = 3
+    MASS_CANCEL = 4
+
+
+class CommandKind(IntEnum):
+    NEW_ORDER = 1
+    CANCEL = 2
+    REPLACE = 3
+    MASS_CANCEL = 4
+    END_OF_SESSION = 5
+
+
+class EventKind(IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2
+    TRADE = 3
+    DONE = 4  # fully filled
+    CANCELLED = 5
+    EXPIRED = 6
+    REPLACED = 7
+    BOOK_DELTA = 8
+    TOP_OF_BOOK = 9
+    MASS_CANCEL_REPORT = 10
+    SESSION_END_REPORT = 11
+
+
+# -- COMMANDS --------------------------------------------------------------------------------
+# seq and ts (hub time, ns UTC) are stamped by the sequencer; the engine never reads a clock.
+
+
+class NewOrder(NamedTuple):
+    seq: int
+    ts: int
+    instrument_id: int
+    order_id: int  # assigned by the hub, strictly increasing per engine
+    account: int
+    side: int
+    order_type: int
+    time_in_force: int
+    price: int  # 0 for market orders
+    quantity: int
+    display_quantity: int = 0  # > 0 makes it an iceberg showing this much at a time
+    post_only: int = 0  # 1: reject if it would take liquidity (never repriced)
+    stp_mode: int = StpMode.NONE
+
+
+class Cancel(NamedTuple):
+    seq: int
+    ts: int
+    instrument_id: int
+    order_id: int
+    account: int
+
+
+class Replace(NamedTuple):
+    """New price and new *open* quantity. Same price and open quantity down keeps priority;
+    a price change or a quantity increase re-enters the order at the back of the queue."""
+
+    seq: int
+    ts: int
+    instrument_id: int
+    order_id: int
+    account: int
+    price: int
+    quantity: int
+
+
+class MassCancel(NamedTuple):
+    seq: int
+    ts: int
+    instrument_id: int  # ALL_INSTRUMENTS for every instrument of the engine
+    account: int
+
+
+class EndOfSession(NamedTuple):
+    seq: int
+    ts: int
+    instrument_id: int  # ALL_INSTRUMENTS for every instrument of the engine
+
+
+Command = Union[NewOrder, Cancel, Replace, MassCancel, EndOfSession]
+
+COMMAND_KIND: dict[type, CommandKind] = {
+    NewOrder: CommandKind.NEW_ORDER,
+    Cancel: CommandKind.CANCEL,
+    Replace: CommandKind.REPLACE,
+    MassCancel: CommandKind.MASS_CANCEL,
+    EndOfSession: CommandKind.END_OF_SESSION,
+}
+COMMAND_TYPE: dict[int, type] = {int(kind): cls for cls, kind in COMMAND_KIND.items()}
+
+
+# -- EVENTS ----------------------------------------------------------------------------------
+
+
+class Accepted(NamedTuple):
+    seq: int
+    instrument_id: int
+    order_id: int
+    account: int
+    side: int
+    price: int
+    quantity: int
+
+
+class Rejected(NamedTuple):
+    seq: int
+    instrument_id: int
+    order_id: int
+    account: int
+    reason: int
+    command_kind: int
+
+
+class Trade(NamedTuple):
+    seq: int
+    instrument_id: int
+    trade_id: int
+    price: int
+    quantity: int
+    aggressor_side: int
+    maker_order_id: int
+    maker_account: int
+    taker_order_id: int
+    taker_account: int
+    maker_remaining: int
+    taker_remaining: int
+
+
+class Done(NamedTuple):
+    """The order is fully filled."""
+
+    seq: int
+    instrument_id: int
+    order_id: int
+    account: int
+
+
+class Cancelled(NamedTuple):
+    seq: int
+    instrument_id: int
+    order_id: int
+    account: int
+    remaining: int
+    reason: int
+
+
+class Expired(NamedTuple):
+    seq: int
+    instrument_id: int
+    order_id: int
+    account: int
+    remaining: int
+
+
+class Replaced(NamedTuple):
+    seq: int
+    instrument_id: int
+    order_id: int
+    account: int
+    price: int
+    remaining: int
+    priority_kept: int
+
+
+class BookDelta(NamedTuple):
+    """New aggregate *visible* quantity at one price level; 0 means the level is gone."""
+
+    seq: int
+    instrument_id: int
+    side: int
+    price: int
+    visible_quantity: int
+
+
+class TopOfBook(NamedTuple):
+    """Emitted when the best bid or offer (price or visible size) changed; 0/0 means empty side."""
+
+    seq: int
+    instrument_id: int
+    bid_price: int
+    bid_quantity: int
+    ask_price: int
+    ask_quantity: int
+
+
+class MassCancelReport(NamedTuple):
+    seq: int
+    instrument_id: int
+    account: int
+    cancelled_count: int
+
+
+class SessionEndReport(NamedTuple):
+    seq: int
+    instrument_id: int
+    expired_count: int
+
+
+Event = Union[
+    Accepted,
+    Rejected,
+    Trade,
+    Done,
+    Cancelled,
+    Expired,
+    Replaced,
+    BookDelta,
+    TopOfBook,
+    MassCancelReport,
+    SessionEndReport,
+]
+
+EVENT_KIND: dict[type, EventKind] = {
+    Accepted: EventKind.ACCEPTED,
+    Rejected: EventKind.REJECTED,
+    Trade: EventKind.TRADE,
+    Done: EventKind.DONE,
+    Cancelled: EventKind.CANCELLED,
+    Expired: EventKind.EXPIRED,
+    Replaced: EventKind.REPLACED,
+    BookDelta: EventKind.BOOK_DELTA,
+    TopOfBook: EventKind.TOP_OF_BOOK,
+    MassCancelReport: EventKind.MASS_CANCEL_REPORT,
+    SessionEndReport: EventKind.SESSION_END_REPORT,
+}
+EVENT_TYPE: dict[int, type] = {int(kind): cls for cls, kind in EVENT_KIND.items()}
+
+
+# -- CODEC -----------------------------------------------------------------------------------
+
+
+class DecodeError(ValueError):
+    """A record that is not a valid command or event encoding."""
+
+
+def _encode(kind: int, fields: tuple) -> bytes:
+    if len(fields) >= RECORD_SLOTS:
+        raise ValueError("too many fields for one record")
+    return _RECORD.pack(kind, *fields, *([0] * (RECORD_SLOTS - 1 - len(fields))))
+
+
+def encode_command(command: Command) -> bytes:
+    """Canonical bytes of one command (the journal and replay format)."""
+    try:
+        return _encode(COMMAND_KIND[type(command)], tuple(command))
+    except struct.error as exc:  # a field outside int64
+        raise ValueError(f"command field out of int64 range: {command!r}") from exc
+
+
+def encode_commands(commands: list[Command]) -> bytes:
+    return b"".join(encode_command(c) for c in commands)
+
+
+def encode_event(event: Event) -> bytes:
+    return _encode(EVENT_KIND[type(event)], tuple(event))
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return b"".join(encode_event(e) for e in events)
+
+
+def _decode(buf: bytes, types: dict[int, type], what: str) -> list:
+    if len(buf) % RECORD_SIZE:
+        raise DecodeError(f"{what} buffer of {len(buf)} bytes is not a whole number of records")
+    slots = memoryview(buf).cast("q") if buf else ()
+    out = []
+    for base in range(0, len(slots), RECORD_SLOTS):
+        cls = types.get(slots[base])
+        if cls is None:
+            raise DecodeError(f"unknown {what} kind {slots[base]} at record {base // RECORD_SLOTS}")
+        n = len(cls._fields)
+        out.append(cls._make(slots[base + 1 : base + 1 + n]))
+    return out
+
+
+def decode_commands(buf: bytes) -> list[Command]:
+    return _decode(buf, COMMAND_TYPE, "command")
+
+
+def decode_events(buf: bytes) -> list[Event]:
+    return _decode(buf, EVENT_TYPE, "event")
+
+
+# -- QUERIES ---------------------------------------------------------------------------------
+
+
+class OrderView(NamedTuple):
+    """A resting order as the book holds it; ``display`` is what the market sees of it now."""
+
+    order_id: int
+    account: int
+    side: int
+    price: int
+    remaining: int
+    display: int
+    display_size: int  # iceberg peak; 0 for a plain order
+    time_in_force: int
+    post_only: int
+    stp_mode: int
+
+
+class Depth(NamedTuple):
+    """Aggregate visible quantity per price level, best first."""
+
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+#: Canonical encoding of one resting order inside a book digest.
+DIGEST_ORDER = struct.Struct("<10q")
+DIGEST_BOOK_HEADER = struct.Struct("<4sq")
+DIGEST_ENGINE_HEADER = struct.Struct("<6s3q")
