@@ -1,0 +1,114 @@
+"""Who is calling, and may they call this method: bearer tokens checked by one interceptor.
+
+Tokens travel as ``authorization: Bearer <token>`` metadata and are compared by SHA-256 only.
+The interceptor aborts before any handler runs; handlers then resolve the same identity with
+``Authenticator.identify`` (a dict lookup) to scope what the caller may see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import grpc
+
+from hub.config import HubConfig, ParticipantClass, ParticipantConfig, Role
+from matching.types import StpMode
+
+_ANY = frozenset(Role)
+#: Required roles per RPC, by full method name prefix. Methods not listed are refused.
+METHOD_ROLES: dict[str, frozenset[Role]] = {
+    "/hub.v1.OrderEntry/": frozenset({Role.PARTICIPANT}),
+    "/hub.v1.Account/": frozenset({Role.PARTICIPANT}),
+    "/hub.v1.MarketData/": _ANY,
+    "/hub.v1.Admin/": frozenset({Role.OPERATOR}),
+}
+#: Served without a token: health checks and reflection carry no trading data.
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    participant_id: str
+    role: Role
+    participant_class: ParticipantClass
+    accounts: tuple[int, ...]
+    default_stp: StpMode
+
+    @staticmethod
+    def of(p: ParticipantConfig) -> Identity:
+        return Identity(p.id, p.role, p.participant_class, p.accounts, p.stp_mode)
+
+
+class AuthError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization":
+            text = value.decode(errors="replace") if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+class Authenticator:
+    def __init__(self, config: HubConfig) -> None:
+        self._by_hash = {h: Identity.of(p) for h, p in config.participant_by_token_hash().items()}
+
+    def identify(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Identity:
+        token = _bearer(metadata)
+        if token is None:
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        # Looking up the SHA-256 digest (not the token) leaks nothing useful through timing.
+        identity = self._by_hash.get(digest)
+        if identity is None:
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
+        return identity
+
+    def authorize(self, method: str, metadata) -> Identity | None:
+        """The caller's identity, None for public methods; raises AuthError otherwise."""
+        if method.startswith(PUBLIC_PREFIXES):
+            return None
+        roles = next((r for prefix, r in METHOD_ROLES.items() if method.startswith(prefix)), None)
+        if roles is None:
+            raise AuthError(grpc.StatusCode.UNIMPLEMENTED, f"unknown method {method}")
+        identity = self.identify(metadata)
+        if identity.role not in roles:
+            raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
+                            f"role {identity.role.value} may not call {method}")
+        return identity
+
+
+def _denier(code: grpc.StatusCode, message: str) -> Callable:
+    def deny(request_or_iterator, context: grpc.ServicerContext):
+        context.abort(code, message)
+
+    return deny
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def intercept_service(self, continuation, handler_call_details):
+        try:
+            self._auth.authorize(handler_call_details.method, handler_call_details.invocation_metadata)
+        except AuthError as exc:
+            handler = continuation(handler_call_details)
+            deny = _denier(exc.code, str(exc))
+            if handler is None:
+                return grpc.unary_unary_rpc_method_handler(deny)
+            if handler.request_streaming and handler.response_streaming:
+                return grpc.stream_stream_rpc_method_handler(deny)
+            if handler.request_streaming:
+                return grpc.stream_unary_rpc_method_handler(deny)
+            if handler.response_streaming:
+                return grpc.unary_stream_rpc_method_handler(deny)
+            return grpc.unary_unary_rpc_method_handler(deny)
+        return continuation(handler_call_details)

@@ -1,0 +1,73 @@
+"""The ``hub`` command: ``hub serve`` runs the venue, ``hub demo`` shows it working."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from hub.config import ConfigError, HubConfig, load_config
+from matching.engine import EngineUnavailableError
+
+
+def _config(args: argparse.Namespace) -> HubConfig:
+    config = load_config(args.config) if args.config else HubConfig.default()
+    if args.port is not None:
+        config = config.with_network(port=args.port)
+    if getattr(args, "host", None):
+        config = config.with_network(host=args.host)
+    if args.data_dir:
+        config = replace(config, data_dir=args.data_dir)
+    return config.validated()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hub.server import run_server
+
+    config = _config(args)
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with run_server(config) as (hub, port):
+        engines = ", ".join(f"{ac.name}={e.implementation}" for ac, e in hub.engines.items())
+        print(f"hub serving on {config.network.host}:{port} ({engines}); data dir {config.data_dir}", flush=True)
+        if not args.config:
+            print("embedded defaults: development tokens are 'dev-<participant id>' (see README)", flush=True)
+        stop.wait()
+        print("hub stopping", flush=True)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    return run_demo(_config(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hub", description="Venue-side exchange hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("serve", "run the hub"), ("demo", "start a hub, run scripted participants, exit")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", help="TOML config file (default: embedded defaults)")
+        p.add_argument("--port", type=int, help="listen port (0: any free port)")
+        p.add_argument("--host", help="listen address (default 127.0.0.1)")
+        p.add_argument("--data-dir", help="directory for the ledger and keys")
+    args = parser.parse_args(argv)
+    if args.command == "demo" and args.port is None:
+        args.port = 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return {"serve": cmd_serve, "demo": cmd_demo}[args.command](args)
+    except (ConfigError, EngineUnavailableError, OSError) as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""The hub's one typed configuration: network, participants and roles, instruments, limits.
+
+``HubConfig.default()`` is the embedded configuration ``hub serve`` runs with when no file is
+given; ``load_config(path)`` reads a TOML file of the same shape and rejects unknown keys,
+wrong types and inconsistent values with a message naming the offending entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from matching.instruments import (
+    DEFAULT_INSTRUMENTS,
+    Instrument,
+    InstrumentConfigError,
+    instrument_from_mapping,
+    load_instruments,
+    validate_instruments,
+)
+from matching.types import StpMode
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message says where and why."""
+
+
+class Role(StrEnum):
+    PARTICIPANT = "participant"
+    OPERATOR = "operator"
+    REGULATOR = "regulator"
+
+
+class ParticipantClass(StrEnum):
+    SCALPER = "scalper"
+    INSTITUTION = "institution"
+    MARKET_MAKER = "market_maker"
+    NONE = "none"  # operators and regulators
+
+
+def hash_token(token: str) -> str:
+    """Tokens are configured and compared only as SHA-256 hex digests."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParticipantConfig:
+    id: str
+    role: Role
+    participant_class: ParticipantClass
+    token_sha256: str
+    accounts: tuple[int, ...] = ()
+    stp_mode: StpMode = StpMode.CANCEL_INCOMING  # applied when an order leaves STP unspecified
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NetworkConfig:
+    host: str = "127.0.0.1"  # loopback unless the operator says otherwise
+    port: int = 50051
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_concurrent_streams: int = 256
+    max_concurrent_rpcs: int = 512
+    max_workers: int = 64  # each open stream holds one worker thread
+    keepalive_min_ping_interval_ms: int = 10_000
+    keepalive_max_ping_strikes: int = 2
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""  # set: mutual TLS, clients must present a certificate from this CA
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LimitsConfig:
+    max_quotes_per_message: int = 500
+    client_order_id_max_length: int = 64
+    execution_history: int = 100_000  # per participant, for Account.GetExecutions
+    market_data_queue: int = 10_000  # updates buffered per subscriber before it must resync
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HubConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    engine_implementation: str = ""  # "" follows $HUB_ENGINE, else "cython"
+    instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
+    participants: tuple[ParticipantConfig, ...] = ()
+    data_dir: str = "hub-data"
+
+    @staticmethod
+    def default() -> HubConfig:
+        """Embedded defaults: built-in instruments and development participants.
+
+        The development tokens are public (README); real deployments configure their own.
+        """
+        return HubConfig(participants=DEV_PARTICIPANTS).validated()
+
+    def with_network(self, **changes: Any) -> HubConfig:
+        return replace(self, network=replace(self.network, **changes))
+
+    def validated(self) -> HubConfig:
+        try:
+            validate_instruments(self.instruments)
+        except InstrumentConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        _validate_network(self.network)
+        _validate_participants(self.participants)
+        for name in ("max_quotes_per_message", "client_order_id_max_length", "execution_history",
+                     "market_data_queue"):
+            if getattr(self.limits, name) <= 0:
+                raise ConfigError(f"limits.{name} must be positive")
+        return self
+
+    def participant_by_token_hash(self) -> dict[str, ParticipantConfig]:
+        return {p.token_sha256: p for p in self.participants}
+
+
+def _dev(pid: str, role: Role, pclass: ParticipantClass, accounts: tuple[int, ...]) -> ParticipantConfig:
+    return ParticipantConfig(id=pid, role=role, participant_class=pclass,
+                             token_sha256=hash_token(f"dev-{pid}"), accounts=accounts)
+
+
+#: Development participants; each one's token is ``dev-<id>``.
+DEV_PARTICIPANTS: tuple[ParticipantConfig, ...] = (
+    _dev("scalper-1", Role.PARTICIPANT, ParticipantClass.SCALPER, (1001,)),
+    _dev("scalper-2", Role.PARTICIPANT, ParticipantClass.SCALPER, (1002,)),
+    _dev("inst-1", Role.PARTICIPANT, ParticipantClass.INSTITUTION, (2001, 2002)),
+    _dev("inst-2", Role.PARTICIPANT, ParticipantClass.INSTITUTION, (2003,)),
+    _dev("mm-1", Role.PARTICIPANT, ParticipantClass.MARKET_MAKER, (3001,)),
+    _dev("operator", Role.OPERATOR, ParticipantClass.NONE, ()),
+    _dev("regulator", Role.REGULATOR, ParticipantClass.NONE, ()),
+)
+
+
+def _validate_network(net: NetworkConfig) -> None:
+    if not 0 <= net.port <= 65535:
+        raise ConfigError(f"network.port {net.port} is not a TCP port")
+    for name in ("max_message_bytes", "max_concurrent_streams", "max_concurrent_rpcs", "max_workers",
+                 "keepalive_min_ping_interval_ms", "keepalive_max_ping_strikes"):
+        if getattr(net, name) <= 0:
+            raise ConfigError(f"network.{name} must be positive")
+    if bool(net.tls_cert) != bool(net.tls_key):
+        raise ConfigError("network.tls_cert and network.tls_key must be given together")
+    if net.tls_client_ca and not net.tls_cert:
+        raise ConfigError("network.tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(net, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"network.{name}: no such file {path!r}")
+
+
+def _validate_participants(participants: tuple[ParticipantConfig, ...]) -> None:
+    ids: set[str] = set()
+    hashes: set[str] = set()
+    accounts: dict[int, str] = {}
+    for p in participants:
+        where = f"participant {p.id!r}"
+        if not p.id or len(p.id) > 64 or not p.id.isprintable():
+            raise ConfigError(f"{where}: id must be 1-64 printable characters")
+        if p.id in ids:
+            raise ConfigError(f"{where}: duplicate id")
+        ids.add(p.id)
+        if len(p.token_sha256) != 64 or any(c not in "0123456789abcdef" for c in p.token_sha256):
+            raise ConfigError(f"{where}: token_sha256 must be 64 lowercase hex characters")
+        if p.token_sha256 in hashes:
+            raise ConfigError(f"{where}: shares its token with another participant")
+        hashes.add(p.token_sha256)
+        if p.role == Role.PARTICIPANT:
+            if p.participant_class == ParticipantClass.NONE:
+                raise ConfigError(f"{where}: a trading participant needs a class")
+            if not p.accounts:
+                raise ConfigError(f"{where}: a trading participant needs at least one account")
+        elif p.accounts:
+            raise ConfigError(f"{where}: role {p.role.value} cannot hold trading accounts")
+        for account in p.accounts:
+            if not 1 <= account < 2**62:
+                raise ConfigError(f"{where}: account {account} out of range")
+            if account in accounts:
+                raise ConfigError(f"{where}: account {account} already belongs to {accounts[account]!r}")
+            accounts[account] = p.id
+
+
+# -- LOADING ----------------------------------------------------------------------------------
+
+
+def _typed(section: str, cls: type, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{section}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"[{section}] unknown keys {sorted(unknown)}")
+    for key, value in raw.items():
+        expected = type(getattr(cls(), key))
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+            raise ConfigError(f"[{section}] {key} must be {expected.__name__}, got {value!r}")
+    return cls(**raw)
+
+
+def _participant(raw: Any) -> ParticipantConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("[[participant]] entries must be tables")
+    pid = raw.get("id", "<no id>")
+    allowed = {"id", "role", "class", "token_sha256", "accounts", "stp_mode"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"participant {pid!r}: unknown keys {sorted(unknown)}")
+    try:
+        role = Role(raw.get("role", "participant"))
+        pclass = ParticipantClass(raw.get("class", "none"))
+        stp = StpMode[str(raw.get("stp_mode", "cancel_incoming")).upper()]
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"participant {pid!r}: {exc}") from None
+    accounts = raw.get("accounts", [])
+    if not isinstance(accounts, list) or any(isinstance(a, bool) or not isinstance(a, int) for a in accounts):
+        raise ConfigError(f"participant {pid!r}: accounts must be a list of integers")
+    for key in ("id", "token_sha256"):
+        if not isinstance(raw.get(key), str):
+            raise ConfigError(f"participant {pid!r}: {key} is required and must be a string")
+    return ParticipantConfig(id=raw["id"], role=role, participant_class=pclass,
+                             token_sha256=raw["token_sha256"].lower(), accounts=tuple(accounts),
+                             stp_mode=stp)
+
+
+def load_config(path: str | Path) -> HubConfig:
+    """Read a TOML config file. Instruments come from ``[[instrument]]`` tables, or from
+    ``instruments_file`` (relative to the config file), or default to the built-in set."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    allowed = {"network", "limits", "engine_implementation", "instrument", "instruments_file",
+               "participant", "data_dir"}
+    unknown = set(doc) - allowed
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level keys {sorted(unknown)}")
+    try:
+        if "instrument" in doc and "instruments_file" in doc:
+            raise ConfigError("give either [[instrument]] tables or instruments_file, not both")
+        if "instrument" in doc:
+            instruments = tuple(instrument_from_mapping(t) for t in doc["instrument"])
+        elif "instruments_file" in doc:
+            instruments = load_instruments(path.parent / doc["instruments_file"])
+        else:
+            instruments = DEFAULT_INSTRUMENTS
+    except InstrumentConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    if "participant" not in doc:
+        raise ConfigError(f"{path}: at least one [[participant]] is required")
+    impl = doc.get("engine_implementation", "")
+    if impl not in ("", "cython", "reference"):
+        raise ConfigError(f"engine_implementation {impl!r} must be 'cython' or 'reference'")
+    config = HubConfig(
+        network=_typed("network", NetworkConfig, doc.get("network", {})),
+        limits=_typed("limits", LimitsConfig, doc.get("limits", {})),
+        engine_implementation=impl,
+        instruments=instruments,
+        participants=tuple(_participant(p) for p in doc["participant"]),
+        data_dir=str(doc.get("data_dir", "hub-data")),
+    )
+    return config.validated()

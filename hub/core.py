@@ -1,0 +1,750 @@
+"""The hub's sequenced path: validate, stamp, sequence, match, journal, then tell everyone.
+
+One lock is the sequencer. Inside it a command gets its global sequence number and hub time,
+goes through its asset class's engine, is appended to the journal, and its events are routed:
+execution reports to the orders' owners only, public updates to market data. Why one lock and
+no engine thread: under the GIL a thread per engine buys no parallelism, and handing each
+command to another thread and back costs two wake-ups on the latency path (see hub.bench).
+Order ids are the sequence number of the command that entered the order: unique, increasing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from hub.auth import Identity
+from hub.config import HubConfig
+from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry
+from hub.marketdata import MarketDataHub, Subscriber
+from hub.v1 import common_pb2 as cpb
+from hub.v1 import market_data_pb2 as mdpb
+from matching.engine import create_engine
+from matching.instruments import Instrument, by_asset_class
+from matching.interface import MatchingEngine
+from matching.types import (
+    ALL_INSTRUMENTS,
+    Accepted,
+    AssetClass,
+    Cancel,
+    Cancelled,
+    Command,
+    CommandKind,
+    Done,
+    EndOfSession,
+    Event,
+    Expired,
+    MassCancel,
+    MassCancelReport,
+    NewOrder,
+    OrderType,
+    Rejected,
+    RejectReason,
+    Replace,
+    Replaced,
+    Side,
+    StpMode,
+    TimeInForce,
+    Trade,
+    decode_events,
+    encode_commands,
+)
+
+
+class GatewayReject(IntEnum):
+    """Rejects decided before an engine sees the command (the 4xx range of the proto enum)."""
+
+    ACCOUNT_NOT_PERMITTED = 401
+    DUPLICATE_CLIENT_ORDER_ID = 402
+    INSTRUMENT_HALTED = 403
+    MISSING_FIELD = 404
+    FIELD_OUT_OF_RANGE = 405
+    TOO_MANY_QUOTES = 406
+
+
+class HubUnavailableError(RuntimeError):
+    """The hub cannot take commands now (starting, stopping, or its journal is down)."""
+
+
+_INT64_MAX = 2**63 - 1
+_PROTO_STP = {  # wire value -> engine value; unspecified is resolved to the participant default
+    cpb.STP_CANCEL_RESTING: StpMode.CANCEL_RESTING,
+    cpb.STP_CANCEL_INCOMING: StpMode.CANCEL_INCOMING,
+    cpb.STP_CANCEL_BOTH: StpMode.CANCEL_BOTH,
+    cpb.STP_ALLOW: StpMode.NONE,
+}
+_INVALID_STP = 99  # any other wire value: the engine answers INVALID_STP_MODE
+
+
+@dataclass(slots=True)
+class OrderMeta:
+    """What the gateway knows of a live order beyond the book: whose it is and where from."""
+
+    participant_id: str
+    client_order_id: str
+    session_id: str
+    instrument_id: int
+    symbol: str
+    side: int
+    account: int
+    price: int
+    time_in_force: int
+    display_quantity: int = 0
+    is_quote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """A new order as decoded from the wire, before any check."""
+
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    price: int
+    quantity: int
+    display_quantity: int = 0
+    post_only: bool = False
+    stp_mode: int = cpb.STP_MODE_UNSPECIFIED
+    account: int = 0
+    client_order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteSpec:
+    symbol: str
+    bid_price: int
+    bid_quantity: int
+    ask_price: int
+    ask_quantity: int
+
+
+class ReportQueue:
+    """Execution reports for one stream (a session's unsolicited reports or a drop copy).
+
+    Bounded: a reader that falls this far behind is cut off (``overflowed``) and must recover
+    through Account.GetExecutions; reports are never silently skipped."""
+
+    def __init__(self, capacity: int) -> None:
+        self._items: deque = deque()
+        self._capacity = capacity
+        self._cv = threading.Condition(threading.Lock())
+        self.overflowed = False
+        self.closed = False
+
+    def put(self, item) -> None:
+        with self._cv:
+            if self.overflowed or self.closed:
+                return
+            if len(self._items) >= self._capacity:
+                self.overflowed = True
+                self._items.clear()
+            else:
+                self._items.append(item)
+            self._cv.notify()
+
+    def take(self, timeout: float) -> list:
+        with self._cv:
+            if not self._items and not self.overflowed and not self.closed:
+                self._cv.wait(timeout)
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def close(self) -> None:
+        with self._cv:
+            self.closed = True
+            self._cv.notify_all()
+
+
+@dataclass(slots=True)
+class SessionState:
+    session_id: str
+    participant_id: str
+    cancel_on_disconnect: bool
+    outbox: ReportQueue
+
+
+@dataclass(slots=True)
+class Position:
+    bought: int = 0
+    sold: int = 0
+    net_cost_raw: int = 0  # price x quantity x multiplier, buys minus sells
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one sequenced call did, for building the caller's reply."""
+
+    seq_first: int
+    ts: int
+    events: list[Event]
+    reports: list[cpb.ExecutionReport] = field(default_factory=list)  # the caller's own
+
+
+def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, **fields) -> cpb.ExecutionReport:
+    return cpb.ExecutionReport(
+        sequence=seq, hub_time_ns=ts, symbol=meta.symbol, order_id=order_id,
+        client_order_id=meta.client_order_id, account=meta.account, exec_type=exec_type,
+        side=meta.side, **fields,
+    )
+
+
+class Hub:
+    """Engines, sequencer, order registry and fan-out: everything behind the gRPC services."""
+
+    def __init__(self, config: HubConfig, journal: Journal | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.config = config
+        self.journal = journal if journal is not None else InMemoryJournal()
+        self._clock = clock
+        self._lock = threading.RLock()  # the sequencer
+        self._seq = 0
+        self.instruments: dict[int, Instrument] = {i.instrument_id: i for i in config.instruments}
+        self.by_symbol: dict[str, Instrument] = {i.symbol: i for i in config.instruments}
+        self.engines: dict[AssetClass, MatchingEngine] = {
+            ac: create_engine(ac, insts, config.engine_implementation or None)
+            for ac, insts in sorted(by_asset_class(config.instruments).items())
+        }
+        self.market_data = MarketDataHub({i.instrument_id: i.symbol for i in config.instruments})
+        self._account_owner = {a: p.id for p in config.participants for a in p.accounts}
+        self._orders: dict[int, OrderMeta] = {}
+        self._orders_of: dict[str, set[int]] = defaultdict(set)
+        self._client_ids: dict[str, set[str]] = defaultdict(set)
+        self._quotes: dict[tuple[str, int, int], tuple[int, int]] = {}
+        self._positions: dict[tuple[int, int], Position] = defaultdict(Position)
+        self._history: dict[str, deque[cpb.ExecutionReport]] = defaultdict(
+            lambda: deque(maxlen=config.limits.execution_history))
+        self._drop_copies: dict[str, list[ReportQueue]] = defaultdict(list)
+        self._sessions: dict[str, SessionState] = {}
+        self._session_counter = 0
+        self._halted_symbols: set[int] = set()
+        self._halted_classes: set[AssetClass] = set()
+        self._hub_halted = False
+        self.accepting = True
+
+    # -- SEQUENCING ----------------------------------------------------------------------------
+
+    @property
+    def last_sequence(self) -> int:
+        return self._seq
+
+    def _next(self, count: int) -> tuple[int, int]:
+        if not self.accepting:
+            raise HubUnavailableError("hub is not accepting commands")
+        first = self._seq + 1
+        self._seq += count
+        return first, self._clock()
+
+    def _run_engine(self, asset_class: AssetClass, source: str, session_id: str, caller: str,
+                    count: int, build: Callable[[int, int], list[Command]],
+                    before: Callable[[list[Command]], None] | None = None) -> Outcome:
+        """Sequence ``count`` commands for one engine, journal them and route their events.
+
+        ``build(seq_first, ts)`` creates the commands with consecutive sequence numbers;
+        ``before`` registers order metadata the routing needs."""
+        with self._lock:
+            first, ts = self._next(count)
+            commands = build(first, ts)
+            if before is not None:
+                before(commands)
+            packed = encode_commands(commands)
+            evbuf = self.engines[asset_class].process_packed(packed)
+            ticket = self.journal.append(JournalEntry(
+                first, first + len(commands) - 1, ts, EntryKind.ENGINE, source, int(asset_class),
+                packed, evbuf))
+            events = decode_events(evbuf)
+            outcome = Outcome(first, ts, events)
+            self._route(events, ts, session_id, caller, outcome)
+            self.market_data.publish(first, ts, events)
+        self.journal.wait_committed(ticket)
+        return outcome
+
+    def _record(self, kind: EntryKind, source: str, detail: dict) -> tuple[int, int]:
+        """Sequence and journal something that is not an engine command."""
+        with self._lock:
+            seq, ts = self._next(1)
+            ticket = self.journal.append(JournalEntry(
+                seq, seq, ts, kind, source, 0,
+                detail=json.dumps(detail, sort_keys=True, separators=(",", ":")).encode()))
+        self.journal.wait_committed(ticket)
+        return seq, ts
+
+    def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict) -> tuple[int, int]:
+        return self._record(EntryKind.GATEWAY_REJECT, who.participant_id,
+                            {"request": what, "reason": int(reason), "text": text, **fields})
+
+    # -- ROUTING -------------------------------------------------------------------------------
+
+    def _register(self, order_id: int, meta: OrderMeta) -> None:
+        self._orders[order_id] = meta
+        self._orders_of[meta.participant_id].add(order_id)
+
+    def _forget(self, order_id: int) -> OrderMeta | None:
+        meta = self._orders.pop(order_id, None)
+        if meta is not None:
+            self._orders_of[meta.participant_id].discard(order_id)
+        return meta
+
+    def _deliver(self, meta: OrderMeta, report: cpb.ExecutionReport, session_id: str, caller: str,
+                 outcome: Outcome) -> None:
+        pid = meta.participant_id
+        self._history[pid].append(report)
+        for q in self._drop_copies.get(pid, ()):
+            q.put(report)
+        if pid == caller:
+            outcome.reports.append(report)
+        if meta.session_id and (meta.session_id != session_id or pid != caller):
+            session = self._sessions.get(meta.session_id)
+            if session is not None:
+                session.outbox.put(report)
+
+    def _route(self, events: list[Event], ts: int, session_id: str, caller: str, outcome: Outcome) -> None:
+        orders = self._orders
+        for ev in events:
+            t = type(ev)
+            if t is Trade:
+                self._on_trade(ev, ts, session_id, caller, outcome)
+            elif t is Accepted:
+                meta = orders[ev.order_id]
+                self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_NEW, price=ev.price,
+                                            leaves_quantity=ev.quantity), session_id, caller, outcome)
+            elif t is Done:
+                meta = self._forget(ev.order_id)
+                self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_FILLED, price=meta.price),
+                              session_id, caller, outcome)
+            elif t is Cancelled:
+                meta = self._forget(ev.order_id)
+                self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_CANCELLED,
+                                            price=meta.price, leaves_quantity=0,
+                                            cancel_reason=ev.reason), session_id, caller, outcome)
+            elif t is Expired:
+                meta = self._forget(ev.order_id)
+                self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_EXPIRED, price=meta.price),
+                              session_id, caller, outcome)
+            elif t is Replaced:
+                meta = orders[ev.order_id]
+                meta.price = ev.price
+                self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_REPLACED, price=ev.price,
+                                            leaves_quantity=ev.remaining), session_id, caller, outcome)
+            elif t is Rejected and ev.command_kind == CommandKind.NEW_ORDER:
+                meta = self._forget(ev.order_id)
+                if meta is not None:
+                    self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_REJECTED,
+                                                reject_reason=ev.reason), session_id, caller, outcome)
+
+    def _on_trade(self, ev: Trade, ts: int, session_id: str, caller: str, outcome: Outcome) -> None:
+        inst = self.instruments[ev.instrument_id]
+        notional = ev.price * ev.quantity * inst.contract_multiplier
+        for order_id, account, remaining, aggressor in (
+            (ev.maker_order_id, ev.maker_account, ev.maker_remaining, False),
+            (ev.taker_order_id, ev.taker_account, ev.taker_remaining, True),
+        ):
+            meta = self._orders[order_id]
+            pos = self._positions[(account, ev.instrument_id)]
+            if meta.side == Side.BUY:
+                pos.bought += ev.quantity
+                pos.net_cost_raw += notional
+            else:
+                pos.sold += ev.quantity
+                pos.net_cost_raw -= notional
+            self._deliver(meta, _report(meta, order_id, ev.seq, ts, cpb.EXEC_TRADE, price=meta.price,
+                                        leaves_quantity=remaining, last_price=ev.price,
+                                        last_quantity=ev.quantity, trade_id=ev.trade_id,
+                                        aggressor=aggressor), session_id, caller, outcome)
+
+    # -- ORDER ENTRY ---------------------------------------------------------------------------
+
+    def is_halted(self, instrument_id: int) -> bool:
+        return (self._hub_halted or instrument_id in self._halted_symbols
+                or self.instruments[instrument_id].asset_class in self._halted_classes)
+
+    def _account_for(self, who: Identity, account: int) -> int | None:
+        if account == 0:
+            return who.accounts[0] if who.accounts else None
+        return account if account in who.accounts else None
+
+    def _check_order(self, who: Identity, spec: OrderSpec) -> tuple[int, str] | None:
+        limits = self.config.limits
+        if len(spec.client_order_id) > limits.client_order_id_max_length or not spec.client_order_id.isprintable():
+            return GatewayReject.FIELD_OUT_OF_RANGE, "client_order_id too long or not printable"
+        inst = self.by_symbol.get(spec.symbol)
+        if inst is None:
+            return RejectReason.UNKNOWN_INSTRUMENT, f"unknown symbol {spec.symbol[:64]!r}"
+        if not spec.side or not spec.order_type or not spec.time_in_force:
+            return GatewayReject.MISSING_FIELD, "side, order_type and time_in_force are required"
+        if self._account_for(who, spec.account) is None:
+            return GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {spec.account} is not yours"
+        if spec.client_order_id and spec.client_order_id in self._client_ids[who.participant_id]:
+            return GatewayReject.DUPLICATE_CLIENT_ORDER_ID, "client_order_id already used"
+        if self.is_halted(inst.instrument_id):
+            return GatewayReject.INSTRUMENT_HALTED, f"{inst.symbol} is halted"
+        return None
+
+    def _engine_stp(self, who: Identity, wire: int) -> int:
+        if wire == cpb.STP_MODE_UNSPECIFIED:
+            return who.default_stp
+        return _PROTO_STP.get(wire, _INVALID_STP)
+
+    def submit_order(self, who: Identity, spec: OrderSpec, session_id: str = "") -> tuple[Outcome | None, int, str]:
+        """Returns (outcome, reject reason or 0, text). Outcome None: refused at the gateway."""
+        problem = self._check_order(who, spec)
+        if problem is not None:
+            self._gateway_reject(who, "new_order", problem[0], problem[1],
+                                 {"symbol": spec.symbol[:64], "client_order_id": spec.client_order_id[:64]})
+            return None, int(problem[0]), problem[1]
+        inst = self.by_symbol[spec.symbol]
+        account = self._account_for(who, spec.account)
+        stp = self._engine_stp(who, spec.stp_mode)
+        if spec.client_order_id:
+            self._client_ids[who.participant_id].add(spec.client_order_id)
+
+        def build(seq: int, ts: int) -> list[Command]:
+            return [NewOrder(seq, ts, inst.instrument_id, seq, account, spec.side, spec.order_type,
+                             spec.time_in_force, spec.price, spec.quantity, spec.display_quantity,
+                             int(spec.post_only), stp)]
+
+        def register(commands: list[Command]) -> None:
+            cmd = commands[0]
+            self._register(cmd.order_id, OrderMeta(
+                who.participant_id, spec.client_order_id, session_id, inst.instrument_id, inst.symbol,
+                spec.side, account, spec.price, spec.time_in_force, spec.display_quantity))
+
+        outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
+                                   1, build, register)
+        reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
+        return outcome, reason, RejectReason(reason).name if reason else ""
+
+    def _own_order(self, who: Identity, symbol: str, order_id: int) -> tuple[Instrument | None, OrderMeta | None]:
+        inst = self.by_symbol.get(symbol)
+        meta = self._orders.get(order_id)
+        if meta is not None and (meta.participant_id != who.participant_id or inst is None
+                                 or meta.instrument_id != inst.instrument_id):
+            meta = None  # someone else's order looks exactly like no order
+        return inst, meta
+
+    def cancel_order(self, who: Identity, symbol: str, order_id: int, session_id: str = "") -> tuple[Outcome | None, int, str]:
+        return self._amend(who, "cancel", symbol, order_id, session_id, None)
+
+    def replace_order(self, who: Identity, symbol: str, order_id: int, price: int, quantity: int,
+                      session_id: str = "") -> tuple[Outcome | None, int, str]:
+        return self._amend(who, "replace", symbol, order_id, session_id, (price, quantity))
+
+    def _amend(self, who: Identity, what: str, symbol: str, order_id: int, session_id: str,
+               new_values: tuple[int, int] | None) -> tuple[Outcome | None, int, str]:
+        inst, meta = self._own_order(who, symbol, order_id)
+        problem: tuple[int, str] | None = None
+        if inst is None:
+            problem = RejectReason.UNKNOWN_INSTRUMENT, f"unknown symbol {symbol[:64]!r}"
+        elif meta is None:
+            problem = RejectReason.UNKNOWN_ORDER, f"no open order {order_id} of yours on {symbol}"
+        elif new_values is not None and self.is_halted(inst.instrument_id):
+            problem = GatewayReject.INSTRUMENT_HALTED, f"{inst.symbol} is halted"
+        if problem is not None:
+            self._gateway_reject(who, what, problem[0], problem[1], {"symbol": symbol[:64], "order_id": order_id})
+            return None, int(problem[0]), problem[1]
+        account = meta.account
+
+        def build(seq: int, ts: int) -> list[Command]:
+            if new_values is None:
+                return [Cancel(seq, ts, inst.instrument_id, order_id, account)]
+            return [Replace(seq, ts, inst.instrument_id, order_id, account, *new_values)]
+
+        outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
+                                   1, build)
+        reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
+        return outcome, reason, RejectReason(reason).name if reason else ""
+
+    def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:
+        """Cancel the participant's orders (one account or all, one instrument or all).
+        Returns (cancelled count, reject reason or 0, text)."""
+        inst = self.by_symbol.get(symbol) if symbol else None
+        if symbol and inst is None:
+            self._gateway_reject(who, "mass_cancel", RejectReason.UNKNOWN_INSTRUMENT, "unknown symbol",
+                                 {"symbol": symbol[:64]})
+            return 0, RejectReason.UNKNOWN_INSTRUMENT, f"unknown symbol {symbol[:64]!r}"
+        if account and account not in who.accounts:
+            self._gateway_reject(who, "mass_cancel", GatewayReject.ACCOUNT_NOT_PERMITTED, "not your account",
+                                 {"account": account})
+            return 0, GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours"
+        accounts = (account,) if account else who.accounts
+        classes = [inst.asset_class] if inst else list(self.engines)
+        iid = inst.instrument_id if inst else ALL_INSTRUMENTS
+        count = 0
+        for ac in classes:
+            for acct in accounts:
+                outcome = self._run_engine(
+                    ac, source or who.participant_id, "", who.participant_id, 1,
+                    lambda seq, ts, acct=acct: [MassCancel(seq, ts, iid, acct)])
+                count += sum(ev.cancelled_count for ev in outcome.events if type(ev) is MassCancelReport)
+        return count, 0, ""
+
+    def mass_quote(self, who: Identity, quotes: list[QuoteSpec], account: int,
+                   session_id: str = "") -> tuple[list[cpb.ExecutionReport], list[tuple[str, int, int, int, int]], int, str]:
+        """Replace the participant's quotes instrument by instrument.
+
+        Returns (reports, per-quote (symbol, bid id, bid reject, ask id, ask reject), reject, text)."""
+        if len(quotes) > self.config.limits.max_quotes_per_message:
+            self._gateway_reject(who, "mass_quote", GatewayReject.TOO_MANY_QUOTES, "too many quotes",
+                                 {"quotes": len(quotes)})
+            return [], [], GatewayReject.TOO_MANY_QUOTES, (
+                f"{len(quotes)} quotes; at most {self.config.limits.max_quotes_per_message} per message")
+        acct = self._account_for(who, account)
+        if acct is None:
+            self._gateway_reject(who, "mass_quote", GatewayReject.ACCOUNT_NOT_PERMITTED, "not your account",
+                                 {"account": account})
+            return [], [], GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours"
+        stp = int(who.default_stp)
+        results: dict[int, list] = {}
+        groups: dict[AssetClass, list[tuple[int, QuoteSpec, Instrument]]] = defaultdict(list)
+        for index, q in enumerate(quotes):
+            inst = self.by_symbol.get(q.symbol)
+            if inst is None or self.is_halted(inst.instrument_id):
+                reason = RejectReason.UNKNOWN_INSTRUMENT if inst is None else GatewayReject.INSTRUMENT_HALTED
+                results[index] = [q.symbol[:64], 0, int(reason), 0, int(reason)]
+                continue
+            results[index] = [q.symbol, 0, 0, 0, 0]
+            groups[inst.asset_class].append((index, q, inst))
+        reports: list[cpb.ExecutionReport] = []
+        for ac, entries in groups.items():
+            with self._lock:  # the cancels must see the quote ids the previous message left
+                plan: list[tuple[str, int, int, int, int, int]] = []  # (what, index, iid, side, px, qty)
+                for index, q, inst in entries:
+                    prev = self._quotes.get((who.participant_id, acct, inst.instrument_id), (0, 0))
+                    for old in prev:
+                        if old and old in self._orders:
+                            plan.append(("cancel", index, inst.instrument_id, old, 0, 0))
+                    if q.bid_quantity:
+                        plan.append(("new", index, inst.instrument_id, Side.BUY, q.bid_price, q.bid_quantity))
+                    if q.ask_quantity:
+                        plan.append(("new", index, inst.instrument_id, Side.SELL, q.ask_price, q.ask_quantity))
+                if not plan:
+                    continue
+
+                def build(seq: int, ts: int, plan=plan) -> list[Command]:
+                    out: list[Command] = []
+                    for offset, (what, _, iid, a, b, c) in enumerate(plan):
+                        s = seq + offset
+                        if what == "cancel":
+                            out.append(Cancel(s, ts, iid, a, acct))
+                        else:
+                            out.append(NewOrder(s, ts, iid, s, acct, a, OrderType.LIMIT, TimeInForce.GTC,
+                                                b, c, 0, 1, stp))
+                    return out
+
+                def register(commands: list[Command], plan=plan) -> None:
+                    for cmd, (what, index, iid, side, px, _) in zip(commands, plan, strict=True):
+                        if what != "new":
+                            continue
+                        self._register(cmd.order_id, OrderMeta(
+                            who.participant_id, "", session_id, iid, self.instruments[iid].symbol,
+                            side, acct, px, TimeInForce.GTC, 0, is_quote=True))
+                        results[index][1 if side == Side.BUY else 3] = cmd.order_id
+
+                outcome = self._run_engine(ac, who.participant_id, session_id, who.participant_id,
+                                           len(plan), build, register)
+                reports.extend(outcome.reports)
+                rejected = {ev.order_id: ev.reason for ev in outcome.events
+                            if type(ev) is Rejected and ev.command_kind == CommandKind.NEW_ORDER}
+                for index, _, inst in entries:
+                    row = results[index]
+                    for id_slot, reason_slot in ((1, 2), (3, 4)):
+                        if row[id_slot] in rejected:
+                            row[reason_slot] = rejected[row[id_slot]]
+                            row[id_slot] = 0
+                    self._quotes[(who.participant_id, acct, inst.instrument_id)] = (row[1], row[3])
+        return reports, [tuple(results[i]) for i in range(len(quotes))], 0, ""
+
+    # -- SESSIONS AND STREAMS --------------------------------------------------------------------
+
+    def open_session(self, who: Identity, cancel_on_disconnect: bool) -> SessionState:
+        with self._lock:
+            self._session_counter += 1
+            session = SessionState(f"{who.participant_id}/{self._session_counter}", who.participant_id,
+                                   cancel_on_disconnect, ReportQueue(self.config.limits.market_data_queue))
+            self._sessions[session.session_id] = session
+            return session
+
+    def set_cancel_on_disconnect(self, session: SessionState, enabled: bool) -> None:
+        session.cancel_on_disconnect = enabled
+
+    def close_session(self, who: Identity, session: SessionState) -> int:
+        """End a session; with cancel-on-disconnect, cancel its DAY orders. Returns the count."""
+        with self._lock:
+            self._sessions.pop(session.session_id, None)
+            session.outbox.close()
+            if not session.cancel_on_disconnect:
+                return 0
+            doomed = [(oid, m) for oid, m in self._orders.items()
+                      if m.session_id == session.session_id and m.time_in_force == TimeInForce.DAY]
+        cancelled = 0
+        for order_id, meta in doomed:
+            try:
+                outcome, reason, _ = self.cancel_order(who, meta.symbol, order_id, session_id="")
+            except HubUnavailableError:
+                break
+            cancelled += outcome is not None and not reason
+        return cancelled
+
+    def open_drop_copy(self, who: Identity) -> ReportQueue:
+        with self._lock:
+            q = ReportQueue(self.config.limits.market_data_queue)
+            self._drop_copies[who.participant_id].append(q)
+            return q
+
+    def close_drop_copy(self, who: Identity, q: ReportQueue) -> None:
+        with self._lock:
+            q.close()
+            subscribers = self._drop_copies.get(who.participant_id, [])
+            if q in subscribers:
+                subscribers.remove(q)
+
+    def instrument_ids_for(self, symbols: Iterable[str]) -> list[int] | str:
+        """Instrument ids for symbols (all for none); the first unknown symbol as a string."""
+        symbols = list(symbols)
+        if not symbols:
+            return sorted(self.instruments)
+        ids = []
+        for s in symbols:
+            inst = self.by_symbol.get(s)
+            if inst is None:
+                return s
+            ids.append(inst.instrument_id)
+        return sorted(set(ids))
+
+    def _snapshot(self, instrument_id: int, depth: int = 0) -> mdpb.BookSnapshot:
+        inst = self.instruments[instrument_id]
+        book = self.engines[inst.asset_class].depth(instrument_id, depth)
+        return self.market_data.snapshot(instrument_id, book, self.is_halted(instrument_id))
+
+    def snapshot(self, instrument_id: int, depth: int = 0) -> mdpb.BookSnapshot:
+        with self._lock:
+            return self._snapshot(instrument_id, depth)
+
+    def subscribe(self, instrument_ids: list[int]) -> tuple[Subscriber, list[mdpb.BookSnapshot]]:
+        with self._lock:
+            sub = Subscriber(frozenset(instrument_ids), self.config.limits.market_data_queue)
+            self.market_data.attach(sub)
+            return sub, [self._snapshot(i) for i in instrument_ids]
+
+    def resync(self, sub: Subscriber) -> list[mdpb.BookSnapshot]:
+        with self._lock:
+            sub.reset()
+            return [self._snapshot(i) for i in sorted(sub.instrument_ids)]
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self.market_data.detach(sub)
+
+    # -- ACCOUNT QUERIES -------------------------------------------------------------------------
+
+    def open_orders(self, who: Identity, symbol: str = "") -> list[tuple[OrderMeta, int, object]]:
+        with self._lock:
+            out = []
+            for order_id in sorted(self._orders_of.get(who.participant_id, ())):
+                meta = self._orders[order_id]
+                if symbol and meta.symbol != symbol:
+                    continue
+                view = self.engines[self.instruments[meta.instrument_id].asset_class].order(
+                    meta.instrument_id, order_id)
+                if view is not None:
+                    out.append((meta, order_id, view))
+            return out
+
+    def executions(self, who: Identity, after_sequence: int, limit: int) -> list[cpb.ExecutionReport]:
+        with self._lock:
+            history = self._history.get(who.participant_id, ())
+            found = [r for r in history if r.sequence > after_sequence]
+        return found[:limit] if limit else found
+
+    def positions(self, who: Identity) -> list[tuple[int, int, Position]]:
+        with self._lock:
+            return [(account, iid, Position(p.bought, p.sold, p.net_cost_raw))
+                    for (account, iid), p in sorted(self._positions.items())
+                    if self._account_owner.get(account) == who.participant_id]
+
+    # -- ADMIN ---------------------------------------------------------------------------------
+
+    def _scope(self, symbol: str, asset_class: int) -> tuple[list[int], str] | str:
+        """Instrument ids in scope and a label; an error text for a bad scope."""
+        if symbol and asset_class:
+            return "give a symbol or an asset class, not both"
+        if symbol:
+            inst = self.by_symbol.get(symbol)
+            return ([inst.instrument_id], symbol) if inst else f"unknown symbol {symbol[:64]!r}"
+        if asset_class:
+            if asset_class not in AssetClass._value2member_map_:
+                return f"unknown asset class {asset_class}"
+            ac = AssetClass(asset_class)
+            return [i.instrument_id for i in self.instruments.values() if i.asset_class == ac], ac.name
+        return sorted(self.instruments), "hub"
+
+    def set_halted(self, who: Identity, symbol: str, asset_class: int, halted: bool) -> tuple[int, str]:
+        """Halt or resume trading in a scope. Returns (sequence, error text)."""
+        scope = self._scope(symbol, asset_class)
+        if isinstance(scope, str):
+            return 0, scope
+        ids, label = scope
+        with self._lock:
+            seq, ts = self._record(EntryKind.ADMIN, who.participant_id,
+                                   {"action": "halt" if halted else "resume", "scope": label})
+            before = {i: self.is_halted(i) for i in ids}
+            target = (self._halted_symbols if symbol else self._halted_classes if asset_class else None)
+            key = self.by_symbol[symbol].instrument_id if symbol else AssetClass(asset_class) if asset_class else None
+            if target is None:
+                self._hub_halted = halted
+            elif halted:
+                target.add(key)
+            else:
+                target.discard(key)
+            for i in ids:
+                if self.is_halted(i) != before[i]:
+                    self.market_data.publish_status(i, seq, ts, self.is_halted(i))
+        return seq, ""
+
+    def end_of_session(self, who: Identity, symbol: str, asset_class: int) -> tuple[int, int, str]:
+        """Expire DAY orders in a scope. Returns (first sequence, expired count, error text)."""
+        scope = self._scope(symbol, asset_class)
+        if isinstance(scope, str):
+            return 0, 0, scope
+        if symbol:
+            inst = self.by_symbol[symbol]
+            targets = [(inst.asset_class, inst.instrument_id)]
+        elif asset_class:
+            targets = [(AssetClass(asset_class), ALL_INSTRUMENTS)]
+        else:
+            targets = [(ac, ALL_INSTRUMENTS) for ac in self.engines]
+        first, expired = 0, 0
+        for ac, iid in targets:
+            outcome = self._run_engine(ac, who.participant_id, "", who.participant_id, 1,
+                                       lambda seq, ts, iid=iid: [EndOfSession(seq, ts, iid)])
+            first = first or outcome.seq_first
+            expired += sum(1 for ev in outcome.events if type(ev) is Expired)
+        return first, expired, ""
+
+    def status(self) -> dict:
+        with self._lock:
+            engines = []
+            overall = hashlib.sha256()
+            for ac, engine in self.engines.items():
+                digest = engine.digest()
+                overall.update(digest)
+                ids = engine.instrument_ids
+                engines.append({
+                    "asset_class": int(ac), "implementation": engine.implementation,
+                    "digest": digest.hex(),
+                    "resting": sum(1 for m in self._orders.values() if m.instrument_id in ids),
+                    "halted": [self.instruments[i].symbol for i in ids if self.is_halted(i)],
+                })
+            return {"last_sequence": self._seq, "time": self._clock(), "digest": overall.hexdigest(),
+                    "engines": engines, "sessions": len(self._sessions),
+                    "subscribers": self.market_data.subscriber_count()}
+
+    def state_digest(self) -> str:
+        return self.status()["digest"]

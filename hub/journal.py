@@ -1,0 +1,73 @@
+"""The sequencer's journal: every sequenced command and what it caused, in sequence order.
+
+The gateway acknowledges nothing before ``wait_committed`` returns for its entry. This module
+defines the interface and an in-memory journal (committed on append); the durable ledger
+implements the same interface with group commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class EntryKind(StrEnum):
+    ENGINE = "engine"  # engine commands and the events they produced
+    GATEWAY_REJECT = "gateway_reject"  # refused before reaching an engine
+    ADMIN = "admin"  # halts, resumes and other hub-level state changes
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq_first: int
+    seq_last: int
+    ts: int  # hub time, ns UTC
+    kind: EntryKind
+    source: str  # participant id (and session) that caused it
+    asset_class: int  # engine the commands went to, 0 for none
+    commands: bytes = b""  # encoded engine commands (matching.types codec)
+    events: bytes = b""  # encoded engine events
+    detail: bytes = b""  # canonical JSON for gateway rejects and admin actions
+
+
+class JournalUnavailableError(RuntimeError):
+    """The journal cannot record: the hub must refuse new commands rather than ack them."""
+
+
+class Journal(Protocol):
+    def append(self, entry: JournalEntry) -> int:
+        """Queue an entry in sequence order; returns a ticket for ``wait_committed``."""
+        ...
+
+    def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
+        """Block until the entry is committed; raises JournalUnavailableError if it cannot be."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InMemoryJournal:
+    """Committed on append; keeps entries for replay and tests. Survives nothing."""
+
+    def __init__(self) -> None:
+        self._entries: list[JournalEntry] = []
+        self._lock = threading.Lock()
+
+    def append(self, entry: JournalEntry) -> int:
+        with self._lock:
+            if self._entries and entry.seq_first <= self._entries[-1].seq_last:
+                raise ValueError("journal entries must arrive in sequence order")
+            self._entries.append(entry)
+            return len(self._entries)
+
+    def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def entries(self) -> list[JournalEntry]:
+        with self._lock:
+            return list(self._entries)

@@ -1,0 +1,131 @@
+"""Market data fan-out: one sequenced stream per instrument, bounded queues per subscriber.
+
+``publish`` runs inside the sequencer's critical section and never blocks: a subscriber whose
+queue is full is marked for resynchronisation and its backlog dropped, so a stalled reader
+costs the engine and the other subscribers nothing. Snapshots are taken inside the same
+critical section, so a snapshot's md_sequence is exactly the last update it includes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+from hub.v1 import market_data_pb2 as mdpb
+from matching.types import BookDelta, Depth, Event, TopOfBook, Trade
+
+
+class Subscriber:
+    """One subscription's queue. Written by the sequencer, read by one streaming RPC."""
+
+    def __init__(self, instrument_ids: frozenset[int], capacity: int) -> None:
+        self.instrument_ids = instrument_ids
+        self._capacity = capacity
+        self._queue: deque[mdpb.MarketDataUpdate] = deque()
+        self._cv = threading.Condition(threading.Lock())
+        self.needs_resync = False
+        self.closed = False
+        self.dropped = 0
+
+    def offer(self, update: mdpb.MarketDataUpdate) -> None:
+        with self._cv:
+            if self.needs_resync or self.closed:
+                self.dropped += 1
+                return
+            if len(self._queue) >= self._capacity:
+                self.dropped += len(self._queue) + 1
+                self._queue.clear()
+                self.needs_resync = True
+            else:
+                self._queue.append(update)
+            self._cv.notify()
+
+    def take(self, timeout: float) -> list[mdpb.MarketDataUpdate]:
+        """Everything queued (possibly nothing after ``timeout``); check needs_resync after."""
+        with self._cv:
+            if not self._queue and not self.needs_resync and not self.closed:
+                self._cv.wait(timeout)
+            items = list(self._queue)
+            self._queue.clear()
+            return items
+
+    def reset(self) -> None:
+        """Called with the sequencer held, right before the fresh snapshot is taken."""
+        with self._cv:
+            self._queue.clear()
+            self.needs_resync = False
+
+    def close(self) -> None:
+        with self._cv:
+            self.closed = True
+            self._cv.notify_all()
+
+
+class _Channel:
+    __slots__ = ("symbol", "md_seq", "subscribers")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.md_seq = 0
+        self.subscribers: list[Subscriber] = []
+
+
+class MarketDataHub:
+    def __init__(self, symbols: dict[int, str]) -> None:
+        self._channels = {iid: _Channel(sym) for iid, sym in symbols.items()}
+
+    def subscriber_count(self) -> int:
+        return len({id(s) for ch in self._channels.values() for s in ch.subscribers})
+
+    def attach(self, sub: Subscriber) -> None:
+        for iid in sub.instrument_ids:
+            self._channels[iid].subscribers.append(sub)
+
+    def detach(self, sub: Subscriber) -> None:
+        sub.close()
+        for iid in sub.instrument_ids:
+            try:
+                self._channels[iid].subscribers.remove(sub)
+            except ValueError:
+                pass
+
+    def md_sequence(self, instrument_id: int) -> int:
+        return self._channels[instrument_id].md_seq
+
+    def snapshot(self, instrument_id: int, depth: Depth, halted: bool) -> mdpb.BookSnapshot:
+        ch = self._channels[instrument_id]
+        return mdpb.BookSnapshot(
+            symbol=ch.symbol,
+            md_sequence=ch.md_seq,
+            bids=[mdpb.PriceLevel(price=p, quantity=q) for p, q in depth.bids],
+            asks=[mdpb.PriceLevel(price=p, quantity=q) for p, q in depth.asks],
+            halted=halted,
+        )
+
+    def _send(self, ch: _Channel, seq: int, ts: int, **body) -> None:
+        ch.md_seq += 1
+        update = mdpb.MarketDataUpdate(symbol=ch.symbol, md_sequence=ch.md_seq, sequence=seq,
+                                       hub_time_ns=ts, **body)
+        for sub in ch.subscribers:
+            sub.offer(update)
+
+    def publish(self, seq: int, ts: int, events: Iterable[Event]) -> None:
+        """Turn one command's engine events into public updates (never order ids or accounts)."""
+        for ev in events:
+            if type(ev) is BookDelta:
+                self._send(self._channels[ev.instrument_id], ev.seq, ts, delta=mdpb.BookDeltaUpdate(
+                    side=ev.side, price=ev.price, quantity=ev.visible_quantity))
+            elif type(ev) is Trade:
+                self._send(self._channels[ev.instrument_id], ev.seq, ts, trade=mdpb.TradeUpdate(
+                    trade_id=ev.trade_id, price=ev.price, quantity=ev.quantity,
+                    aggressor_side=ev.aggressor_side))
+            elif type(ev) is TopOfBook:
+                self._send(self._channels[ev.instrument_id], ev.seq, ts, top=mdpb.TopOfBookUpdate(
+                    bid_price=ev.bid_price, bid_quantity=ev.bid_quantity,
+                    ask_price=ev.ask_price, ask_quantity=ev.ask_quantity))
+
+    def publish_status(self, instrument_id: int, seq: int, ts: int, halted: bool) -> None:
+        self._send(self._channels[instrument_id], seq, ts,
+                   status=mdpb.TradingStatusUpdate(halted=halted))
+

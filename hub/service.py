@@ -1,0 +1,309 @@
+"""gRPC servicers: decode the wire, call the hub core, encode the reply. Nothing else.
+
+Business rejects travel in the reply as a typed RejectReason; a hub that cannot take commands
+answers UNAVAILABLE; anything unexpected is logged and answered INTERNAL, never UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+import grpc
+
+from hub.auth import Authenticator, Identity
+from hub.core import Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
+from hub.journal import JournalUnavailableError
+from hub.v1 import account_pb2 as apb
+from hub.v1 import account_pb2_grpc as apb_grpc
+from hub.v1 import admin_pb2 as adpb
+from hub.v1 import admin_pb2_grpc as adpb_grpc
+from hub.v1 import common_pb2 as cpb
+from hub.v1 import market_data_pb2 as mdpb
+from hub.v1 import market_data_pb2_grpc as mdpb_grpc
+from hub.v1 import order_entry_pb2 as oepb
+from hub.v1 import order_entry_pb2_grpc as oepb_grpc
+from matching.types import RejectReason
+
+log = logging.getLogger("hub.service")
+_INT64_MAX = 2**63 - 1
+_POLL_S = 0.1  # how often idle streams notice a cancelled call
+
+
+def _unexpected(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, HubUnavailableError | JournalUnavailableError):
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    log.exception("internal error in %s", type(exc).__name__)
+    context.abort(grpc.StatusCode.INTERNAL, "internal error; the request changed nothing it did not report")
+
+
+def guarded(method):
+    """Run a unary handler with the caller's identity; map failures onto proper status codes."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context: grpc.ServicerContext):
+        who = self.auth.identify(context.invocation_metadata())
+        try:
+            return method(self, who, request, context)
+        except Exception as exc:  # noqa: BLE001 - handlers never call abort themselves
+            _unexpected(context, exc)
+
+    return wrapper
+
+
+def _spec(req: oepb.NewOrderRequest) -> OrderSpec:
+    return OrderSpec(req.symbol, req.side, req.order_type, req.time_in_force, req.price, req.quantity,
+                     req.display_quantity, req.post_only, req.stp_mode, req.account, req.client_order_id)
+
+
+def _order_ack(outcome, reason: int, text: str, order_id: int = 0, client_order_id: str = "") -> oepb.OrderAck:
+    ack = oepb.OrderAck(accepted=outcome is not None and not reason, reject_reason=reason, reject_text=text,
+                        order_id=order_id, client_order_id=client_order_id)
+    if outcome is not None:
+        ack.sequence = outcome.seq_first
+        ack.hub_time_ns = outcome.ts
+        ack.executions.extend(outcome.reports)
+        if not order_id:
+            ack.order_id = outcome.seq_first
+    return ack
+
+
+class OrderEntryService(oepb_grpc.OrderEntryServicer):
+    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+        self.hub = hub
+        self.auth = auth
+
+    # Each handler below is also the session's handler for the same request type.
+
+    def _submit(self, who: Identity, req: oepb.NewOrderRequest, session_id: str = "") -> oepb.OrderAck:
+        outcome, reason, text = self.hub.submit_order(who, _spec(req), session_id)
+        return _order_ack(outcome, reason, text, client_order_id=req.client_order_id)
+
+    def _cancel(self, who: Identity, req: oepb.CancelRequest, session_id: str = "") -> oepb.OrderAck:
+        if req.order_id > _INT64_MAX:
+            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id)
+        outcome, reason, text = self.hub.cancel_order(who, req.symbol, req.order_id, session_id)
+        return _order_ack(outcome, reason, text, req.order_id)
+
+    def _replace(self, who: Identity, req: oepb.ReplaceRequest, session_id: str = "") -> oepb.OrderAck:
+        if req.order_id > _INT64_MAX:
+            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id)
+        outcome, reason, text = self.hub.replace_order(who, req.symbol, req.order_id, req.price, req.quantity,
+                                                       session_id)
+        return _order_ack(outcome, reason, text, req.order_id)
+
+    def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> oepb.MassCancelAck:
+        count, reason, text = self.hub.mass_cancel(who, req.symbol, req.account)
+        return oepb.MassCancelAck(accepted=not reason, reject_reason=reason, reject_text=text, cancelled_count=count)
+
+    def _mass_quote(self, who: Identity, req: oepb.MassQuoteRequest, session_id: str = "") -> oepb.MassQuoteAck:
+        quotes = [QuoteSpec(q.symbol, q.bid_price, q.bid_quantity, q.ask_price, q.ask_quantity) for q in req.quotes]
+        reports, rows, reason, text = self.hub.mass_quote(who, quotes, req.account, session_id)
+        return oepb.MassQuoteAck(
+            accepted=not reason, reject_reason=reason, reject_text=text, executions=reports,
+            quotes=[oepb.QuoteAck(symbol=s, bid_order_id=b, bid_reject_reason=br, ask_order_id=a,
+                                  ask_reject_reason=ar) for s, b, br, a, ar in rows])
+
+    @guarded
+    def SubmitOrder(self, who, request, context):
+        return self._submit(who, request)
+
+    @guarded
+    def CancelOrder(self, who, request, context):
+        return self._cancel(who, request)
+
+    @guarded
+    def ReplaceOrder(self, who, request, context):
+        return self._replace(who, request)
+
+    @guarded
+    def MassCancel(self, who, request, context):
+        return self._mass_cancel(who, request)
+
+    @guarded
+    def MassQuote(self, who, request, context):
+        return self._mass_quote(who, request)
+
+    def _session_reply(self, who: Identity, session: SessionState, req: oepb.SessionRequest) -> oepb.SessionResponse:
+        rid = req.request_id
+        body = req.WhichOneof("body")
+        if body == "new_order":
+            return oepb.SessionResponse(request_id=rid, order_ack=self._submit(who, req.new_order, session.session_id))
+        if body == "cancel":
+            return oepb.SessionResponse(request_id=rid, order_ack=self._cancel(who, req.cancel, session.session_id))
+        if body == "replace":
+            return oepb.SessionResponse(request_id=rid, order_ack=self._replace(who, req.replace, session.session_id))
+        if body == "mass_quote":
+            return oepb.SessionResponse(request_id=rid,
+                                        mass_quote_ack=self._mass_quote(who, req.mass_quote, session.session_id))
+        if body == "mass_cancel":
+            return oepb.SessionResponse(request_id=rid, mass_cancel_ack=self._mass_cancel(who, req.mass_cancel))
+        if body == "open":
+            self.hub.set_cancel_on_disconnect(session, req.open.cancel_on_disconnect)
+            return oepb.SessionResponse(request_id=rid, opened=oepb.SessionOpened(
+                session_id=session.session_id, participant_id=who.participant_id))
+        if body == "heartbeat":
+            return oepb.SessionResponse(request_id=rid, heartbeat=req.heartbeat)
+        # An empty or unknown body: answer with a typed reject, keep the session.
+        return oepb.SessionResponse(request_id=rid, order_ack=oepb.OrderAck(
+            reject_reason=cpb.REJECT_MISSING_FIELD, reject_text="request has no body"))
+
+    def Session(self, request_iterator, context):
+        who = self.auth.identify(context.invocation_metadata())
+        try:
+            session = self.hub.open_session(who, cancel_on_disconnect=False)
+        except HubUnavailableError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        failure: list[BaseException] = []
+
+        def read_requests() -> None:
+            # Requests are handled on this thread; replies and unsolicited reports share one
+            # ordered outbox that the response stream drains.
+            try:
+                for req in request_iterator:
+                    session.outbox.put(self._session_reply(who, session, req))
+            except grpc.RpcError:
+                pass  # the client went away; cancel-on-disconnect below still applies
+            except Exception as exc:  # noqa: BLE001 - reported as INTERNAL on the stream
+                log.exception("session %s failed", session.session_id)
+                failure.append(exc)
+            finally:
+                self.hub.close_session(who, session)
+
+        threading.Thread(target=read_requests, name=f"session-{session.session_id}", daemon=True).start()
+        yield oepb.SessionResponse(opened=oepb.SessionOpened(session_id=session.session_id,
+                                                             participant_id=who.participant_id))
+        while True:
+            for item in session.outbox.take(_POLL_S):
+                if isinstance(item, cpb.ExecutionReport):
+                    yield oepb.SessionResponse(execution=item)
+                else:
+                    yield item
+            if session.outbox.overflowed:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              "session fell too far behind; reconnect and use Account.GetExecutions")
+            if failure:
+                _unexpected(context, failure[0])
+            if session.outbox.closed and not context.is_active():
+                return
+            if session.outbox.closed:
+                for item in session.outbox.take(0):
+                    yield item if not isinstance(item, cpb.ExecutionReport) else oepb.SessionResponse(execution=item)
+                return
+
+
+class MarketDataService(mdpb_grpc.MarketDataServicer):
+    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+        self.hub = hub
+        self.auth = auth
+
+    def Subscribe(self, request, context):
+        ids = self.hub.instrument_ids_for(request.symbols)
+        if isinstance(ids, str):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {ids[:64]!r}")
+        sub, snapshots = self.hub.subscribe(ids)
+        try:
+            for snap in snapshots:
+                yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
+            while context.is_active():
+                yield from sub.take(_POLL_S)
+                if sub.needs_resync:
+                    for symbol in sorted(self.hub.instruments[i].symbol for i in sub.instrument_ids):
+                        yield mdpb.MarketDataUpdate(symbol=symbol, resync=mdpb.ResyncNotice(
+                            reason="subscriber queue overflowed; a fresh snapshot follows"))
+                    for snap in self.hub.resync(sub):
+                        yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
+        finally:
+            self.hub.unsubscribe(sub)
+
+    def GetSnapshot(self, request, context):
+        inst = self.hub.by_symbol.get(request.symbol)
+        if inst is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol[:64]!r}")
+        return self.hub.snapshot(inst.instrument_id, request.depth)
+
+    def ListInstruments(self, request, context):
+        return mdpb.InstrumentList(instruments=[
+            mdpb.InstrumentInfo(
+                symbol=i.symbol, asset_class=int(i.asset_class), currency=i.currency, price_scale=i.price_scale,
+                quantity_scale=i.quantity_scale, tick_size=i.tick_size, lot_size=i.lot_size,
+                min_quantity=i.min_quantity, max_quantity=i.max_quantity, max_notional=i.max_notional,
+                contract_multiplier=i.contract_multiplier, reference_price=i.reference_price)
+            for i in sorted(self.hub.instruments.values(), key=lambda i: i.instrument_id)])
+
+
+class AccountService(apb_grpc.AccountServicer):
+    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+        self.hub = hub
+        self.auth = auth
+
+    @guarded
+    def GetOpenOrders(self, who, request, context):
+        return apb.OpenOrders(orders=[
+            apb.OpenOrder(symbol=meta.symbol, order_id=order_id, client_order_id=meta.client_order_id,
+                          account=meta.account, side=view.side, price=view.price, leaves_quantity=view.remaining,
+                          display_quantity=view.display_size, time_in_force=view.time_in_force)
+            for meta, order_id, view in self.hub.open_orders(who, request.symbol)])
+
+    @guarded
+    def GetExecutions(self, who, request, context):
+        return apb.Executions(executions=self.hub.executions(who, request.after_sequence, request.limit))
+
+    @guarded
+    def GetPositions(self, who, request, context):
+        rows = []
+        for account, iid, p in self.hub.positions(who):
+            rows.append(apb.Position(symbol=self.hub.instruments[iid].symbol, account=account,
+                                     net_quantity=p.bought - p.sold, bought_quantity=p.bought,
+                                     sold_quantity=p.sold, net_cost_raw=str(p.net_cost_raw)))
+        return apb.Positions(positions=rows)
+
+    def DropCopy(self, request, context):
+        who = self.auth.identify(context.invocation_metadata())
+        queue = self.hub.open_drop_copy(who)
+        try:
+            while context.is_active():
+                yield from queue.take(_POLL_S)
+                if queue.overflowed:
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                  "drop copy fell too far behind; reconnect and use Account.GetExecutions")
+        finally:
+            self.hub.close_drop_copy(who, queue)
+
+
+class AdminService(adpb_grpc.AdminServicer):
+    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+        self.hub = hub
+        self.auth = auth
+
+    def _halt(self, who, request, halted: bool) -> adpb.AdminAck:
+        seq, error = self.hub.set_halted(who, request.symbol, request.asset_class, halted)
+        if error:
+            return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
+        return adpb.AdminAck(accepted=True, sequence=seq)
+
+    @guarded
+    def Halt(self, who, request, context):
+        return self._halt(who, request, True)
+
+    @guarded
+    def Resume(self, who, request, context):
+        return self._halt(who, request, False)
+
+    @guarded
+    def EndOfSession(self, who, request, context):
+        seq, expired, error = self.hub.end_of_session(who, request.symbol, request.asset_class)
+        if error:
+            return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
+        return adpb.AdminAck(accepted=True, sequence=seq, affected_orders=expired)
+
+    @guarded
+    def GetStatus(self, who, request, context):
+        s = self.hub.status()
+        return adpb.HubStatus(
+            last_sequence=s["last_sequence"], hub_time_ns=s["time"], state_digest=s["digest"],
+            connected_sessions=s["sessions"], market_data_subscribers=s["subscribers"],
+            engines=[adpb.EngineStatus(asset_class=e["asset_class"], implementation=e["implementation"],
+                                       state_digest=e["digest"], resting_orders=e["resting"],
+                                       halted_symbols=e["halted"]) for e in s["engines"]])

@@ -1,0 +1,86 @@
+from hub.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class OpenOrdersRequest(_message.Message):
+    __slots__ = ("symbol",)
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    def __init__(self, symbol: _Optional[str] = ...) -> None: ...
+
+class OpenOrder(_message.Message):
+    __slots__ = ("symbol", "order_id", "client_order_id", "account", "side", "price", "leaves_quantity", "display_quantity", "time_in_force")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_FORCE_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    order_id: int
+    client_order_id: str
+    account: int
+    side: _common_pb2.Side
+    price: int
+    leaves_quantity: int
+    display_quantity: int
+    time_in_force: _common_pb2.TimeInForce
+    def __init__(self, symbol: _Optional[str] = ..., order_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., account: _Optional[int] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[int] = ..., leaves_quantity: _Optional[int] = ..., display_quantity: _Optional[int] = ..., time_in_force: _Optional[_Union[_common_pb2.TimeInForce, str]] = ...) -> None: ...
+
+class OpenOrders(_message.Message):
+    __slots__ = ("orders",)
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[OpenOrder]
+    def __init__(self, orders: _Optional[_Iterable[_Union[OpenOrder, _Mapping]]] = ...) -> None: ...
+
+class ExecutionsRequest(_message.Message):
+    __slots__ = ("after_sequence", "limit")
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_sequence: int
+    limit: int
+    def __init__(self, after_sequence: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Executions(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExecutionReport]
+    def __init__(self, executions: _Optional[_Iterable[_Union[_common_pb2.ExecutionReport, _Mapping]]] = ...) -> None: ...
+
+class PositionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("symbol", "account", "net_quantity", "bought_quantity", "sold_quantity", "net_cost_raw")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    NET_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    BOUGHT_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    SOLD_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    NET_COST_RAW_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    account: int
+    net_quantity: int
+    bought_quantity: int
+    sold_quantity: int
+    net_cost_raw: str
+    def __init__(self, symbol: _Optional[str] = ..., account: _Optional[int] = ..., net_quantity: _Optional[int] = ..., bought_quantity: _Optional[int] = ..., sold_quantity: _Optional[int] = ..., net_cost_raw: _Optional[str] = ...) -> None: ...
+
+class Positions(_message.Message):
+    __slots__ = ("positions",)
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    positions: _containers.RepeatedCompositeFieldContainer[Position]
+    def __init__(self, positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ...) -> None: ...
+
+class DropCopyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
