@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
+
+import grpc
 
 from hub.config import ConfigError, HubConfig, load_config
 from matching.engine import EngineUnavailableError
@@ -49,6 +52,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_config(args))
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Wait until a hub reports SERVING, then print its status (operator token needed)."""
+    from hub.client import HubClient
+
+    with HubClient(args.target, args.token, timeout=10) as client:
+        if not client.wait_ready(args.wait):
+            print(f"hub at {args.target} is not serving after {args.wait}s", file=sys.stderr)
+            return 1
+        status = client.status()
+    print(f"hub at {args.target}: SERVING, sequence {status.last_sequence}, digest {status.state_digest}")
+    for engine in status.engines:
+        print(f"  engine {engine.asset_class} ({engine.implementation}): {engine.resting_orders} resting orders")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub", description="Venue-side exchange hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,13 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, help="listen port (0: any free port)")
         p.add_argument("--host", help="listen address (default 127.0.0.1)")
         p.add_argument("--data-dir", help="directory for the ledger and keys")
+    status = sub.add_parser("status", help="wait for a running hub and print its status")
+    status.add_argument("--target", default="127.0.0.1:50051")
+    status.add_argument("--token", default=os.environ.get("HUB_TOKEN", ""), help="operator token ($HUB_TOKEN)")
+    status.add_argument("--wait", type=float, default=30.0, help="seconds to wait for SERVING")
     args = parser.parse_args(argv)
     if args.command == "demo" and args.port is None:
         args.port = 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"serve": cmd_serve, "demo": cmd_demo}[args.command](args)
-    except (ConfigError, EngineUnavailableError, OSError) as exc:
+        return {"serve": cmd_serve, "demo": cmd_demo, "status": cmd_status}[args.command](args)
+    except (ConfigError, EngineUnavailableError, OSError, grpc.RpcError) as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 2
 

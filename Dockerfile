@@ -1,0 +1,10 @@
+# The hub image: compiles the Cython engine at build time, runs `hub serve`.
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN pip install --no-cache-dir . && useradd --system hub && mkdir -p /var/lib/hub && chown hub /var/lib/hub
+USER hub
+EXPOSE 50051
+ENTRYPOINT ["hub"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "50051", "--data-dir", "/var/lib/hub"]
