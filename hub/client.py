@@ -238,7 +238,8 @@ class Stream(Generic[T]):
         return self._cancelled
 
     def cancel(self) -> None:
-        """End the stream; pending and later reads stop (``StopIteration`` / ``None``)."""
+        """End the stream: blocked and later reads stop (``StopIteration`` / ``None``), even
+        if messages were still buffered."""
         self._cancelled = True
         self._call.cancel()
 
@@ -246,6 +247,8 @@ class Stream(Generic[T]):
         return self
 
     def __next__(self) -> T:
+        if self._cancelled:
+            raise StopIteration
         if self._buffer is not None:
             item = self.read()
             if item is None:
@@ -272,7 +275,7 @@ class Stream(Generic[T]):
         reader thread; from then on iteration reads through it too.
         """
         buf = self._start_pump()
-        if self._done:
+        if self._done or self._cancelled:
             return None
         try:
             kind, value = buf.get(timeout=timeout)
@@ -330,7 +333,6 @@ _BODY_FIELDS: dict[type, str] = {
     order_entry_pb2.MassCancelRequest: "mass_cancel",
     order_entry_pb2.MassQuoteRequest: "mass_quote",
     order_entry_pb2.Heartbeat: "heartbeat",
-    order_entry_pb2.SessionOptions: "open",
 }
 
 
@@ -566,6 +568,8 @@ class OrderSession:
             self._closing = True
         if not already:
             self._requests.put(_END)
+        if self._reader is threading.current_thread():
+            return  # called from on_execution: the reader finishes by itself
         self._reader.join(timeout)
         if self._reader.is_alive():
             self._call.cancel()

@@ -196,37 +196,35 @@ class FakeOrderEntry(order_entry_pb2_grpc.OrderEntryServicer):
 
     def Session(self, request_iterator, context):
         _token(context)
+        context.add_callback(self.sessions_ended.set)  # runs however the stream ends
         yield order_entry_pb2.SessionResponse(opened=order_entry_pb2.SessionOpened(
             session_id="s-1", participant_id="scalper-1"))
-        try:
-            for req in request_iterator:
-                self.requests.append(req)
-                kind = req.WhichOneof("body")
-                rid = req.request_id
-                if kind == "open":
-                    self.options.append(req.open.cancel_on_disconnect)
-                elif kind == "new_order":
-                    ack = self._ack(req.new_order)
-                    yield order_entry_pb2.SessionResponse(request_id=rid, order_ack=ack)
-                    if req.new_order.symbol == "FILLME":  # an unsolicited fill afterwards
-                        yield order_entry_pb2.SessionResponse(execution=common_pb2.ExecutionReport(
-                            order_id=ack.order_id, exec_type=common_pb2.EXEC_TRADE, last_quantity=1))
-                elif kind == "cancel":
-                    yield order_entry_pb2.SessionResponse(request_id=rid, order_ack=order_entry_pb2.OrderAck(
-                        accepted=True, order_id=req.cancel.order_id))
-                elif kind == "replace":
-                    yield order_entry_pb2.SessionResponse(request_id=rid, order_ack=order_entry_pb2.OrderAck(
-                        accepted=True, order_id=req.replace.order_id))
-                elif kind == "mass_cancel":
-                    yield order_entry_pb2.SessionResponse(request_id=rid, mass_cancel_ack=order_entry_pb2.MassCancelAck(
-                        accepted=True))
-                elif kind == "mass_quote":
-                    yield order_entry_pb2.SessionResponse(request_id=rid, mass_quote_ack=order_entry_pb2.MassQuoteAck(
-                        accepted=True, quotes=[order_entry_pb2.QuoteAck(symbol=q.symbol) for q in req.mass_quote.quotes]))
-                elif kind == "heartbeat":
-                    yield order_entry_pb2.SessionResponse(request_id=rid, heartbeat=req.heartbeat)
-        finally:
-            self.sessions_ended.set()
+        for req in request_iterator:
+            self.requests.append(req)
+            kind = req.WhichOneof("body")
+            rid = req.request_id
+            if kind == "open":
+                self.options.append(req.open.cancel_on_disconnect)
+            elif kind == "new_order":
+                ack = self._ack(req.new_order)
+                yield order_entry_pb2.SessionResponse(request_id=rid, order_ack=ack)
+                if req.new_order.symbol == "FILLME":  # an unsolicited fill afterwards
+                    yield order_entry_pb2.SessionResponse(execution=common_pb2.ExecutionReport(
+                        order_id=ack.order_id, exec_type=common_pb2.EXEC_TRADE, last_quantity=1))
+            elif kind == "cancel":
+                yield order_entry_pb2.SessionResponse(request_id=rid, order_ack=order_entry_pb2.OrderAck(
+                    accepted=True, order_id=req.cancel.order_id))
+            elif kind == "replace":
+                yield order_entry_pb2.SessionResponse(request_id=rid, order_ack=order_entry_pb2.OrderAck(
+                    accepted=True, order_id=req.replace.order_id))
+            elif kind == "mass_cancel":
+                yield order_entry_pb2.SessionResponse(request_id=rid, mass_cancel_ack=order_entry_pb2.MassCancelAck(
+                    accepted=True))
+            elif kind == "mass_quote":
+                yield order_entry_pb2.SessionResponse(request_id=rid, mass_quote_ack=order_entry_pb2.MassQuoteAck(
+                    accepted=True, quotes=[order_entry_pb2.QuoteAck(symbol=q.symbol) for q in req.mass_quote.quotes]))
+            elif kind == "heartbeat":
+                yield order_entry_pb2.SessionResponse(request_id=rid, heartbeat=req.heartbeat)
 
 
 class FakeMarketData(market_data_pb2_grpc.MarketDataServicer):
