@@ -633,6 +633,8 @@ class HubClient:
         #: Call metadata sent with every call: the bearer token.
         self.metadata: tuple[tuple[str, str], ...] = (("authorization", bearer),)
         self.timeout = timeout
+        #: What the last ``wait_ready`` poll saw (a serving status or a gRPC status code name).
+        self.last_health = ""
         self._prefix = client_order_id_prefix if client_order_id_prefix is not None \
             else f"{secrets.token_hex(4)}-"
         self._order_ids = itertools.count(1)
@@ -671,26 +673,28 @@ class HubClient:
         return reply.status
 
     def wait_ready(self, timeout: float = 10.0, service: str = "") -> bool:
-        """Poll the health service until ``service`` is SERVING; True, or ``TimeoutError``.
+        """Poll the health service until ``service`` is SERVING: True, or False after ``timeout`` s
+        (``last_health`` then says what was seen last).
 
         UNAVAILABLE (not listening yet) and NOT_SERVING are retried; other errors are raised."""
         deadline = time.monotonic() + timeout
-        last = "no answer"
+        self.last_health = "no answer"
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"hub at {self.target} not SERVING within {timeout} s ({last})")
+                log.info("hub at %s not SERVING within %s s (%s)", self.target, timeout, self.last_health)
+                return False
             try:
                 status = self.health_stub.Check(
                     health_pb2.HealthCheckRequest(service=service), metadata=self.metadata,
                     timeout=min(remaining, 2.0), wait_for_ready=True)
                 if status.status == health_pb2.HealthCheckResponse.SERVING:
                     return True
-                last = health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)
+                self.last_health = health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)
             except grpc.RpcError as exc:
                 if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
-                last = exc.code().name
+                self.last_health = exc.code().name
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def _deadline(self, timeout: float | None) -> float | None:
