@@ -11,7 +11,6 @@ Order ids are the sequence number of the command that entered the order: unique,
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections import defaultdict, deque
@@ -25,6 +24,7 @@ from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry
 from hub.marketdata import MarketDataHub, Subscriber
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
+from ledger.records import canonical_json
 from matching.engine import create_engine
 from matching.instruments import Instrument, by_asset_class
 from matching.interface import MatchingEngine
@@ -52,6 +52,7 @@ from matching.types import (
     StpMode,
     TimeInForce,
     Trade,
+    decode_commands,
     decode_events,
     encode_commands,
 )
@@ -222,8 +223,8 @@ class Hub:
         self._history: dict[str, deque[cpb.ExecutionReport]] = defaultdict(
             lambda: deque(maxlen=config.limits.execution_history))
         self._drop_copies: dict[str, list[ReportQueue]] = defaultdict(list)
-        self._sessions: dict[str, SessionState] = {}
-        self._session_counter = 0
+        self._sessions: dict[str, SessionState] = {}  # live streams
+        self._open_sessions: dict[str, tuple[str, bool]] = {}  # journaled: id -> (participant, cancel on disc.)
         self._halted_symbols: set[int] = set()
         self._halted_classes: set[AssetClass] = set()
         self._hub_halted = False
@@ -238,9 +239,29 @@ class Hub:
     def _next(self, count: int) -> tuple[int, int]:
         if not self.accepting:
             raise HubUnavailableError("hub is not accepting commands")
+        if not self.journal.available:
+            raise HubUnavailableError(f"ledger unavailable, refusing new commands: {getattr(self.journal, 'error', '')}")
         first = self._seq + 1
         self._seq += count
         return first, self._clock()
+
+    def state_digest_bytes(self) -> bytes:
+        """SHA-256 over every engine's digest, in asset-class order: what checkpoints commit to."""
+        h = hashlib.sha256()
+        for engine in self.engines.values():
+            h.update(engine.digest())
+        return h.digest()
+
+    def maybe_checkpoint(self) -> None:
+        """Close a ledger block when one is due (called with the sequencer held, or takes it)."""
+        with self._lock:
+            if self.journal.checkpoint_due():
+                self.journal.checkpoint(self.state_digest_bytes(), self._clock())
+
+    def _annotations(self, commands: list[Command]) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+        metas = [self._orders.get(c.order_id) if type(c) is NewOrder else None for c in commands]
+        return (tuple(m.client_order_id if m else "" for m in metas),
+                tuple(bool(m and m.is_quote) for m in metas))
 
     def _run_engine(self, asset_class: AssetClass, source: str, session_id: str, caller: str,
                     count: int, build: Callable[[int, int], list[Command]],
@@ -249,30 +270,68 @@ class Hub:
 
         ``build(seq_first, ts)`` creates the commands with consecutive sequence numbers;
         ``before`` registers order metadata the routing needs."""
+        arrival = self._clock()
         with self._lock:
             first, ts = self._next(count)
             commands = build(first, ts)
             if before is not None:
                 before(commands)
+            client_ids, quote_flags = self._annotations(commands)
             packed = encode_commands(commands)
             evbuf = self.engines[asset_class].process_packed(packed)
             ticket = self.journal.append(JournalEntry(
                 first, first + len(commands) - 1, ts, EntryKind.ENGINE, source, int(asset_class),
-                packed, evbuf))
+                packed, evbuf, session=session_id, arrival_ns=arrival, client_order_ids=client_ids,
+                quote_flags=quote_flags))
             events = decode_events(evbuf)
             outcome = Outcome(first, ts, events)
             self._route(events, ts, session_id, caller, outcome)
             self.market_data.publish(first, ts, events)
+            self.maybe_checkpoint()
         self.journal.wait_committed(ticket)
         return outcome
 
-    def _record(self, kind: EntryKind, source: str, detail: dict) -> tuple[int, int]:
+    def replay_engine_commands(self, asset_class: AssetClass, packed: bytes, metas: list[OrderMeta | None]) -> bytes:
+        """Recovery: re-run journaled commands (no journaling, no fan-out); returns their events.
+
+        ``metas`` gives, per command, the registry entry a new order had when it was live."""
+        commands = decode_commands(packed)
+        with self._lock:
+            for cmd, meta in zip(commands, metas, strict=True):
+                if meta is not None:
+                    self._register(cmd.order_id, meta)
+                    if meta.client_order_id:
+                        self._client_ids[meta.participant_id].add(meta.client_order_id)
+            evbuf = self.engines[asset_class].process_packed(packed)
+            events = decode_events(evbuf)
+            scratch = Outcome(commands[0].seq, commands[0].ts, events)
+            self._route(events, commands[0].ts, "", "", scratch)
+            for cmd, meta in zip(commands, metas, strict=True):
+                if meta is not None and meta.is_quote and cmd.order_id in self._orders:
+                    key = (meta.participant_id, meta.account, meta.instrument_id)
+                    bid, ask = self._quotes.get(key, (0, 0))
+                    self._quotes[key] = (cmd.order_id, ask) if meta.side == Side.BUY else (bid, cmd.order_id)
+            self._seq = max(self._seq, commands[-1].seq)
+        return evbuf
+
+    def replay_record(self, seq: int, kind: EntryKind, detail: dict) -> None:
+        """Recovery: apply a non-engine record (its sequence number is consumed either way)."""
+        with self._lock:
+            self._seq = max(self._seq, seq)
+            if kind == EntryKind.ADMIN:
+                self._apply_admin(detail | {"seq": seq})
+
+    def _record(self, kind: EntryKind, source: str, detail: dict, session_id: str = "") -> tuple[int, int]:
         """Sequence and journal something that is not an engine command."""
+        arrival = self._clock()
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(
-                seq, seq, ts, kind, source, 0,
-                detail=json.dumps(detail, sort_keys=True, separators=(",", ":")).encode()))
+                seq, seq, ts, kind, source, 0, detail=canonical_json(detail), session=session_id,
+                arrival_ns=arrival))
+            if kind == EntryKind.ADMIN:
+                self._apply_admin(detail | {"seq": seq})
+            self.maybe_checkpoint()
         self.journal.wait_committed(ticket)
         return seq, ts
 
@@ -564,14 +623,22 @@ class Hub:
     # -- SESSIONS AND STREAMS --------------------------------------------------------------------
 
     def open_session(self, who: Identity, cancel_on_disconnect: bool) -> SessionState:
+        """Sessions are journaled (open, options, close) so that recovery knows which ones were
+        still open, with cancel-on-disconnect, when the hub stopped."""
         with self._lock:
-            self._session_counter += 1
-            session = SessionState(f"{who.participant_id}/{self._session_counter}", who.participant_id,
-                                   cancel_on_disconnect, ReportQueue(self.config.limits.market_data_queue))
-            self._sessions[session.session_id] = session
-            return session
+            seq, _ = self._record(EntryKind.ADMIN, who.participant_id,
+                                  {"action": "session_open", "session": f"{who.participant_id}/{self._seq + 1}"})
+            session_id = f"{who.participant_id}/{seq}"
+            session = SessionState(session_id, who.participant_id, False,
+                                   ReportQueue(self.config.limits.market_data_queue))
+            self._sessions[session_id] = session
+        if cancel_on_disconnect:
+            self.set_cancel_on_disconnect(session, True)
+        return session
 
     def set_cancel_on_disconnect(self, session: SessionState, enabled: bool) -> None:
+        self._record(EntryKind.ADMIN, session.participant_id,
+                     {"action": "session_options", "session": session.session_id, "cancel_on_disconnect": enabled})
         session.cancel_on_disconnect = enabled
 
     def close_session(self, who: Identity, session: SessionState) -> int:
@@ -579,10 +646,19 @@ class Hub:
         with self._lock:
             self._sessions.pop(session.session_id, None)
             session.outbox.close()
+            try:
+                self._record(EntryKind.ADMIN, who.participant_id,
+                             {"action": "session_close", "session": session.session_id})
+            except HubUnavailableError:
+                return 0  # recovery applies cancel-on-disconnect to sessions left open
             if not session.cancel_on_disconnect:
                 return 0
+        return self._cancel_day_orders(who, session.session_id)
+
+    def _cancel_day_orders(self, who: Identity, session_id: str) -> int:
+        with self._lock:
             doomed = [(oid, m) for oid, m in self._orders.items()
-                      if m.session_id == session.session_id and m.time_in_force == TimeInForce.DAY]
+                      if m.session_id == session_id and m.time_in_force == TimeInForce.DAY]
         cancelled = 0
         for order_id, meta in doomed:
             try:
@@ -590,6 +666,23 @@ class Hub:
             except HubUnavailableError:
                 break
             cancelled += outcome is not None and not reason
+        return cancelled
+
+    def sessions_left_open(self) -> list[tuple[str, str, bool]]:
+        """(session id, participant id, cancel-on-disconnect) of journaled sessions with no close."""
+        with self._lock:
+            return [(sid, pid, cod) for sid, (pid, cod) in sorted(self._open_sessions.items())
+                    if sid not in self._sessions]
+
+    def cancel_orphaned_sessions(self) -> int:
+        """After recovery: sessions open when the hub stopped are gone; apply their option."""
+        identities = {p.id: Identity.of(p) for p in self.config.participants}
+        cancelled = 0
+        for sid, pid, cod in self.sessions_left_open():
+            who = identities.get(pid)
+            if cod and who is not None:
+                cancelled += self._cancel_day_orders(who, sid)
+            self._record(EntryKind.ADMIN, pid, {"action": "session_close", "session": sid})
         return cancelled
 
     def open_drop_copy(self, who: Identity) -> ReportQueue:
@@ -690,13 +783,24 @@ class Hub:
         scope = self._scope(symbol, asset_class)
         if isinstance(scope, str):
             return 0, scope
-        ids, label = scope
-        with self._lock:
-            seq, ts = self._record(EntryKind.ADMIN, who.participant_id,
-                                   {"action": "halt" if halted else "resume", "scope": label})
+        seq, _ = self._record(EntryKind.ADMIN, who.participant_id,
+                              {"action": "halt" if halted else "resume", "scope": scope[1], "symbol": symbol,
+                               "asset_class": int(asset_class)})
+        return seq, ""
+
+    def _apply_admin(self, detail: dict) -> None:
+        """Apply a journaled hub-level change (live, right after journaling it, and on replay)."""
+        action = detail.get("action")
+        if action in ("halt", "resume"):
+            symbol, asset_class, halted = detail["symbol"], detail["asset_class"], action == "halt"
+            ids, _ = self._scope(symbol, asset_class)
             before = {i: self.is_halted(i) for i in ids}
-            target = (self._halted_symbols if symbol else self._halted_classes if asset_class else None)
-            key = self.by_symbol[symbol].instrument_id if symbol else AssetClass(asset_class) if asset_class else None
+            if symbol:
+                target, key = self._halted_symbols, self.by_symbol[symbol].instrument_id
+            elif asset_class:
+                target, key = self._halted_classes, AssetClass(asset_class)
+            else:
+                target, key = None, None
             if target is None:
                 self._hub_halted = halted
             elif halted:
@@ -705,8 +809,14 @@ class Hub:
                 target.discard(key)
             for i in ids:
                 if self.is_halted(i) != before[i]:
-                    self.market_data.publish_status(i, seq, ts, self.is_halted(i))
-        return seq, ""
+                    self.market_data.publish_status(i, detail.get("seq", 0), self._clock(), self.is_halted(i))
+        elif action == "session_open":
+            self._open_sessions[detail["session"]] = (detail["session"].rsplit("/", 1)[0], False)
+        elif action == "session_options":
+            pid, _ = self._open_sessions.get(detail["session"], (detail["session"].rsplit("/", 1)[0], False))
+            self._open_sessions[detail["session"]] = (pid, bool(detail["cancel_on_disconnect"]))
+        elif action == "session_close":
+            self._open_sessions.pop(detail["session"], None)
 
     def end_of_session(self, who: Identity, symbol: str, asset_class: int) -> tuple[int, int, str]:
         """Expire DAY orders in a scope. Returns (first sequence, expired count, error text)."""

@@ -16,7 +16,8 @@ from typing import Protocol
 class EntryKind(StrEnum):
     ENGINE = "engine"  # engine commands and the events they produced
     GATEWAY_REJECT = "gateway_reject"  # refused before reaching an engine
-    ADMIN = "admin"  # halts, resumes and other hub-level state changes
+    ADMIN = "admin"  # halts, resumes, sessions and other hub-level state changes
+    CONFIG = "config"  # instruments and participants in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,10 @@ class JournalEntry:
     commands: bytes = b""  # encoded engine commands (matching.types codec)
     events: bytes = b""  # encoded engine events
     detail: bytes = b""  # canonical JSON for gateway rejects and admin actions
+    session: str = ""  # the streaming session it came from, if any
+    arrival_ns: int = 0  # when the gateway received the request (ts is when it was released)
+    client_order_ids: tuple[str, ...] = ()  # per command, "" where none
+    quote_flags: tuple[bool, ...] = ()  # per command: entered by a mass quote
 
 
 class JournalUnavailableError(RuntimeError):
@@ -46,6 +51,19 @@ class Journal(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    @property
+    def available(self) -> bool:
+        """False while the journal cannot record; the hub then refuses new commands."""
+        ...
+
+    def checkpoint_due(self) -> bool:
+        """True when enough has been appended since the last checkpoint to close a block."""
+        ...
+
+    def checkpoint(self, state_digest: bytes, ts: int) -> None:
+        """Close a block after everything appended so far, committing to this state digest."""
+        ...
 
 
 class InMemoryJournal:
@@ -66,6 +84,14 @@ class InMemoryJournal:
         return None
 
     def close(self) -> None:
+        return None
+
+    available = True
+
+    def checkpoint_due(self) -> bool:
+        return False
+
+    def checkpoint(self, state_digest: bytes, ts: int) -> None:
         return None
 
     def entries(self) -> list[JournalEntry]:

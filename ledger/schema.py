@@ -1,0 +1,152 @@
+"""Ledger tables, append-only triggers, and database connections (SQLite default, PostgreSQL by URL).
+
+Tables: ``ledger_record`` (one Merkle leaf per row, with its hash-chain link), ``ledger_node``
+(perfect-subtree hashes, so proofs are indexed reads), ``ledger_checkpoint`` (signed tree heads
+with the engines' state digest) and ``ledger_meta``. The database itself refuses UPDATE, DELETE
+(and on PostgreSQL TRUNCATE) on all of them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+from sqlalchemy import BigInteger, LargeBinary, SmallInteger, String, Text, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = "1"
+SQLITE_FILE = "ledger.sqlite3"
+
+Seq = Annotated[int, mapped_column(BigInteger)]
+Sha256 = Annotated[bytes, mapped_column(LargeBinary(32))]
+
+
+class Durability(StrEnum):
+    PROCESS = "process"  # a commit survives the hub process dying (no fsync per block)
+    POWER = "power"  # a commit survives power loss (fsync per block)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LedgerRecord(Base):
+    __tablename__ = "ledger_record"
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # leaf index
+    seq: Mapped[Seq] = mapped_column(index=True)
+    record_type: Mapped[int] = mapped_column(SmallInteger)
+    hub_time_ns: Mapped[Seq]
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # canonical bytes (ledger.records)
+    leaf_hash: Mapped[Sha256]  # SHA-256(0x00 || payload)
+    chain_hash: Mapped[Sha256]  # SHA-256(tag || previous chain || leaf hash)
+
+
+class LedgerNode(Base):
+    __tablename__ = "ledger_node"
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    node_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[Sha256]
+
+
+class LedgerCheckpoint(Base):
+    __tablename__ = "ledger_checkpoint"
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root_hash: Mapped[Sha256]
+    state_digest: Mapped[Sha256]
+    hub_time_ns: Mapped[Seq]
+    last_seq: Mapped[Seq]
+    note: Mapped[str] = mapped_column(Text)  # C2SP signed note: body + signature lines
+
+
+class LedgerMeta(Base):
+    __tablename__ = "ledger_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+TABLES = [m.__tablename__ for m in (LedgerRecord, LedgerNode, LedgerCheckpoint, LedgerMeta)]
+
+
+def _sqlite_triggers(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE on {table} refused'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'ledger is append-only: DELETE on {table} refused'); END",
+    ]
+
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+END;
+$$ LANGUAGE plpgsql
+"""
+
+
+def _pg_triggers(table: str) -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()",
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()",
+    ]
+
+
+def sqlite_url(data_dir: str | Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
+
+
+def connect(url: str, durability: Durability = Durability.PROCESS) -> Engine:
+    """An engine for the ledger database with the durability the hub was configured for."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "isolation_level": None,
+                                                     "timeout": 30})
+        synchronous = "FULL" if durability == Durability.POWER else "NORMAL"
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - DBAPI hook signature
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        # pysqlite's own transaction handling is off (isolation_level None); emit BEGIN ourselves
+        # so SQLAlchemy's transactions are real SQLite transactions.
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # noqa: ANN001
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    commit_mode = "on" if durability == Durability.POWER else "off"
+    return sa.create_engine(url, pool_pre_ping=True,
+                            connect_args={"options": f"-c synchronous_commit={commit_mode}"})
+
+
+def create_schema(engine: Engine) -> None:
+    """Create (or confirm) the tables and the append-only triggers; idempotent."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            for table in TABLES:
+                for stmt in _sqlite_triggers(table):
+                    conn.exec_driver_sql(stmt)
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(_PG_FUNCTION)
+            for table in TABLES:
+                for stmt in _pg_triggers(table):
+                    conn.exec_driver_sql(stmt)
+        else:
+            raise ValueError(f"unsupported ledger database {engine.dialect.name!r}")
+        found = conn.execute(sa.select(LedgerMeta.value).where(LedgerMeta.key == "schema_version")).scalar()
+        if found is None:
+            conn.execute(sa.insert(LedgerMeta).values(key="schema_version", value=SCHEMA_VERSION))
+        elif found != SCHEMA_VERSION:
+            raise RuntimeError(f"ledger schema version {found} is not {SCHEMA_VERSION}; no migration known")
