@@ -10,6 +10,8 @@ Python once, as bytes (no Python call per fill).
 
 import hashlib
 
+cimport cython
+
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cython.operator cimport dereference as deref
 from cython.operator cimport preincrement as inc
@@ -24,7 +26,6 @@ from libcpp.vector cimport vector
 from matching.types import (
     DIGEST_BOOK_HEADER,
     DIGEST_ENGINE_HEADER,
-    DIGEST_ORDER,
     RECORD_SIZE,
     AssetClass,
     Depth,
@@ -156,6 +157,7 @@ cdef inline int64_t min64(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
+@cython.final
 cdef class CythonEngine:
     """One asset class's books; single writer. See ``matching.interface.MatchingEngine``."""
 
@@ -267,11 +269,34 @@ cdef class CythonEngine:
         return self._view(deref(it).second)
 
     def book_digest(self, int64_t instrument_id):
+        """SHA-256 of the book's canonical encoding (see matching.types.DIGEST_ORDER), packed in C."""
         cdef int b = self._known_book(instrument_id)
+        cdef vector[int64_t] buf
+        cdef Ladder.iterator it
+        cdef int32_t slot
+        cdef int side
+        cdef COrder* o
+        for side in (BUY, SELL):
+            it = self.ladders[2 * b + side - 1].begin()
+            while it != self.ladders[2 * b + side - 1].end():
+                slot = deref(it).second.head
+                while slot != NIL:
+                    o = &self.pool[slot]
+                    buf.push_back(o.order_id)
+                    buf.push_back(o.account)
+                    buf.push_back(o.side)
+                    buf.push_back(o.price)
+                    buf.push_back(o.remaining)
+                    buf.push_back(o.display)
+                    buf.push_back(o.display_size)
+                    buf.push_back(o.tif)
+                    buf.push_back(o.post_only)
+                    buf.push_back(o.stp)
+                    slot = o.next
+                inc(it)
         h = hashlib.sha256(DIGEST_BOOK_HEADER.pack(b"BOOK", instrument_id))
-        pack = DIGEST_ORDER.pack
-        for view in self.orders(instrument_id):
-            h.update(pack(*view))
+        if not buf.empty():
+            h.update(PyBytes_FromStringAndSize(<char*>buf.data(), <Py_ssize_t>(buf.size() * 8)))
         return h.digest()
 
     def digest(self):
