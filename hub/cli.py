@@ -36,7 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with run_server(config) as (hub, port):
+    from hub.server import open_ledger_journal
+
+    with run_server(config, open_ledger_journal(config)) as (hub, port):
+        if hub.recovery is not None:
+            r = hub.recovery
+            print(f"recovered {r.records} ledger records ({r.commands} commands) in {r.seconds:.2f}s; "
+                  f"sequence resumes after {r.last_seq}", flush=True)
         engines = ", ".join(f"{ac.name}={e.implementation}" for ac, e in hub.engines.items())
         print(f"hub serving on {config.network.host}:{port} ({engines}); data dir {config.data_dir}", flush=True)
         if not args.config:

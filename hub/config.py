@@ -81,9 +81,20 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LedgerConfig:
+    url: str = ""  # "" = SQLite in the data directory; else a SQLAlchemy URL (postgresql+psycopg://...)
+    durability: str = "process"  # "process": survive a hub crash; "power": fsync every block
+    checkpoint_every: int = 4096  # records per block at most
+    checkpoint_interval_ms: int = 250  # and at most this long between checkpoints
+    origin: str = "hub.local/ledger/v1"  # names the log in signed checkpoints
+    key_name: str = "hub.local"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HubConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     engine_implementation: str = ""  # "" follows $HUB_ENGINE, else "cython"
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     participants: tuple[ParticipantConfig, ...] = ()
@@ -107,6 +118,10 @@ class HubConfig:
             raise ConfigError(str(exc)) from exc
         _validate_network(self.network)
         _validate_participants(self.participants)
+        if self.ledger.durability not in ("process", "power"):
+            raise ConfigError(f"ledger.durability {self.ledger.durability!r} must be 'process' or 'power'")
+        if self.ledger.checkpoint_every <= 0 or self.ledger.checkpoint_interval_ms <= 0:
+            raise ConfigError("ledger.checkpoint_every and ledger.checkpoint_interval_ms must be positive")
         for name in ("max_quotes_per_message", "client_order_id_max_length", "execution_history",
                      "market_data_queue"):
             if getattr(self.limits, name) <= 0:
@@ -232,7 +247,7 @@ def load_config(path: str | Path) -> HubConfig:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    allowed = {"network", "limits", "engine_implementation", "instrument", "instruments_file",
+    allowed = {"network", "limits", "ledger", "engine_implementation", "instrument", "instruments_file",
                "participant", "data_dir"}
     unknown = set(doc) - allowed
     if unknown:
@@ -256,6 +271,7 @@ def load_config(path: str | Path) -> HubConfig:
     config = HubConfig(
         network=_typed("network", NetworkConfig, doc.get("network", {})),
         limits=_typed("limits", LimitsConfig, doc.get("limits", {})),
+        ledger=_typed("ledger", LedgerConfig, doc.get("ledger", {})),
         engine_implementation=impl,
         instruments=instruments,
         participants=tuple(_participant(p) for p in doc["participant"]),

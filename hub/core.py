@@ -229,6 +229,9 @@ class Hub:
         self._halted_classes: set[AssetClass] = set()
         self._hub_halted = False
         self.accepting = True
+        self.recovery = None  # hub.recovery.RecoveryReport after a replay
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpointer = threading.Event()
 
     # -- SEQUENCING ----------------------------------------------------------------------------
 
@@ -244,6 +247,26 @@ class Hub:
         first = self._seq + 1
         self._seq += count
         return first, self._clock()
+
+    def clock(self) -> int:
+        return self._clock()
+
+    def start_checkpointer(self, period_s: float = 0.05) -> None:
+        """Close ledger blocks on time even when no command arrives to trigger it."""
+        def run() -> None:
+            while not self._stop_checkpointer.wait(period_s):
+                try:
+                    self.maybe_checkpoint()
+                except Exception:  # noqa: BLE001 - a failing ledger is reported by its own status
+                    pass
+        self._stop_checkpointer.clear()
+        self._checkpointer = threading.Thread(target=run, name="checkpointer", daemon=True)
+        self._checkpointer.start()
+
+    def stop_checkpointer(self) -> None:
+        self._stop_checkpointer.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(5)
 
     def state_digest_bytes(self) -> bytes:
         """SHA-256 over every engine's digest, in asset-class order: what checkpoints commit to."""
@@ -334,6 +357,14 @@ class Hub:
             self.maybe_checkpoint()
         self.journal.wait_committed(ticket)
         return seq, ts
+
+    def record_config(self, detail: bytes) -> int:
+        """Journal the configuration in force (at start, when it differs from the last one)."""
+        with self._lock:
+            seq, ts = self._next(1)
+            ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.CONFIG, "hub", 0, detail=detail))
+        self.journal.wait_committed(ticket)
+        return seq
 
     def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict) -> tuple[int, int]:
         return self._record(EntryKind.GATEWAY_REJECT, who.participant_id,

@@ -98,18 +98,41 @@ def mark_serving(health_servicer: health.HealthServicer, serving: bool = True) -
         health_servicer.set(name, status)
 
 
+def open_ledger_journal(config: HubConfig):
+    """The durable journal the configuration asks for (SQLite in the data directory by default)."""
+    from ledger.store import open_ledger
+
+    led = config.ledger
+    return open_ledger(config.data_dir, led.url, led.durability, key_name=led.key_name, origin=led.origin,
+                       checkpoint_every=led.checkpoint_every, checkpoint_interval_s=led.checkpoint_interval_ms / 1000)
+
+
 @contextlib.contextmanager
 def run_server(config: HubConfig, journal: Journal | None = None, grace: float = 2.0) -> Iterator[tuple[Hub, int]]:
-    """Run a hub until the block exits; yields (hub, port). Port 0 in the config picks a free one."""
+    """Run a hub until the block exits; yields (hub, port). Port 0 in the config picks a free one.
+
+    With a durable journal the hub first replays it (health NOT_SERVING, commands UNAVAILABLE until
+    the rebuilt state matches the last signed checkpoint). Without one it journals in memory."""
+    from hub.recovery import recover
+    from ledger.store import LedgerStore
+
     hub = Hub(config, journal)
+    hub.accepting = False
     server, port, health_servicer = build_server(config, hub)
     server.start()
-    mark_serving(health_servicer)
-    log.info("hub serving on %s:%d", config.network.host, port)
     try:
+        if isinstance(hub.journal, LedgerStore):
+            hub.recovery = recover(hub, hub.journal)
+        hub.accepting = True
+        hub.start_checkpointer()
+        mark_serving(health_servicer)
+        log.info("hub serving on %s:%d", config.network.host, port)
         yield hub, port
     finally:
         mark_serving(health_servicer, False)
         hub.accepting = False
         server.stop(grace).wait()
+        hub.stop_checkpointer()
+        with contextlib.suppress(Exception):
+            hub.journal.checkpoint(hub.state_digest_bytes(), hub.clock())
         hub.journal.close()

@@ -1,0 +1,356 @@
+"""The durable journal: group commit of Merkle leaves, signed checkpoints, proofs and reads.
+
+The sequencer appends journal entries in sequence order (cheap: a queue push); one writer
+thread turns them into canonical records, hashes them into the tree and the hash chain and
+commits whatever has queued up in one transaction. ``wait_committed`` releases acks only after
+that commit. If the database fails (unreachable, disk full), the batch stays queued and is
+retried until storage returns; meanwhile ``available`` is False and the hub refuses new
+commands, so nothing is acknowledged that was not recorded and nothing recorded is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.journal import EntryKind, JournalEntry, JournalUnavailableError
+from ledger import records
+from ledger.merkle import CompactRange, consistency_proof, inclusion_proof
+from ledger.records import RecordType
+from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema
+from ledger.signing import Checkpoint, Signer
+from matching.types import RECORD_SIZE
+
+log = logging.getLogger("ledger.store")
+
+CHAIN_TAG = b"hub-ledger/chain/v1"
+GENESIS_CHAIN = bytes(32)
+_KIND_TO_TYPE = {EntryKind.GATEWAY_REJECT: RecordType.GATEWAY_REJECT, EntryKind.ADMIN: RecordType.ADMIN,
+                 EntryKind.CONFIG: RecordType.CONFIG}
+
+
+def leaf_hash(payload: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + payload).digest()
+
+
+def chain_link(previous: bytes, leaf: bytes) -> bytes:
+    return hashlib.sha256(CHAIN_TAG + previous + leaf).digest()
+
+
+def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
+    """Canonical records of one journal entry: each command followed by the events it caused."""
+    if entry.kind != EntryKind.ENGINE:
+        yield records.encode_detail(_KIND_TO_TYPE[entry.kind], entry.seq_first, entry.ts, entry.arrival_ns,
+                                    entry.source, entry.session, entry.detail)
+        return
+    by_seq: dict[int, list[bytes]] = {}
+    evbuf = entry.events
+    for pos in range(0, len(evbuf), RECORD_SIZE):
+        seq = int.from_bytes(evbuf[pos + 8:pos + 16], "little", signed=True)
+        by_seq.setdefault(seq, []).append(evbuf[pos:pos + RECORD_SIZE])
+    cmds = entry.commands
+    for i in range(len(cmds) // RECORD_SIZE):
+        seq = entry.seq_first + i
+        yield records.encode_command(
+            seq, entry.ts, entry.arrival_ns, entry.asset_class, entry.source, entry.session,
+            entry.client_order_ids[i] if entry.client_order_ids else "",
+            bool(entry.quote_flags[i]) if entry.quote_flags else False,
+            cmds[i * RECORD_SIZE:(i + 1) * RECORD_SIZE])
+        for ev in by_seq.get(seq, ()):
+            yield records.encode_event(seq, entry.ts, entry.asset_class, ev)
+
+
+@dataclass(slots=True)
+class _Tail:
+    """Where the ledger ends: everything the next record's hashes depend on."""
+
+    size: int
+    chain: bytes
+    tree: CompactRange
+    last_seq: int
+    checkpoint_size: int
+
+    def copy(self) -> _Tail:
+        return _Tail(self.size, self.chain, self.tree.copy(), self.last_seq, self.checkpoint_size)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    state_digest: bytes
+    hub_time_ns: int
+    last_seq: int
+    note: str
+
+
+class LedgerStore:
+    """Reads and proofs over a ledger database (no writing: see LedgerJournal)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(LedgerRecord.idx))).scalar()
+        return 0 if last is None else last + 1
+
+    def iter_records(self, start: int = 0, batch: int = 20_000) -> Iterator[tuple[int, int, bytes, bytes, bytes]]:
+        """(idx, seq, payload, leaf_hash, chain_hash) in index order."""
+        t = LedgerRecord.__table__
+        next_idx = start
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(t.c.idx, t.c.seq, t.c.payload, t.c.leaf_hash, t.c.chain_hash)
+                    .where(t.c.idx >= next_idx).order_by(t.c.idx).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.idx, row.seq, bytes(row.payload), bytes(row.leaf_hash), bytes(row.chain_hash)
+            next_idx = rows[-1].idx + 1
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        t = LedgerCheckpoint.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.tree_size)).all()
+        return [StoredCheckpoint(r.tree_size, bytes(r.root_hash), bytes(r.state_digest), r.hub_time_ns,
+                                 r.last_seq, r.note) for r in rows]
+
+    def last_checkpoint(self) -> StoredCheckpoint | None:
+        t = LedgerCheckpoint.__table__
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t).order_by(t.c.tree_size.desc()).limit(1)).first()
+        if r is None:
+            return None
+        return StoredCheckpoint(r.tree_size, bytes(r.root_hash), bytes(r.state_digest), r.hub_time_ns,
+                                r.last_seq, r.note)
+
+    def _perfect(self, conn: sa.Connection, level: int, index: int) -> bytes:
+        if level == 0:
+            found = conn.execute(sa.select(LedgerRecord.leaf_hash).where(LedgerRecord.idx == index)).scalar()
+        else:
+            found = conn.execute(sa.select(LedgerNode.hash).where(
+                LedgerNode.level == level, LedgerNode.node_index == index)).scalar()
+        if found is None:
+            raise LookupError(f"no stored tree node at level {level}, index {index}")
+        return bytes(found)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        if not 0 <= index < tree_size <= self.size():
+            raise LookupError(f"no record {index} in a tree of size {tree_size}")
+        with self.engine.connect() as conn:
+            return inclusion_proof(index, tree_size, lambda lv, i: self._perfect(conn, lv, i))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        if not 0 < size1 <= size2 <= self.size():
+            raise LookupError(f"no consistency proof from {size1} to {size2}")
+        with self.engine.connect() as conn:
+            return consistency_proof(size1, size2, lambda lv, i: self._perfect(conn, lv, i))
+
+    def leaf(self, index: int) -> tuple[int, bytes, bytes] | None:
+        """(seq, payload, leaf hash) of one record."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(LedgerRecord.seq, LedgerRecord.payload, LedgerRecord.leaf_hash)
+                             .where(LedgerRecord.idx == index)).first()
+        return None if r is None else (r.seq, bytes(r.payload), bytes(r.leaf_hash))
+
+    def load_tail(self) -> _Tail:
+        size = self.size()
+        last_cp = self.last_checkpoint()
+        if size == 0:
+            return _Tail(0, GENESIS_CHAIN, CompactRange(), 0, 0)
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(LedgerRecord.chain_hash, LedgerRecord.seq)
+                                .where(LedgerRecord.idx == size - 1)).one()
+            tree = CompactRange.from_perfect(size, lambda lv, i: self._perfect(conn, lv, i))
+        return _Tail(size, bytes(last.chain_hash), tree, last.seq, last_cp.tree_size if last_cp else 0)
+
+
+class LedgerJournal(LedgerStore):
+    """The hub's durable journal (implements hub.journal.Journal)."""
+
+    def __init__(self, engine: Engine, signer: Signer, origin: str, *, checkpoint_every: int = 4096,
+                 checkpoint_interval_s: float = 0.25, commit_timeout_s: float = 5.0) -> None:
+        super().__init__(engine)
+        create_schema(engine)
+        self._signer = signer
+        self._origin = origin
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval = checkpoint_interval_s
+        self._commit_timeout = commit_timeout_s
+        self._tail = self.load_tail()
+        self._queue: deque = deque()  # ("entry", ticket, JournalEntry) | ("checkpoint", digest, ts)
+        self._cv = threading.Condition()
+        self._next_ticket = 0
+        self._committed = 0
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = time.monotonic()
+        self._error: str | None = None
+        self._stopping = False
+        self.commits = 0
+        self._insert_records = self._sql("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, "
+                                         "leaf_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._insert_nodes = self._sql("INSERT INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)")
+        self._insert_checkpoint = self._sql("INSERT INTO ledger_checkpoint (tree_size, root_hash, state_digest, "
+                                            "hub_time_ns, last_seq, note) VALUES (?, ?, ?, ?, ?, ?)")
+        self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._writer.start()
+
+    def _sql(self, qmark: str) -> str:
+        return qmark if self.engine.dialect.paramstyle == "qmark" else qmark.replace("?", "%s")
+
+    @property
+    def tree_size(self) -> int:
+        return self._tail.size
+
+    @property
+    def last_seq(self) -> int:
+        return self._tail.last_seq
+
+    # -- Journal interface ---------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        return self._error is None and not self._stopping
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def append(self, entry: JournalEntry) -> int:
+        with self._cv:
+            if self._stopping:
+                raise JournalUnavailableError("ledger is closed")
+            self._next_ticket += 1
+            self._queue.append(("entry", self._next_ticket, entry))
+            self._since_checkpoint += 1
+            self._cv.notify_all()
+            return self._next_ticket
+
+    def checkpoint_due(self) -> bool:
+        return self._since_checkpoint >= self._checkpoint_every or (
+            self._since_checkpoint > 0 and time.monotonic() - self._last_checkpoint_at >= self._checkpoint_interval)
+
+    def checkpoint(self, state_digest: bytes, ts: int) -> None:
+        with self._cv:
+            self._queue.append(("checkpoint", state_digest, ts))
+            self._since_checkpoint = 0
+            self._last_checkpoint_at = time.monotonic()
+            self._cv.notify_all()
+
+    def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
+        with self._cv:
+            done = self._cv.wait_for(lambda: self._committed >= ticket,
+                                     self._commit_timeout if timeout is None else timeout)
+            if not done:
+                raise JournalUnavailableError(
+                    f"ledger did not commit in time: {self._error or 'storage is slow'}")
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything appended so far is committed."""
+        with self._cv:
+            target = self._next_ticket
+        self.wait_committed(target, timeout)
+        with self._cv:
+            self._cv.wait_for(lambda: not self._queue, timeout)
+
+    def close(self) -> None:
+        with self._cv:
+            already = self._stopping
+            self._stopping = True
+            self._cv.notify_all()
+        if not already:
+            self._writer.join(30)
+            self.engine.dispose()
+
+    # -- writer --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._queue or self._stopping)
+                if not self._queue and self._stopping:
+                    return
+                batch = list(self._queue)
+            try:
+                tail = self._write(batch)
+            except (SQLAlchemyError, OSError) as exc:
+                with self._cv:
+                    self._error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                    self._cv.notify_all()
+                log.error("ledger write failed, will retry: %s", self._error)
+                if self._stopping:
+                    return
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.05
+            with self._cv:
+                self._tail = tail
+                for _ in batch:
+                    self._queue.popleft()
+                tickets = [item[1] for item in batch if item[0] == "entry"]
+                if tickets:
+                    self._committed = tickets[-1]
+                self._error = None
+                self.commits += 1
+                self._cv.notify_all()
+
+    def _write(self, batch: list) -> _Tail:
+        tail = self._tail.copy()
+        rows, nodes, checkpoints = [], [], []
+        tree_append = tail.tree.append
+        for item in batch:
+            if item[0] == "entry":
+                entry: JournalEntry = item[2]
+                for payload in entry_payloads(entry):
+                    leaf = hashlib.sha256(b"\x00" + payload).digest()
+                    tail.chain = hashlib.sha256(CHAIN_TAG + tail.chain + leaf).digest()
+                    rows.append((tail.size, int.from_bytes(payload[2:10], "little", signed=True),
+                                 payload[1], entry.ts, payload, leaf, tail.chain))
+                    for level, index, node in tree_append(leaf):
+                        nodes.append((level, index, node))
+                    tail.size += 1
+                tail.last_seq = entry.seq_last
+            elif tail.size > tail.checkpoint_size:
+                _, digest, ts = item
+                root = tail.tree.root()
+                note = self._signer.sign(Checkpoint(self._origin, tail.size, root, digest, ts)).note
+                checkpoints.append((tail.size, root, digest, ts, tail.last_seq, note))
+                tail.checkpoint_size = tail.size
+        with self.engine.begin() as conn:
+            if rows:
+                conn.exec_driver_sql(self._insert_records, rows)
+            if nodes:
+                conn.exec_driver_sql(self._insert_nodes, nodes)
+            if checkpoints:
+                conn.exec_driver_sql(self._insert_checkpoint, checkpoints)
+        return tail
+
+
+def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, key_name: str = "hub.local",
+                origin: str = "hub.local/ledger/v1", checkpoint_every: int = 4096,
+                checkpoint_interval_s: float = 0.25) -> LedgerJournal:
+    """The ledger of a data directory: SQLite there unless ``url`` names another database; the
+    signing key always lives in the data directory (the public key is exported beside it)."""
+    from pathlib import Path
+
+    from ledger.schema import Durability, connect, sqlite_url
+    from ledger.signing import load_or_create_signer
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    engine = connect(url or sqlite_url(data_dir), Durability(durability))
+    signer = load_or_create_signer(data_dir, key_name)
+    return LedgerJournal(engine, signer, origin, checkpoint_every=checkpoint_every,
+                         checkpoint_interval_s=checkpoint_interval_s)
