@@ -23,6 +23,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/hub.v1.Account/": frozenset({Role.PARTICIPANT}),
     "/hub.v1.MarketData/": _ANY,
     "/hub.v1.Admin/": frozenset({Role.OPERATOR}),
+    "/hub.v1.Ledger/": frozenset({Role.REGULATOR}),
 }
 #: Served without a token: health checks and reflection carry no trading data.
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

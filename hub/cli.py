@@ -73,6 +73,69 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger_engine(args: argparse.Namespace):
+    from ledger.schema import connect, sqlite_url
+
+    if not args.url and not (Path(args.data_dir) / "ledger.sqlite3").is_file():
+        raise OSError(f"no ledger in {args.data_dir} (and no --url)")
+    return connect(args.url or sqlite_url(args.data_dir))
+
+
+def _verifier(args: argparse.Namespace):
+    from ledger.signing import load_verifier
+
+    return load_verifier(args.public_key or Path(args.data_dir) / "ledger_ed25519.pub")
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    import json
+
+    from ledger.proofs import ProofError, check_bundle, consistency_bundle, inclusion_bundle
+    from ledger.store import LedgerStore
+    from ledger.verify import verify_ledger
+
+    if args.ledger_command == "check-proof":
+        try:
+            print(check_bundle(json.loads(Path(args.bundle).read_text()), _verifier(args)))
+        except ProofError as exc:
+            print(f"PROOF FAILED: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    engine = _ledger_engine(args)
+    try:
+        if args.ledger_command == "verify":
+            anchors = [Path(a).read_text() for a in args.anchor]
+            report = verify_ledger(engine, _verifier(args), anchors)
+            if not report.ok:
+                print(f"LEDGER VERIFICATION FAILED after {report.records} good records: {report.failure}",
+                      file=sys.stderr)
+                return 1
+            print(f"ledger OK: {report.records} records, {report.checkpoints} signed checkpoints, "
+                  f"{report.anchors} external anchors, {report.records_per_s:,.0f} records/s")
+            for warning in report.warnings:
+                print(f"note: {warning}")
+            return 0
+        store = LedgerStore(engine)
+        if args.ledger_command == "checkpoint":
+            cp = store.last_checkpoint()
+            if cp is None:
+                print("no checkpoint yet", file=sys.stderr)
+                return 1
+            print(cp.note, end="")
+            return 0
+        if args.ledger_command == "prove-inclusion":
+            bundle = inclusion_bundle(store, args.index, args.size)
+        else:
+            bundle = consistency_bundle(store, args.from_size, args.to_size)
+        print(json.dumps(bundle, indent=2))
+        return 0
+    except LookupError as exc:
+        print(f"hub ledger: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub", description="Venue-side exchange hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,12 +149,35 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--target", default="127.0.0.1:50051")
     status.add_argument("--token", default=os.environ.get("HUB_TOKEN", ""), help="operator token ($HUB_TOKEN)")
     status.add_argument("--wait", type=float, default=30.0, help="seconds to wait for SERVING")
+    ledger = sub.add_parser("ledger", help="verify the audit ledger, print checkpoints and proofs")
+    lsub = ledger.add_subparsers(dest="ledger_command", required=True)
+    for name, help_text in (("verify", "check every record, the chain, tree, checkpoints and signatures"),
+                            ("checkpoint", "print the latest signed checkpoint note"),
+                            ("prove-inclusion", "print an inclusion proof bundle (JSON)"),
+                            ("prove-consistency", "print a consistency proof bundle (JSON)"),
+                            ("check-proof", "check a proof bundle with only the public key")):
+        p = lsub.add_parser(name, help=help_text)
+        p.add_argument("--data-dir", default="hub-data")
+        p.add_argument("--url", default="", help="ledger database URL (default: SQLite in the data dir)")
+        p.add_argument("--public-key", default="", help="pinned verifier key (default: DATA_DIR/ledger_ed25519.pub)")
+        if name == "verify":
+            p.add_argument("--anchor", action="append", default=[],
+                           help="a signed checkpoint note kept outside the database (repeatable)")
+        if name == "prove-inclusion":
+            p.add_argument("--index", type=int, required=True)
+            p.add_argument("--size", type=int, default=0, help="tree size of a checkpoint (default: latest)")
+        if name == "prove-consistency":
+            p.add_argument("--from-size", type=int, required=True)
+            p.add_argument("--to-size", type=int, default=0)
+        if name == "check-proof":
+            p.add_argument("bundle", help="JSON file written by prove-inclusion / prove-consistency")
     args = parser.parse_args(argv)
     if args.command == "demo" and args.port is None:
         args.port = 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return {"serve": cmd_serve, "demo": cmd_demo, "status": cmd_status}[args.command](args)
+        commands = {"serve": cmd_serve, "demo": cmd_demo, "status": cmd_status, "ledger": cmd_ledger}
+        return commands[args.command](args)
     except (ConfigError, EngineUnavailableError, OSError, grpc.RpcError) as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 2

@@ -16,12 +16,15 @@ from hub.auth import Authenticator, AuthInterceptor
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.journal import Journal
+from hub.ledger_service import LedgerService
 from hub.service import AccountService, AdminService, MarketDataService, OrderEntryService
 from hub.v1 import (
     account_pb2,
     account_pb2_grpc,
     admin_pb2,
     admin_pb2_grpc,
+    ledger_pb2,
+    ledger_pb2_grpc,
     market_data_pb2,
     market_data_pb2_grpc,
     order_entry_pb2,
@@ -35,6 +38,7 @@ SERVICE_NAMES = (
     market_data_pb2.DESCRIPTOR.services_by_name["MarketData"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["Account"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name,
 )
 
 
@@ -78,6 +82,7 @@ def build_server(config: HubConfig, hub: Hub) -> tuple[grpc.Server, int, health.
     market_data_pb2_grpc.add_MarketDataServicer_to_server(MarketDataService(hub, auth), server)
     account_pb2_grpc.add_AccountServicer_to_server(AccountService(hub, auth), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(hub, auth), server)
+    ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerService(hub), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
