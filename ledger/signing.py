@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-try:  # ML-DSA arrived in cryptography 47 (and needs a backend with ML-DSA); only the optional PQ line uses it
+try:  # only newer cryptography releases ship ML-DSA; only the optional PQ line uses it
     from cryptography.hazmat.primitives.asymmetric import mldsa
 except ImportError:  # pragma: no cover - depends on the installed cryptography
     mldsa = None  # type: ignore[assignment]
@@ -114,7 +114,7 @@ def mldsa_available() -> bool:
 
 def _require_mldsa() -> None:
     if not mldsa_available():
-        raise RuntimeError("this cryptography build has no ML-DSA support (needs cryptography >= 47)")
+        raise RuntimeError("this cryptography build has no ML-DSA support (cryptography 50.0.2 has it)")
 
 
 class CheckpointFormatError(ValueError):
