@@ -18,6 +18,7 @@ from tests.conftest import build_engine
 from tests.property.harness import (
     GENE_MAX,
     GENE_WIDTH,
+    ODD_EQUITIES,
     decode_stream,
     random_genes,
     run_differential,
@@ -33,11 +34,16 @@ def gene_lists(draw, max_commands: int = 300) -> list:
     return draw(st.lists(gene, min_size=n, max_size=n))
 
 
+#: (asset class, instruments): each default asset class, and equities with odd lots, ticks and caps
+UNIVERSES = [(ac, None) for ac in AssetClass] + [(AssetClass.EQUITY, ODD_EQUITIES)]
+
+
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(asset_class=st.sampled_from(AssetClass), genes=gene_lists())
-def test_engines_agree_on_every_event_and_digest_for_random_streams(asset_class, genes):
-    commands = run_differential(asset_class, genes=genes)
+@given(universe=st.sampled_from(UNIVERSES), genes=gene_lists())
+def test_engines_agree_on_every_event_and_digest_for_random_streams(universe, genes):
+    asset_class, instruments = universe
+    commands = run_differential(asset_class, genes=genes, instruments=instruments)
     note(f"{len(commands)} commands")
 
 
@@ -49,8 +55,9 @@ SEEDED_LENGTH = 2_000
 def test_engines_agree_on_long_seeded_streams(seed):
     """Long streams reach states short examples do not (deep queues, many refills, id gaps).
     Events and digests are compared after every command; invariants every 10th."""
-    asset_class = list(AssetClass)[seed % len(AssetClass)]
-    run_differential(asset_class, genes=random_genes(random.Random(seed), SEEDED_LENGTH), invariant_every=10)
+    asset_class, instruments = UNIVERSES[seed % len(UNIVERSES)]
+    run_differential(asset_class, genes=random_genes(random.Random(seed), SEEDED_LENGTH),
+                     instruments=instruments, invariant_every=10)
 
 
 @pytest.mark.parametrize("asset_class", list(AssetClass), ids=lambda ac: ac.name)
