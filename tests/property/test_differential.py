@@ -23,6 +23,7 @@ from tests.property.harness import (
     random_genes,
     run_differential,
 )
+from tests.support import AAPL, BUY, IOC, SELL, TICK, Commands, P
 
 gene = st.tuples(*[st.integers(0, GENE_MAX)] * GENE_WIDTH)
 
@@ -89,3 +90,30 @@ def test_one_packed_batch_equals_command_by_command_processing(implementation, a
         assert engine.digest() == oracle.digest()
         assert (engine.last_order_id, engine.last_trade_id, engine.last_seq) == (
             oracle.last_order_id, oracle.last_trade_id, oracle.last_seq)
+
+
+def test_engines_agree_on_a_book_larger_than_the_preallocated_order_pool():
+    """The compiled engine reserves 65_536 order slots; past that its pool reallocates and
+    freed slots are reused. 66_000 resting orders, then sweeps, cancels and refills."""
+    rng = random.Random(7)
+    cmds = Commands(AAPL)
+    stream = []
+    for i in range(66_000):
+        qty = rng.randint(1, 20)
+        display = rng.randint(1, qty - 1) if qty > 2 and i % 5 == 0 else 0
+        stream.append(cmds.new(SELL, P + rng.randrange(50) * TICK, qty, account=1 + i % 3, display=display))
+    for i in range(2_000):
+        r = rng.random()
+        if r < 0.4:
+            stream.append(cmds.new(BUY, P + rng.randrange(50) * TICK, rng.randint(50, 900), account=1 + i % 3,
+                                   tif=IOC, stp=i % 4))
+        elif r < 0.7:
+            stream.append(cmds.cancel(rng.randint(1, 66_000), account=1 + rng.randrange(3)))
+        else:
+            stream.append(cmds.new(SELL, P + rng.randrange(50) * TICK, rng.randint(1, 20), account=1 + i % 3))
+    stream += [cmds.mass_cancel(2), cmds.market(BUY, 100_000, account=3), cmds.end_of_session()]
+    ref, cy = build_engine("reference"), build_engine("cython")
+    expected = encode_events([e for c in stream for e in ref.process(c)])
+    assert cy.process_packed(encode_commands(stream)) == expected
+    assert cy.digest() == ref.digest()
+    assert ref.last_trade_id > 30_000 and len(ref.orders(AAPL)) > 10_000
