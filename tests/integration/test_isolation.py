@@ -1,0 +1,84 @@
+"""Item 4: a participant sees, amends and trades only its own orders and accounts."""
+
+from __future__ import annotations
+
+from hub.v1 import common_pb2 as cpb
+from tests.integration.support import TICK, M, P, assert_quiet, drop_copies_attached, engine_digests, engine_order, read_n
+
+
+def test_participants_cannot_see_or_touch_each_others_orders(server, connect) -> None:
+    hub = server.hub
+    a, b, c = connect("scalper-1"), connect("scalper-2"), connect("inst-2")
+    drops = {p: cl.drop_copy() for p, cl in (("scalper-1", a), ("scalper-2", b), ("inst-2", c))}
+    for p in drops:
+        drop_copies_attached(hub, p)
+    b_session = b.open_session(timeout=10)
+    a_session = a.open_session(timeout=10)
+
+    b1 = b.submit("AAPL", "buy", 100, P - TICK, client_order_id="secret-1")
+    b2 = b_session.submit("MSFT", "sell", 40, M + TICK, time_in_force="day", client_order_id="secret-2")
+    a1 = a.submit("AAPL", "sell", 30, P + TICK, client_order_id="mine-1")
+    assert b1.accepted and b2.accepted and a1.accepted
+    # a trade between them: A sells 20 into B's bid
+    a2 = a_session.submit("AAPL", "sell", 20, P - TICK, time_in_force="ioc", client_order_id="mine-2")
+    assert [r.exec_type for r in a2.executions] == [cpb.EXEC_NEW, cpb.EXEC_TRADE, cpb.EXEC_FILLED]
+    b_view = {oid: engine_order(hub, sym, oid) for sym, oid in (("AAPL", b1.order_id), ("MSFT", b2.order_id))}
+    b_open = b.open_orders()
+    assert [(o.order_id, o.leaves_quantity) for o in b_open] == [(b1.order_id, 80), (b2.order_id, 40)]
+
+    # -- visibility: open orders, executions, positions, drop copies
+    assert [o.order_id for o in a.open_orders()] == [a1.order_id]
+    assert a.open_orders("MSFT") == [] and [o.order_id for o in a.open_orders("AAPL")] == [a1.order_id]
+    a_execs = a.executions()
+    mine = {a1.order_id, a2.order_id}
+    assert a_execs and all(r.order_id in mine and r.account == 1001 for r in a_execs)
+    assert not any("secret" in r.client_order_id for r in a_execs)
+    assert {r.order_id for r in b.executions()} == {b1.order_id, b2.order_id}
+    assert [(p.symbol, p.account, p.net_quantity) for p in a.positions()] == [("AAPL", 1001, -20)]
+    assert [(p.symbol, p.account, p.net_quantity) for p in b.positions()] == [("AAPL", 1002, 20)]
+    assert c.open_orders() == [] and c.executions() == [] and c.positions() == []
+
+    # -- amending someone else's order looks exactly like amending no order at all
+    digests = engine_digests(hub)
+    for entry in (a, a_session):
+        for symbol, order_id in (("AAPL", b1.order_id), ("MSFT", b2.order_id)):
+            for ack in (entry.cancel(symbol, order_id), entry.replace(symbol, order_id, P, 1)):
+                assert not ack.accepted and ack.reject_reason == cpb.REJECT_UNKNOWN_ORDER, ack
+                assert list(ack.executions) == []
+            # the same id with its own symbol or not, and an id that never existed, answer the same
+            ghost = entry.cancel(symbol, 999_999)
+            assert (ghost.accepted, ghost.reject_reason) == (False, cpb.REJECT_UNKNOWN_ORDER)
+    assert engine_digests(hub) == digests
+    # a mass cancel of every symbol and account of A leaves B alone
+    mc = a.mass_cancel()
+    assert mc.accepted and mc.cancelled_count == 1  # a1 only
+    assert b.open_orders() == b_open
+    assert {oid: engine_order(hub, sym, oid) for sym, oid in (("AAPL", b1.order_id), ("MSFT", b2.order_id))} == b_view
+    digests = engine_digests(hub)
+
+    # -- using B's (or anyone else's) account is refused, on every kind of request
+    for account in (1002, 2001, 3001, -1, 2**62):
+        order = a.submit("AAPL", "buy", 1, P - 10 * TICK, account=account)
+        assert (order.accepted, order.reject_reason) == (False, cpb.REJECT_ACCOUNT_NOT_PERMITTED), order
+        order = a_session.submit("AAPL", "buy", 1, P - 10 * TICK, account=account)
+        assert (order.accepted, order.reject_reason) == (False, cpb.REJECT_ACCOUNT_NOT_PERMITTED), order
+        mc = a.mass_cancel(account=account)
+        assert (mc.accepted, mc.reject_reason, mc.cancelled_count) == (False, cpb.REJECT_ACCOUNT_NOT_PERMITTED, 0)
+        mq = a.mass_quote([("AAPL", P - 20 * TICK, 1, P + 20 * TICK, 1)], account=account)
+        assert (mq.accepted, mq.reject_reason, list(mq.quotes)) == (False, cpb.REJECT_ACCOUNT_NOT_PERMITTED, [])
+    assert b.open_orders() == b_open
+    assert engine_digests(hub) == digests
+    # a participant with two accounts may use both (the positive control)
+    inst = connect("inst-1")
+    second = inst.submit("AAPL", "buy", 5, P - 30 * TICK, account=2002)
+    assert second.accepted and second.executions[0].account == 2002
+    assert [o.account for o in inst.open_orders()] == [2002]
+
+    # -- drop copies: each participant's stream carries its own reports only
+    a_told, b_told = a.executions(), b.executions()
+    assert read_n(drops["scalper-1"], len(a_told)) == a_told
+    assert read_n(drops["scalper-2"], len(b_told)) == b_told
+    for stream in drops.values():
+        assert_quiet(stream)
+    # b1 (filled by A) was entered by unary, b2 (on B's session) never traded: nothing unsolicited
+    assert b_session.executions.empty() and a_session.executions.empty()
