@@ -93,6 +93,47 @@ def _denier(code: grpc.StatusCode, message: str) -> Callable:
     return deny
 
 
+class _Undecodable:
+    """Stands in for request bytes that did not deserialise (see ``_decode_in_handler``)."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _decode_in_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    """Make a unary request's deserialisation failure the handler's business.
+
+    grpcio (1.85) leaks the server call when a unary request's deserializer raises: about 19 KB
+    that are never freed (not even when the connection closes) plus one HTTP/2 stream slot, so
+    after ``max_concurrent_streams`` such requests the connection refuses every RPC
+    (REFUSED_STREAM), valid ones included. With a deserializer that cannot fail, the handler
+    answers INVALID_ARGUMENT instead and the call ends normally. Streaming requests are not
+    affected and keep grpc's own handling (INTERNAL)."""
+    if handler is None or handler.request_streaming or handler.request_deserializer is None:
+        return handler
+    deserialize = handler.request_deserializer
+
+    def lenient(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - whatever the deserializer raises, the bytes are bad
+            return _UNDECODABLE
+
+    def checked(behavior: Callable) -> Callable:
+        def run(request, context: grpc.ServicerContext):
+            if request is _UNDECODABLE:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request does not deserialise")
+            return behavior(request, context)
+
+        return run
+
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(checked(handler.unary_stream), request_deserializer=lenient,
+                                                    response_serializer=handler.response_serializer)
+    return grpc.unary_unary_rpc_method_handler(checked(handler.unary_unary), request_deserializer=lenient,
+                                               response_serializer=handler.response_serializer)
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, authenticator: Authenticator) -> None:
         self._auth = authenticator
@@ -112,4 +153,4 @@ class AuthInterceptor(grpc.ServerInterceptor):
             if handler.response_streaming:
                 return grpc.unary_stream_rpc_method_handler(deny)
             return grpc.unary_unary_rpc_method_handler(deny)
-        return continuation(handler_call_details)
+        return _decode_in_handler(continuation(handler_call_details))

@@ -29,6 +29,7 @@ from matching.types import RejectReason
 log = logging.getLogger("hub.service")
 _INT64_MAX = 2**63 - 1
 _POLL_S = 0.1  # how often idle streams notice a cancelled call
+_MAX_DEPTH = 2**31 - 1  # engines take a C int number of levels
 
 
 def _unexpected(context: grpc.ServicerContext, exc: BaseException) -> None:
@@ -221,7 +222,9 @@ class MarketDataService(mdpb_grpc.MarketDataServicer):
         inst = self.hub.by_symbol.get(request.symbol)
         if inst is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol[:64]!r}")
-        return self.hub.snapshot(inst.instrument_id, request.depth)
+        # depth is a uint32 on the wire but a C int in the engines; any depth beyond the book's
+        # levels is the full book, so clamp instead of overflowing (which answered UNKNOWN).
+        return self.hub.snapshot(inst.instrument_id, min(request.depth, _MAX_DEPTH))
 
     def ListInstruments(self, request, context):
         return mdpb.InstrumentList(instruments=[
