@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from matching.engine import create_engine
+from matching.instruments import DEFAULT_INSTRUMENTS, Instrument, by_asset_class
 from matching.interface import MatchingEngine
 from matching.types import (
+    AssetClass,
     Cancel,
     Command,
     EndOfSession,
@@ -28,6 +31,17 @@ AAPL, MSFT = 1, 2
 TICK = 100
 P = 190_0000  # AAPL reference price
 M = 420_0000  # MSFT reference price
+
+
+def build_engine(
+    implementation: str,
+    asset_class: AssetClass = AssetClass.EQUITY,
+    instruments: tuple[Instrument, ...] | None = None,
+) -> MatchingEngine:
+    """An engine of ``implementation`` over the default instruments of ``asset_class``."""
+    if instruments is None:
+        instruments = by_asset_class(DEFAULT_INSTRUMENTS)[AssetClass(asset_class)]
+    return create_engine(asset_class, instruments, implementation=implementation)
 
 
 class Commands:

@@ -44,7 +44,7 @@ from matching.types import (
     encode_command,
     encode_events,
 )
-from tests.conftest import build_engine
+from tests.support import build_engine
 
 GENE_WIDTH = 8
 GENE_MAX = 255

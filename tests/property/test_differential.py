@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from matching.types import EVENT_KIND, AssetClass, decode_events, encode_command, encode_commands, encode_events
-from tests.conftest import build_engine
 from tests.property.harness import (
     GENE_MAX,
     GENE_WIDTH,
@@ -23,7 +22,7 @@ from tests.property.harness import (
     random_genes,
     run_differential,
 )
-from tests.support import AAPL, BUY, IOC, SELL, TICK, Commands, P
+from tests.support import AAPL, BUY, IOC, SELL, TICK, Commands, P, build_engine
 
 gene = st.tuples(*[st.integers(0, GENE_MAX)] * GENE_WIDTH)
 
@@ -62,20 +61,20 @@ def test_engines_agree_on_long_seeded_streams(seed):
 
 
 @pytest.mark.parametrize("asset_class", list(AssetClass), ids=lambda ac: ac.name)
-def test_one_packed_batch_equals_command_by_command_processing(implementation, asset_class):
+def test_one_packed_batch_equals_command_by_command_processing(engine_impl, asset_class):
     commands = decode_stream(asset_class, random_genes(random.Random(1000 + asset_class), 1_500))
     oracle = build_engine("reference", asset_class)
     expected = b"".join(encode_events(oracle.process(c)) for c in commands)
     assert {type(e) for e in decode_events(expected)} == set(EVENT_KIND), "the stream exercises every event"
 
-    one_by_one = build_engine(implementation, asset_class)
+    one_by_one = build_engine(engine_impl, asset_class)
     assert b"".join(one_by_one.process_packed(encode_command(c)) for c in commands) == expected
 
-    batched = build_engine(implementation, asset_class)
+    batched = build_engine(engine_impl, asset_class)
     assert batched.process_packed(encode_commands(commands)) == expected
 
     rng = random.Random(asset_class)
-    chunked = build_engine(implementation, asset_class)
+    chunked = build_engine(engine_impl, asset_class)
     out, i = [], 0
     while i < len(commands):
         n = rng.randint(1, 200)
@@ -83,7 +82,7 @@ def test_one_packed_batch_equals_command_by_command_processing(implementation, a
         i += n
     assert b"".join(out) == expected
 
-    typed = build_engine(implementation, asset_class)
+    typed = build_engine(engine_impl, asset_class)
     assert encode_events([e for c in commands for e in typed.process(c)]) == expected
 
     for engine in (one_by_one, batched, chunked, typed):

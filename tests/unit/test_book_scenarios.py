@@ -7,6 +7,8 @@ Instrument 1 is AAPL (tick 100, lot 1); ``P`` is its reference price.
 
 from __future__ import annotations
 
+import pytest
+
 from matching.types import (
     Accepted,
     BookDelta,
@@ -45,6 +47,12 @@ from tests.support import (
 STP = CancelReason.SELF_TRADE_PREVENTION
 REMAINDER = CancelReason.IMMEDIATE_REMAINDER
 UNKNOWN = RejectReason.UNKNOWN_ORDER
+
+
+@pytest.fixture
+def session(make_engine) -> Session:
+    """An equity engine (AAPL=1, MSFT=2) of each implementation, commands aimed at AAPL by default."""
+    return Session(make_engine())
 
 
 def ids(session: Session, instrument_id: int = AAPL) -> list[int]:

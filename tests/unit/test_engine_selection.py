@@ -133,10 +133,10 @@ def test_reference_engine_still_works_without_the_compiled_engine(without_compil
 # -- INTERFACE AND DIGEST ---------------------------------------------------------------------
 
 
-def test_both_engines_satisfy_the_matching_engine_protocol(make_engine, implementation):
+def test_both_engines_satisfy_the_matching_engine_protocol(make_engine, engine_impl):
     engine = make_engine()
     assert isinstance(engine, MatchingEngine)
-    assert engine.implementation == implementation
+    assert engine.implementation == engine_impl
     assert engine.asset_class == AssetClass.EQUITY
     assert engine.instrument_ids == [1, 2]
     assert (engine.last_order_id, engine.last_trade_id, engine.last_seq) == (0, 0, 0)

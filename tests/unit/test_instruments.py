@@ -98,9 +98,9 @@ def test_toml_config_replaces_the_built_in_set(tmp_path):
     assert loaded[1].max_notional_raw == 100_000_000_00 * 10**3
 
 
-def test_engine_runs_on_a_loaded_instrument(tmp_path, implementation):
+def test_engine_runs_on_a_loaded_instrument(tmp_path, engine_impl):
     (tsla, _) = load_instruments(write(tmp_path, toml(TSLA, EURGBP)))
-    engine = create_engine(AssetClass.EQUITY, (tsla,), implementation=implementation)
+    engine = create_engine(AssetClass.EQUITY, (tsla,), implementation=engine_impl)
     assert engine.instrument_ids == [11]
     events = engine.process(NewOrder(1, 0, 11, 1, 1, Side.BUY, 1, 1, 250_0000, 10))
     assert type(events[0]).__name__ == "Accepted"
@@ -202,7 +202,7 @@ def test_validate_checks_each_built_in_field_rule_directly():
             dataclasses.replace(good, **change).validate()
 
 
-def test_engine_refuses_an_instrument_of_another_asset_class(implementation):
+def test_engine_refuses_an_instrument_of_another_asset_class(engine_impl):
     with pytest.raises(ValueError, match="EURUSD is not a EQUITY instrument"):
         create_engine(AssetClass.EQUITY, DEFAULT_INSTRUMENTS[:2] + DEFAULT_INSTRUMENTS[4:5],
-                      implementation=implementation)
+                      implementation=engine_impl)
