@@ -671,6 +671,21 @@ def test_cancel_or_replace_of_another_accounts_order_is_unknown_order(session):
     assert session.engine.order(AAPL, order) == plain(order, 1, SELL, P, 10)
 
 
+def test_cancel_or_replace_of_an_expired_mass_cancelled_or_ioc_order_is_unknown_order(session):
+    expired = session.buy(P, 10, account=1, tif=DAY).order_id
+    session.end_of_session(AAPL)
+    swept = session.sell(P + TICK, 10, account=1).order_id
+    session.mass_cancel(1)
+    ioc = session.buy(P, 10, account=1, tif=IOC).order_id  # nothing to trade: cancelled whole
+    digest = session.engine.digest()
+    for order in (expired, swept, ioc):
+        r = session.cancel(order, account=1)
+        assert_events(r.events, [Rejected(r.seq, AAPL, order, 1, UNKNOWN, CommandKind.CANCEL)])
+        r = session.replace(order, P, 5, account=1)
+        assert_events(r.events, [Rejected(r.seq, AAPL, order, 1, UNKNOWN, CommandKind.REPLACE)])
+    assert session.engine.digest() == digest
+
+
 def test_cancel_on_the_wrong_instrument_is_unknown_order(session):
     order = session.sell(P, 10, account=1).order_id
     r = session.cancel(order, account=1, instrument_id=MSFT)
