@@ -235,7 +235,7 @@ def test_orders_exactly_at_the_notional_cap_are_accepted(make_engine):
     assert type(engine.process(cmd)[0]).__name__ == "Accepted"
 
 
-def test_rejects_are_identical_between_process_and_process_packed(make_engine):
+def test_every_reject_case_gives_the_same_reason_inside_one_packed_batch(make_engine):
     engine, cmds = seeded(make_engine, EQ)
     commands = [case.build(cmds) for case in NEW_ORDER_CASES + CANCEL_REPLACE_CASES if case.asset_class == EQ]
     digest = engine.digest()
