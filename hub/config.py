@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matching.instruments import (
     DEFAULT_INSTRUMENTS,
@@ -22,7 +22,10 @@ from matching.instruments import (
     load_instruments,
     validate_instruments,
 )
-from matching.types import StpMode
+from matching.types import AssetClass, StpMode
+
+if TYPE_CHECKING:
+    from hub.fairness import FairnessConfig
 
 
 class ConfigError(ValueError):
@@ -95,6 +98,7 @@ class HubConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    fairness: FairnessConfig = field(default_factory=lambda: _fairness_default())
     engine_implementation: str = ""  # "" follows $HUB_ENGINE, else "cython"
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     participants: tuple[ParticipantConfig, ...] = ()
@@ -130,6 +134,12 @@ class HubConfig:
 
     def participant_by_token_hash(self) -> dict[str, ParticipantConfig]:
         return {p.token_sha256: p for p in self.participants}
+
+
+def _fairness_default():
+    from hub.fairness import FairnessConfig
+
+    return FairnessConfig()
 
 
 def _dev(pid: str, role: Role, pclass: ParticipantClass, accounts: tuple[int, ...]) -> ParticipantConfig:
@@ -239,6 +249,37 @@ def _participant(raw: Any) -> ParticipantConfig:
                              stp_mode=stp)
 
 
+def _fairness(raw: Any) -> FairnessConfig:
+    from hub.fairness import FairnessConfig, Preset, RestingMode
+
+    if not isinstance(raw, dict):
+        raise ConfigError("[fairness] must be a table")
+    allowed = {"preset", "min_resting_ns", "min_resting_mode", "latency_floor_ns", "post_only_exempt_min_quantity",
+               "batching", "batch_seed"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"[fairness] unknown keys {sorted(unknown)}")
+    try:
+        batching = {}
+        for name, window in raw.get("batching", {}).items():
+            if (not isinstance(window, list) or len(window) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, int) for v in window)):
+                raise ConfigError(f"[fairness.batching] {name} must be [min_ns, max_ns]")
+            batching[AssetClass[name.upper()]] = (window[0], window[1])
+        ints = {k: raw[k] for k in ("min_resting_ns", "latency_floor_ns", "post_only_exempt_min_quantity", "batch_seed")
+                if k in raw}
+        for k, v in ints.items():
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"[fairness] {k} must be an integer")
+        return FairnessConfig(preset=Preset(raw.get("preset", "participant_class")),
+                              min_resting_mode=RestingMode(raw.get("min_resting_mode", "reject")),
+                              batching=batching, **ints).validated()
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"[fairness] {exc}") from None
+
+
 def load_config(path: str | Path) -> HubConfig:
     """Read a TOML config file. Instruments come from ``[[instrument]]`` tables, or from
     ``instruments_file`` (relative to the config file), or default to the built-in set."""
@@ -247,7 +288,7 @@ def load_config(path: str | Path) -> HubConfig:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    allowed = {"network", "limits", "ledger", "engine_implementation", "instrument", "instruments_file",
+    allowed = {"network", "limits", "ledger", "fairness", "engine_implementation", "instrument", "instruments_file",
                "participant", "data_dir"}
     unknown = set(doc) - allowed
     if unknown:
@@ -272,6 +313,7 @@ def load_config(path: str | Path) -> HubConfig:
         network=_typed("network", NetworkConfig, doc.get("network", {})),
         limits=_typed("limits", LimitsConfig, doc.get("limits", {})),
         ledger=_typed("ledger", LedgerConfig, doc.get("ledger", {})),
+        fairness=_fairness(doc.get("fairness", {})),
         engine_implementation=impl,
         instruments=instruments,
         participants=tuple(_participant(p) for p in doc["participant"]),

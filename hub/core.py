@@ -11,6 +11,7 @@ Order ids are the sequence number of the command that entered the order: unique,
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import defaultdict, deque
@@ -20,6 +21,7 @@ from enum import IntEnum
 
 from hub.auth import Identity
 from hub.config import HubConfig
+from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry
 from hub.marketdata import MarketDataHub, Subscriber
 from hub.v1 import common_pb2 as cpb
@@ -98,6 +100,8 @@ class OrderMeta:
     time_in_force: int
     display_quantity: int = 0
     is_quote: bool = False
+    entry_ns: int = 0  # hub time it entered the book (for the minimum resting time)
+    min_rest_ns: int = 0  # minimum resting time that applies to it (fairness rules, at entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +222,7 @@ class Hub:
         self._orders: dict[int, OrderMeta] = {}
         self._orders_of: dict[str, set[int]] = defaultdict(set)
         self._client_ids: dict[str, set[str]] = defaultdict(set)
-        self._quotes: dict[tuple[str, int, int], tuple[int, int]] = {}
+        self._quotes: dict[tuple[str, int, int], list[int]] = {}  # (participant, account, iid) -> live quote ids
         self._positions: dict[tuple[int, int], Position] = defaultdict(Position)
         self._history: dict[str, deque[cpb.ExecutionReport]] = defaultdict(
             lambda: deque(maxlen=config.limits.execution_history))
@@ -229,6 +233,9 @@ class Hub:
         self._halted_classes: set[AssetClass] = set()
         self._hub_halted = False
         self.accepting = True
+        self.fairness = FairnessRules(config.fairness)
+        self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
+        self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
         self.recovery = None  # hub.recovery.RecoveryReport after a replay
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpointer = threading.Event()
@@ -288,12 +295,13 @@ class Hub:
 
     def _run_engine(self, asset_class: AssetClass, source: str, session_id: str, caller: str,
                     count: int, build: Callable[[int, int], list[Command]],
-                    before: Callable[[list[Command]], None] | None = None) -> Outcome:
+                    before: Callable[[list[Command]], None] | None = None, arrival_ns: int = 0) -> Outcome:
         """Sequence ``count`` commands for one engine, journal them and route their events.
 
         ``build(seq_first, ts)`` creates the commands with consecutive sequence numbers;
-        ``before`` registers order metadata the routing needs."""
-        arrival = self._clock()
+        ``before`` registers order metadata the routing needs; ``arrival_ns`` is when the
+        gateway received the request (the sequencing time is the release time)."""
+        arrival = arrival_ns or self._clock()
         with self._lock:
             first, ts = self._next(count)
             commands = build(first, ts)
@@ -332,8 +340,7 @@ class Hub:
             for cmd, meta in zip(commands, metas, strict=True):
                 if meta is not None and meta.is_quote and cmd.order_id in self._orders:
                     key = (meta.participant_id, meta.account, meta.instrument_id)
-                    bid, ask = self._quotes.get(key, (0, 0))
-                    self._quotes[key] = (cmd.order_id, ask) if meta.side == Side.BUY else (bid, cmd.order_id)
+                    self._quotes[key] = [q for q in self._quotes.get(key, []) if q in self._orders] + [cmd.order_id]
             self._seq = max(self._seq, commands[-1].seq)
         return evbuf
 
@@ -344,9 +351,10 @@ class Hub:
             if kind == EntryKind.ADMIN:
                 self._apply_admin(detail | {"seq": seq})
 
-    def _record(self, kind: EntryKind, source: str, detail: dict, session_id: str = "") -> tuple[int, int]:
+    def _record(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
+                arrival_ns: int = 0) -> tuple[int, int]:
         """Sequence and journal something that is not an engine command."""
-        arrival = self._clock()
+        arrival = arrival_ns or self._clock()
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(
@@ -358,6 +366,13 @@ class Hub:
         self.journal.wait_committed(ticket)
         return seq, ts
 
+    def _journal_batch(self, asset_class: AssetClass, batch, permutation: list[int]) -> None:
+        """Journal a released batch's seed and shuffle just before its commands, for audit."""
+        self._record(EntryKind.ADMIN, "hub", {
+            "action": "batch", "asset_class": int(asset_class), "batch": batch.number, "seed": str(batch.seed),
+            "window_ns": batch.window_ns, "cancels": len(batch.cancels), "others": len(batch.others),
+            "permutation": permutation})
+
     def record_config(self, detail: bytes) -> int:
         """Journal the configuration in force (at start, when it differs from the last one)."""
         with self._lock:
@@ -366,9 +381,10 @@ class Hub:
         self.journal.wait_committed(ticket)
         return seq
 
-    def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict) -> tuple[int, int]:
+    def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict,
+                        arrival_ns: int = 0) -> tuple[int, int]:
         return self._record(EntryKind.GATEWAY_REJECT, who.participant_id,
-                            {"request": what, "reason": int(reason), "text": text, **fields})
+                            {"request": what, "reason": int(reason), "text": text, **fields}, arrival_ns=arrival_ns)
 
     # -- ROUTING -------------------------------------------------------------------------------
 
@@ -483,17 +499,23 @@ class Hub:
         return _PROTO_STP.get(wire, _INVALID_STP)
 
     def submit_order(self, who: Identity, spec: OrderSpec, session_id: str = "") -> tuple[Outcome | None, int, str]:
-        """Returns (outcome, reject reason or 0, text). Outcome None: refused at the gateway."""
+        """Returns (outcome, reject reason or 0, text). Outcome None: refused at the gateway.
+
+        Fairness applies here: the order may wait behind its latency floor or join its asset
+        class's random batch before it is sequenced."""
+        arrival = self._clock()
         problem = self._check_order(who, spec)
         if problem is not None:
             self._gateway_reject(who, "new_order", problem[0], problem[1],
-                                 {"symbol": spec.symbol[:64], "client_order_id": spec.client_order_id[:64]})
+                                 {"symbol": spec.symbol[:64], "client_order_id": spec.client_order_id[:64]}, arrival)
             return None, int(problem[0]), problem[1]
         inst = self.by_symbol[spec.symbol]
         account = self._account_for(who, spec.account)
         stp = self._engine_stp(who, spec.stp_mode)
         if spec.client_order_id:
             self._client_ids[who.participant_id].add(spec.client_order_id)
+        pclass = who.participant_class
+        min_rest = self.fairness.min_resting_ns(pclass, spec.order_type, spec.post_only, spec.quantity)
 
         def build(seq: int, ts: int) -> list[Command]:
             return [NewOrder(seq, ts, inst.instrument_id, seq, account, spec.side, spec.order_type,
@@ -504,12 +526,37 @@ class Hub:
             cmd = commands[0]
             self._register(cmd.order_id, OrderMeta(
                 who.participant_id, spec.client_order_id, session_id, inst.instrument_id, inst.symbol,
-                spec.side, account, spec.price, spec.time_in_force, spec.display_quantity))
+                spec.side, account, spec.price, spec.time_in_force, spec.display_quantity,
+                entry_ns=cmd.ts, min_rest_ns=min_rest))
 
-        outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
-                                   1, build, register)
-        reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
-        return outcome, reason, RejectReason(reason).name if reason else ""
+        def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+            outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
+                                       1, build, register, arrival)
+            reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
+            return outcome, reason, RejectReason(reason).name if reason else ""
+
+        window = self.fairness.batch_window(inst.asset_class)
+        if window is not None:
+            return self.scheduler.batch(inst.asset_class, window, arrival, False, run).result()
+        taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
+                                     self._marketable(inst, spec.side, spec.price))
+        floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
+        if floor:
+            return self.scheduler.hold(arrival + floor, run).result()
+        return self._now(arrival, run)
+
+    def _now(self, arrival: int, run: Callable[[int], object]):
+        """Sequence a command that waits for nothing, after everything already due."""
+        with self._lock:
+            self.scheduler.release_due(arrival)
+            return run(arrival)
+
+    def _marketable(self, inst: Instrument, side: int, price: int) -> bool:
+        top = self.engines[inst.asset_class].depth(inst.instrument_id, 1)
+        opposite = top.asks if side == Side.BUY else top.bids
+        if not opposite:
+            return False
+        return opposite[0][0] <= price if side == Side.BUY else opposite[0][0] >= price
 
     def _own_order(self, who: Identity, symbol: str, order_id: int) -> tuple[Instrument | None, OrderMeta | None]:
         inst = self.by_symbol.get(symbol)
@@ -527,7 +574,8 @@ class Hub:
         return self._amend(who, "replace", symbol, order_id, session_id, (price, quantity))
 
     def _amend(self, who: Identity, what: str, symbol: str, order_id: int, session_id: str,
-               new_values: tuple[int, int] | None) -> tuple[Outcome | None, int, str]:
+               new_values: tuple[int, int] | None, enforce_resting: bool = True) -> tuple[Outcome | None, int, str]:
+        arrival = self._clock()
         inst, meta = self._own_order(who, symbol, order_id)
         problem: tuple[int, str] | None = None
         if inst is None:
@@ -536,8 +584,14 @@ class Hub:
             problem = RejectReason.UNKNOWN_ORDER, f"no open order {order_id} of yours on {symbol}"
         elif new_values is not None and self.is_halted(inst.instrument_id):
             problem = GatewayReject.INSTRUMENT_HALTED, f"{inst.symbol} is halted"
+        rested_enough_at = meta.entry_ns + meta.min_rest_ns if meta is not None and enforce_resting else 0
+        if (problem is None and arrival < rested_enough_at
+                and self.fairness.config.min_resting_mode == RestingMode.REJECT):
+            problem = FairnessReject.MIN_RESTING_TIME, (
+                f"order {order_id} has rested {arrival - meta.entry_ns} ns of the required {meta.min_rest_ns} ns")
         if problem is not None:
-            self._gateway_reject(who, what, problem[0], problem[1], {"symbol": symbol[:64], "order_id": order_id})
+            self._gateway_reject(who, what, problem[0], problem[1], {"symbol": symbol[:64], "order_id": order_id},
+                                 arrival)
             return None, int(problem[0]), problem[1]
         account = meta.account
 
@@ -546,10 +600,18 @@ class Hub:
                 return [Cancel(seq, ts, inst.instrument_id, order_id, account)]
             return [Replace(seq, ts, inst.instrument_id, order_id, account, *new_values)]
 
-        outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
-                                   1, build)
-        reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
-        return outcome, reason, RejectReason(reason).name if reason else ""
+        def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+            outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
+                                       1, build, None, arrival)
+            reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
+            return outcome, reason, RejectReason(reason).name if reason else ""
+
+        window = self.fairness.batch_window(inst.asset_class)
+        if window is not None:
+            return self.scheduler.batch(inst.asset_class, window, arrival, new_values is None, run).result()
+        if arrival < rested_enough_at:  # hold mode: applied the moment the order has rested enough
+            return self.scheduler.hold(rested_enough_at, run).result()
+        return self._now(arrival, run)
 
     def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:
         """Cancel the participant's orders (one account or all, one instrument or all).
@@ -605,11 +667,15 @@ class Hub:
         for ac, entries in groups.items():
             with self._lock:  # the cancels must see the quote ids the previous message left
                 plan: list[tuple[str, int, int, int, int, int]] = []  # (what, index, iid, side, px, qty)
+                replaced: set[int] = set()
                 for index, q, inst in entries:
-                    prev = self._quotes.get((who.participant_id, acct, inst.instrument_id), (0, 0))
-                    for old in prev:
-                        if old and old in self._orders:
-                            plan.append(("cancel", index, inst.instrument_id, old, 0, 0))
+                    # Every quote order this participant has live on the instrument goes, once, even
+                    # when the message lists the instrument twice (its entries then all stand).
+                    if inst.instrument_id not in replaced:
+                        replaced.add(inst.instrument_id)
+                        for old in self._quotes.get((who.participant_id, acct, inst.instrument_id), ()):
+                            if old in self._orders:
+                                plan.append(("cancel", index, inst.instrument_id, old, 0, 0))
                     if q.bid_quantity:
                         plan.append(("new", index, inst.instrument_id, Side.BUY, q.bid_price, q.bid_quantity))
                     if q.ask_quantity:
@@ -642,13 +708,17 @@ class Hub:
                 reports.extend(outcome.reports)
                 rejected = {ev.order_id: ev.reason for ev in outcome.events
                             if type(ev) is Rejected and ev.command_kind == CommandKind.NEW_ORDER}
+                fresh: dict[int, list[int]] = {iid: [] for iid in replaced}
                 for index, _, inst in entries:
                     row = results[index]
                     for id_slot, reason_slot in ((1, 2), (3, 4)):
                         if row[id_slot] in rejected:
                             row[reason_slot] = rejected[row[id_slot]]
                             row[id_slot] = 0
-                    self._quotes[(who.participant_id, acct, inst.instrument_id)] = (row[1], row[3])
+                        elif row[id_slot]:
+                            fresh[inst.instrument_id].append(row[id_slot])
+                for iid, live in fresh.items():
+                    self._quotes[(who.participant_id, acct, iid)] = live
         return reports, [tuple(results[i]) for i in range(len(quotes))], 0, ""
 
     # -- SESSIONS AND STREAMS --------------------------------------------------------------------
@@ -693,7 +763,8 @@ class Hub:
         cancelled = 0
         for order_id, meta in doomed:
             try:
-                outcome, reason, _ = self.cancel_order(who, meta.symbol, order_id, session_id="")
+                outcome, reason, _ = self._amend(who, "cancel", meta.symbol, order_id, "", None,
+                                                 enforce_resting=False)
             except HubUnavailableError:
                 break
             cancelled += outcome is not None and not reason

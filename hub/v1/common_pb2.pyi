@@ -71,6 +71,7 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_MISSING_FIELD: _ClassVar[RejectReason]
     REJECT_FIELD_OUT_OF_RANGE: _ClassVar[RejectReason]
     REJECT_TOO_MANY_QUOTES: _ClassVar[RejectReason]
+    REJECT_MIN_RESTING_TIME: _ClassVar[RejectReason]
 
 class CancelReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -139,6 +140,7 @@ REJECT_INSTRUMENT_HALTED: RejectReason
 REJECT_MISSING_FIELD: RejectReason
 REJECT_FIELD_OUT_OF_RANGE: RejectReason
 REJECT_TOO_MANY_QUOTES: RejectReason
+REJECT_MIN_RESTING_TIME: RejectReason
 CANCEL_REASON_UNSPECIFIED: CancelReason
 CANCEL_USER_REQUESTED: CancelReason
 CANCEL_IMMEDIATE_REMAINDER: CancelReason

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub.core import GatewayReject
+from hub.fairness import FairnessReject
 from hub.v1 import common_pb2 as cpb
 from matching.types import AssetClass, CancelReason, OrderType, RejectReason, Side, TimeInForce
 
@@ -32,7 +33,7 @@ def _wire(enum_descriptor, prefix: str = "") -> dict[str, int]:
 
 
 def test_reject_reasons_mirror_engine_and_gateway_one_to_one():
-    expected = {r.name: r.value for r in RejectReason} | {r.name: r.value for r in GatewayReject}
+    expected = {r.name: r.value for r in (*RejectReason, *GatewayReject, *FairnessReject)}
     assert _wire(cpb.RejectReason.DESCRIPTOR, "REJECT_") == expected
 
 
