@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
 
 from hub.client import HubClient, LocalBook
 from hub.config import HubConfig
-from hub.server import run_server
+from hub.server import open_ledger_journal, run_server
 from hub.v1 import common_pb2 as cpb
+from ledger.schema import connect, sqlite_url
+from ledger.signing import load_verifier
+from ledger.verify import verify_ledger
 
 
 class DemoFailure(AssertionError):
@@ -36,8 +38,10 @@ def _px(price: int) -> str:
 
 def run_demo(config: HubConfig) -> int:
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    config = replace(config, data_dir=config.data_dir)
-    with run_server(config.with_network(port=0)) as (hub, port):
+    config = config.with_network(port=0)
+    with run_server(config, open_ledger_journal(config)) as (hub, port):
+        if hub.recovery is not None and hub.recovery.records:
+            print(f"(recovered {hub.recovery.records} ledger records from an earlier run in {config.data_dir})")
         target = f"{config.network.host}:{port}"
         try:
             _script(hub, target)
@@ -46,7 +50,11 @@ def run_demo(config: HubConfig) -> int:
             return 1
         status = hub.status()
         print(f"\nfinal sequence {status['last_sequence']}, state digest {status['digest'][:16]}...")
-    return 0
+    report = verify_ledger(connect(config.ledger.url or sqlite_url(config.data_dir)),
+                           load_verifier(Path(config.data_dir) / "ledger_ed25519.pub"))
+    print(f"ledger in {config.data_dir}: {report.records} records, {report.checkpoints} signed checkpoints, "
+          f"{'verified' if report.ok else 'FAILED: ' + report.failure}")
+    return 0 if report.ok else 1
 
 
 def _script(hub, target: str) -> None:
@@ -58,6 +66,8 @@ def _script(hub, target: str) -> None:
     clients = (regulator, mm, scalper, taker, institution)
     try:
         _check(regulator.wait_ready(10), "hub never reported SERVING")
+        for client in (mm, scalper, taker, institution):
+            client.mass_cancel()  # a clean slate when the data directory holds an earlier run
         updates = regulator.subscribe(["AAPL"])
         book = LocalBook("AAPL")
         trades: list[str] = []
