@@ -191,6 +191,7 @@ class Outcome:
     ts: int
     events: list[Event]
     reports: list[cpb.ExecutionReport] = field(default_factory=list)  # the caller's own
+    ticket: int = 0  # journal ticket: the reply may leave only once it is committed
 
 
 def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, **fields) -> cpb.ExecutionReport:
@@ -295,12 +296,15 @@ class Hub:
 
     def _run_engine(self, asset_class: AssetClass, source: str, session_id: str, caller: str,
                     count: int, build: Callable[[int, int], list[Command]],
-                    before: Callable[[list[Command]], None] | None = None, arrival_ns: int = 0) -> Outcome:
+                    before: Callable[[list[Command]], None] | None = None, arrival_ns: int = 0,
+                    wait: bool = True) -> Outcome:
         """Sequence ``count`` commands for one engine, journal them and route their events.
 
         ``build(seq_first, ts)`` creates the commands with consecutive sequence numbers;
         ``before`` registers order metadata the routing needs; ``arrival_ns`` is when the
-        gateway received the request (the sequencing time is the release time)."""
+        gateway received the request (the sequencing time is the release time). ``wait=False``
+        returns before the journal commit (``outcome.ticket``): for callers that hold the
+        sequencer, which must then wait with ``_settle`` after releasing it."""
         arrival = arrival_ns or self._clock()
         with self._lock:
             first, ts = self._next(count)
@@ -319,8 +323,16 @@ class Hub:
             self._route(events, ts, session_id, caller, outcome)
             self.market_data.publish(first, ts, events)
             self.maybe_checkpoint()
-        self.journal.wait_committed(ticket)
+        outcome.ticket = ticket
+        if wait:
+            self.journal.wait_committed(ticket)
         return outcome
+
+    def _settle(self, result: tuple[Outcome | None, int, str]) -> tuple[Outcome | None, int, str]:
+        """Wait, without the sequencer, until the command of a ``wait=False`` run is committed."""
+        if result[0] is not None:
+            self.journal.wait_committed(result[0].ticket)
+        return result
 
     def replay_engine_commands(self, asset_class: AssetClass, packed: bytes, metas: list[OrderMeta | None]) -> bytes:
         """Recovery: re-run journaled commands (no journaling, no fan-out); returns their events.
@@ -531,19 +543,19 @@ class Hub:
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
-                                       1, build, register, arrival)
+                                       1, build, register, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
             return outcome, reason, RejectReason(reason).name if reason else ""
 
         window = self.fairness.batch_window(inst.asset_class)
         if window is not None:
-            return self.scheduler.batch(inst.asset_class, window, arrival, False, run).result()
+            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, False, run).result())
         taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
                                      self._marketable(inst, spec.side, spec.price))
         floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
         if floor:
-            return self.scheduler.hold(arrival + floor, run).result()
-        return self._now(arrival, run)
+            return self._settle(self.scheduler.hold(arrival + floor, run).result())
+        return self._settle(self._now(arrival, run))
 
     def _now(self, arrival: int, run: Callable[[int], object]):
         """Sequence a command that waits for nothing, after everything already due."""
@@ -602,16 +614,16 @@ class Hub:
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
-                                       1, build, None, arrival)
+                                       1, build, None, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
             return outcome, reason, RejectReason(reason).name if reason else ""
 
         window = self.fairness.batch_window(inst.asset_class)
         if window is not None:
-            return self.scheduler.batch(inst.asset_class, window, arrival, new_values is None, run).result()
+            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, new_values is None, run).result())
         if arrival < rested_enough_at:  # hold mode: applied the moment the order has rested enough
-            return self.scheduler.hold(rested_enough_at, run).result()
-        return self._now(arrival, run)
+            return self._settle(self.scheduler.hold(rested_enough_at, run).result())
+        return self._settle(self._now(arrival, run))
 
     def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:
         """Cancel the participant's orders (one account or all, one instrument or all).
@@ -665,6 +677,7 @@ class Hub:
             groups[inst.asset_class].append((index, q, inst))
         reports: list[cpb.ExecutionReport] = []
         for ac, entries in groups.items():
+            ticket = 0
             with self._lock:  # the cancels must see the quote ids the previous message left
                 plan: list[tuple[str, int, int, int, int, int]] = []  # (what, index, iid, side, px, qty)
                 replaced: set[int] = set()
@@ -704,7 +717,8 @@ class Hub:
                         results[index][1 if side == Side.BUY else 3] = cmd.order_id
 
                 outcome = self._run_engine(ac, who.participant_id, session_id, who.participant_id,
-                                           len(plan), build, register)
+                                           len(plan), build, register, wait=False)
+                ticket = outcome.ticket
                 reports.extend(outcome.reports)
                 rejected = {ev.order_id: ev.reason for ev in outcome.events
                             if type(ev) is Rejected and ev.command_kind == CommandKind.NEW_ORDER}
@@ -719,6 +733,8 @@ class Hub:
                             fresh[inst.instrument_id].append(row[id_slot])
                 for iid, live in fresh.items():
                     self._quotes[(who.participant_id, acct, iid)] = live
+            if ticket:  # committed before the next group, as before, but without the sequencer held
+                self.journal.wait_committed(ticket)
         return reports, [tuple(results[i]) for i in range(len(quotes))], 0, ""
 
     # -- SESSIONS AND STREAMS --------------------------------------------------------------------
