@@ -97,19 +97,20 @@ class _Undecodable:
     """Stands in for request bytes that did not deserialise (see ``_decode_in_handler``)."""
 
 
-_UNDECODABLE = _Undecodable()
+UNDECODABLE = _Undecodable()
 
 
 def _decode_in_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-    """Make a unary request's deserialisation failure the handler's business.
+    """Make a request's deserialisation failure the handler's business.
 
-    grpcio (1.85) leaks the server call when a unary request's deserializer raises: about 19 KB
-    that are never freed (not even when the connection closes) plus one HTTP/2 stream slot, so
-    after ``max_concurrent_streams`` such requests the connection refuses every RPC
-    (REFUSED_STREAM), valid ones included. With a deserializer that cannot fail, the handler
-    answers INVALID_ARGUMENT instead and the call ends normally. Streaming requests are not
-    affected and keep grpc's own handling (INTERNAL)."""
-    if handler is None or handler.request_streaming or handler.request_deserializer is None:
+    grpcio (1.85) leaks the server call when a request's deserializer raises: about 19 KB that
+    are never freed (not even when the connection closes) plus one HTTP/2 stream slot, so after
+    ``max_concurrent_streams`` such requests the connection refuses every RPC (REFUSED_STREAM),
+    valid ones included. It happens for unary requests and, under concurrency, for a bad message
+    in the middle of a request stream. With a deserializer that cannot fail, unary handlers answer
+    INVALID_ARGUMENT and streaming handlers receive ``UNDECODABLE`` items they answer as they see
+    fit (the order session replies with a typed reject and carries on)."""
+    if handler is None or handler.request_deserializer is None:
         return handler
     deserialize = handler.request_deserializer
 
@@ -117,11 +118,17 @@ def _decode_in_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodH
         try:
             return deserialize(data)
         except Exception:  # noqa: BLE001 - whatever the deserializer raises, the bytes are bad
-            return _UNDECODABLE
+            return UNDECODABLE
+
+    if handler.request_streaming:
+        factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
+                   else grpc.stream_unary_rpc_method_handler)
+        behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
+        return factory(behavior, request_deserializer=lenient, response_serializer=handler.response_serializer)
 
     def checked(behavior: Callable) -> Callable:
         def run(request, context: grpc.ServicerContext):
-            if request is _UNDECODABLE:
+            if request is UNDECODABLE:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request does not deserialise")
             return behavior(request, context)
 

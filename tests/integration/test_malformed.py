@@ -509,8 +509,9 @@ def _session_check(reasons: list[int]) -> Callable:
 
 def _session_garbage_check() -> Callable:
     def check(code, responses):
-        # The stream is aborted (INTERNAL) as soon as a message does not deserialise, possibly
-        # before the answers already queued went out; whatever did arrive must be right.
+        # A message that does not deserialise is answered with a typed reject and the session
+        # carries on (grpc's own INTERNAL abort leaked the call and a stream slot under load);
+        # whatever arrived must be right.
         replies = [oepb.SessionResponse.FromString(r) for r in responses]
         if replies and replies[0].WhichOneof("body") != "opened":
             return f"no SessionOpened first ({code})"
