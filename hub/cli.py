@@ -136,6 +136,22 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def cmd_fees(args: argparse.Namespace) -> int:
+    """Fee statement of the caller (participant token) or the venue revenue (operator token)."""
+    from hub.client import HubClient
+    from hub.v1 import account_pb2, admin_pb2
+
+    with HubClient(args.target, args.token, timeout=10) as client:
+        if args.fees_command == "statement":
+            reply = client.account_stub.GetStatement(account_pb2.StatementRequest(month=args.month),
+                                                     metadata=client.metadata, timeout=10)
+        else:
+            reply = client.admin_stub.GetRevenue(admin_pb2.RevenueRequest(month=args.month),
+                                                 metadata=client.metadata, timeout=10)
+    print(reply.json if args.json else reply.text, end="" if args.json else "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub", description="Venue-side exchange hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,12 +187,21 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--to-size", type=int, default=0)
         if name == "check-proof":
             p.add_argument("bundle", help="JSON file written by prove-inclusion / prove-consistency")
+    fees = sub.add_parser("fees", help="monthly fee statements and venue revenue from a running hub")
+    fsub = fees.add_subparsers(dest="fees_command", required=True)
+    for name, help_text in (("statement", "your monthly statement (participant token)"),
+                            ("revenue", "venue revenue summary (operator token)")):
+        p = fsub.add_parser(name, help=help_text)
+        p.add_argument("--target", default="127.0.0.1:50051")
+        p.add_argument("--token", default=os.environ.get("HUB_TOKEN", ""), help="bearer token ($HUB_TOKEN)")
+        p.add_argument("--month", default="", help="YYYY-MM (UTC); default: this month")
+        p.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "demo" and args.port is None:
         args.port = 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        commands = {"serve": cmd_serve, "demo": cmd_demo, "status": cmd_status, "ledger": cmd_ledger}
+        commands = {"serve": cmd_serve, "demo": cmd_demo, "status": cmd_status, "ledger": cmd_ledger, "fees": cmd_fees}
         return commands[args.command](args)
     except (ConfigError, EngineUnavailableError, OSError, grpc.RpcError) as exc:
         print(f"hub: {exc}", file=sys.stderr)

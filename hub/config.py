@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compliance.fees import DEFAULT_FEE_SCHEDULES, FeeScheduleError, FeeScheduleSet, load_fee_schedules
 from matching.instruments import (
     DEFAULT_INSTRUMENTS,
     Instrument,
@@ -99,6 +100,7 @@ class HubConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     fairness: FairnessConfig = field(default_factory=lambda: _fairness_default())
+    fee_schedules: FeeScheduleSet = DEFAULT_FEE_SCHEDULES
     engine_implementation: str = ""  # "" follows $HUB_ENGINE, else "cython"
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     participants: tuple[ParticipantConfig, ...] = ()
@@ -288,7 +290,7 @@ def load_config(path: str | Path) -> HubConfig:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    allowed = {"network", "limits", "ledger", "fairness", "engine_implementation", "instrument", "instruments_file",
+    allowed = {"network", "limits", "ledger", "fairness", "fees_file", "engine_implementation", "instrument", "instruments_file",
                "participant", "data_dir"}
     unknown = set(doc) - allowed
     if unknown:
@@ -306,6 +308,10 @@ def load_config(path: str | Path) -> HubConfig:
         raise ConfigError(str(exc)) from exc
     if "participant" not in doc:
         raise ConfigError(f"{path}: at least one [[participant]] is required")
+    try:
+        fee_schedules = load_fee_schedules(path.parent / doc["fees_file"]) if "fees_file" in doc else DEFAULT_FEE_SCHEDULES
+    except (FeeScheduleError, OSError) as exc:
+        raise ConfigError(f"fees_file: {exc}") from exc
     impl = doc.get("engine_implementation", "")
     if impl not in ("", "cython", "reference"):
         raise ConfigError(f"engine_implementation {impl!r} must be 'cython' or 'reference'")
@@ -314,6 +320,7 @@ def load_config(path: str | Path) -> HubConfig:
         limits=_typed("limits", LimitsConfig, doc.get("limits", {})),
         ledger=_typed("ledger", LedgerConfig, doc.get("ledger", {})),
         fairness=_fairness(doc.get("fairness", {})),
+        fee_schedules=fee_schedules,
         engine_implementation=impl,
         instruments=instruments,
         participants=tuple(_participant(p) for p in doc["participant"]),

@@ -19,6 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
+from compliance.statements import (
+    ParticipantStatement,
+    VenueRevenueSummary,
+    participant_statement,
+    venue_revenue_summary,
+)
 from hub.auth import Identity
 from hub.config import HubConfig
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
@@ -234,6 +241,14 @@ class Hub:
         self._halted_classes: set[AssetClass] = set()
         self._hub_halted = False
         self.accepting = True
+        self.fees = FeeEngine(config.fee_schedules)
+        self._class_of = {p.id: p.participant_class.value for p in config.participants}
+        for p in config.participants:
+            if p.participant_class.value in FEE_CLASSES:
+                self.fees.register_participant(p.id, p.participant_class.value)
+        self._fee_records: list[FeeRecord] = []
+        self._fixed_charges: list[FixedFeeCharge] = []
+        self._post_trade: dict[int, dict] = {}  # seq -> fees of the command being routed
         self.fairness = FairnessRules(config.fairness)
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
         self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
@@ -277,10 +292,12 @@ class Hub:
             self._checkpointer.join(5)
 
     def state_digest_bytes(self) -> bytes:
-        """SHA-256 over every engine's digest, in asset-class order: what checkpoints commit to."""
+        """SHA-256 over every engine's digest (asset-class order) and the fee state: what
+        checkpoints commit to, and what recovery must rebuild exactly."""
         h = hashlib.sha256()
         for engine in self.engines.values():
             h.update(engine.digest())
+        h.update(self.fees.state_digest())
         return h.digest()
 
     def maybe_checkpoint(self) -> None:
@@ -314,13 +331,14 @@ class Hub:
             client_ids, quote_flags = self._annotations(commands)
             packed = encode_commands(commands)
             evbuf = self.engines[asset_class].process_packed(packed)
+            events = decode_events(evbuf)
+            outcome = Outcome(first, ts, events)
+            self._post_trade = {}
+            self._route(events, ts, session_id, caller, outcome)  # fees are priced here
             ticket = self.journal.append(JournalEntry(
                 first, first + len(commands) - 1, ts, EntryKind.ENGINE, source, int(asset_class),
                 packed, evbuf, session=session_id, arrival_ns=arrival, client_order_ids=client_ids,
-                quote_flags=quote_flags))
-            events = decode_events(evbuf)
-            outcome = Outcome(first, ts, events)
-            self._route(events, ts, session_id, caller, outcome)
+                quote_flags=quote_flags, post_trade=self._post_trade_records(commands)))
             self.market_data.publish(first, ts, events)
             self.maybe_checkpoint()
         outcome.ticket = ticket
@@ -333,6 +351,13 @@ class Hub:
         if result[0] is not None:
             self.journal.wait_committed(result[0].ticket)
         return result
+
+    def _post_trade_records(self, commands: list[Command]) -> tuple[bytes, ...]:
+        """Per command, the canonical JSON of the fees its trades were charged ("" when none)."""
+        if not self._post_trade:
+            return ()
+        return tuple(canonical_json(self._post_trade[c.seq]) if c.seq in self._post_trade else b""
+                     for c in commands)
 
     def replay_engine_commands(self, asset_class: AssetClass, packed: bytes, metas: list[OrderMeta | None]) -> bytes:
         """Recovery: re-run journaled commands (no journaling, no fan-out); returns their events.
@@ -460,11 +485,19 @@ class Hub:
     def _on_trade(self, ev: Trade, ts: int, session_id: str, caller: str, outcome: Outcome) -> None:
         inst = self.instruments[ev.instrument_id]
         notional = ev.price * ev.quantity * inst.contract_multiplier
-        for order_id, account, remaining, aggressor in (
-            (ev.maker_order_id, ev.maker_account, ev.maker_remaining, False),
-            (ev.taker_order_id, ev.taker_account, ev.taker_remaining, True),
+        maker, taker = self._orders[ev.maker_order_id], self._orders[ev.taker_order_id]
+        fees = self.fees.on_trade(ts, inst, ev, maker_id=maker.participant_id,
+                                  maker_class=self._class_of[maker.participant_id],
+                                  taker_id=taker.participant_id, taker_class=self._class_of[taker.participant_id])
+        self._fee_records += (fees.maker, fees.taker)
+        self._fixed_charges += fees.fixed_charges
+        post = self._post_trade.setdefault(ev.seq, {"fees": [], "fixed": []})
+        post["fees"] += (fees.maker.to_dict(), fees.taker.to_dict())
+        post["fixed"] += (c.to_dict() for c in fees.fixed_charges)
+        for order_id, meta, account, remaining, aggressor, fee in (
+            (ev.maker_order_id, maker, ev.maker_account, ev.maker_remaining, False, fees.maker),
+            (ev.taker_order_id, taker, ev.taker_account, ev.taker_remaining, True, fees.taker),
         ):
-            meta = self._orders[order_id]
             pos = self._positions[(account, ev.instrument_id)]
             if meta.side == Side.BUY:
                 pos.bought += ev.quantity
@@ -474,8 +507,18 @@ class Hub:
                 pos.net_cost_raw -= notional
             self._deliver(meta, _report(meta, order_id, ev.seq, ts, cpb.EXEC_TRADE, price=meta.price,
                                         leaves_quantity=remaining, last_price=ev.price,
-                                        last_quantity=ev.quantity, trade_id=ev.trade_id,
-                                        aggressor=aggressor), session_id, caller, outcome)
+                                        last_quantity=ev.quantity, trade_id=ev.trade_id, aggressor=aggressor,
+                                        fee=fee.fee, fee_currency=fee.currency,
+                                        fee_schedule=fee.schedule_version), session_id, caller, outcome)
+
+    def statement(self, participant_id: str, month: Month) -> ParticipantStatement:
+        """A participant's monthly fee statement, from the fees charged while the hub ran (and replay)."""
+        with self._lock:
+            return participant_statement(participant_id, month, self._fee_records, self._fixed_charges)
+
+    def revenue(self, month: Month) -> VenueRevenueSummary:
+        with self._lock:
+            return venue_revenue_summary(self._fee_records, self._fixed_charges, month=month)
 
     # -- ORDER ENTRY ---------------------------------------------------------------------------
 

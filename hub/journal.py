@@ -35,6 +35,7 @@ class JournalEntry:
     arrival_ns: int = 0  # when the gateway received the request (ts is when it was released)
     client_order_ids: tuple[str, ...] = ()  # per command, "" where none
     quote_flags: tuple[bool, ...] = ()  # per command: entered by a mass quote
+    post_trade: tuple[bytes, ...] = ()  # per command: canonical JSON of the fees its trades paid, or b""
 
 
 class JournalUnavailableError(RuntimeError):

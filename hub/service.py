@@ -12,7 +12,8 @@ import threading
 
 import grpc
 
-from hub.auth import Authenticator, Identity
+from compliance.fees import Month
+from hub.auth import UNDECODABLE, Authenticator, Identity
 from hub.core import Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
 from hub.journal import JournalUnavailableError
 from hub.v1 import account_pb2 as apb
@@ -127,6 +128,9 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
         return self._mass_quote(who, request)
 
     def _session_reply(self, who: Identity, session: SessionState, req: oepb.SessionRequest) -> oepb.SessionResponse:
+        if req is UNDECODABLE:
+            return oepb.SessionResponse(order_ack=oepb.OrderAck(
+                reject_reason=cpb.REJECT_MISSING_FIELD, reject_text="request does not deserialise"))
         rid = req.request_id
         body = req.WhichOneof("body")
         if body == "new_order":
@@ -173,6 +177,7 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
                 self.hub.close_session(who, session)
 
         threading.Thread(target=read_requests, name=f"session-{session.session_id}", daemon=True).start()
+        context.add_callback(session.outbox.close)
         yield oepb.SessionResponse(opened=oepb.SessionOpened(session_id=session.session_id,
                                                              participant_id=who.participant_id))
         while True:
@@ -204,10 +209,11 @@ class MarketDataService(mdpb_grpc.MarketDataServicer):
         if isinstance(ids, str):
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {ids[:64]!r}")
         sub, snapshots = self.hub.subscribe(ids)
+        context.add_callback(sub.close)  # wake the loop the moment the call ends: its stream slot frees at once
         try:
             for snap in snapshots:
                 yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
-            while context.is_active():
+            while context.is_active() and not sub.closed:
                 yield from sub.take(_POLL_S)
                 if sub.needs_resync:
                     for symbol in sorted(self.hub.instruments[i].symbol for i in sub.instrument_ids):
@@ -262,17 +268,33 @@ class AccountService(apb_grpc.AccountServicer):
                                      sold_quantity=p.sold, net_cost_raw=str(p.net_cost_raw)))
         return apb.Positions(positions=rows)
 
+    @guarded
+    def GetStatement(self, who, request, context):
+        month = _month(request.month, self.hub, context)
+        statement = self.hub.statement(who.participant_id, month)
+        return apb.Statement(month=month.label, text=statement.render_text(), json=statement.to_json())
+
     def DropCopy(self, request, context):
         who = self.auth.identify(context.invocation_metadata())
         queue = self.hub.open_drop_copy(who)
+        context.add_callback(queue.close)
         try:
-            while context.is_active():
+            while context.is_active() and not queue.closed:
                 yield from queue.take(_POLL_S)
                 if queue.overflowed:
                     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                   "drop copy fell too far behind; reconnect and use Account.GetExecutions")
         finally:
             self.hub.close_drop_copy(who, queue)
+
+
+def _month(label: str, hub: Hub, context: grpc.ServicerContext) -> Month:
+    if not label:
+        return Month.of(hub.clock())
+    try:
+        return Month.parse(label)
+    except ValueError:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"month {label[:16]!r} is not YYYY-MM")
 
 
 class AdminService(adpb_grpc.AdminServicer):
@@ -300,6 +322,12 @@ class AdminService(adpb_grpc.AdminServicer):
         if error:
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
         return adpb.AdminAck(accepted=True, sequence=seq, affected_orders=expired)
+
+    @guarded
+    def GetRevenue(self, who, request, context):
+        month = _month(request.month, self.hub, context)
+        summary = self.hub.revenue(month)
+        return adpb.Revenue(month=month.label, text=summary.render_text(), json=summary.to_json())
 
     @guarded
     def GetStatus(self, who, request, context):

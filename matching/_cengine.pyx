@@ -23,6 +23,7 @@ from libcpp.pair cimport pair
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
+from matching.instruments import check_engine_instruments
 from matching.types import (
     DIGEST_BOOK_HEADER,
     DIGEST_ENGINE_HEADER,
@@ -183,9 +184,8 @@ cdef class CythonEngine:
         self.asset_class = AssetClass(asset_class)
         cdef CInstrument ci
         cdef Ladder empty
+        check_engine_instruments(self.asset_class, instruments)
         for inst in sorted(instruments, key=lambda i: i.instrument_id):
-            if inst.asset_class != self.asset_class:
-                raise ValueError(f"{inst.symbol} is not a {self.asset_class.name} instrument")
             ci.instrument_id = inst.instrument_id
             ci.tick = inst.tick_size
             ci.lot = inst.lot_size
@@ -224,6 +224,8 @@ cdef class CythonEngine:
         return b
 
     def depth(self, int64_t instrument_id, int levels=0):
+        if levels < 0:
+            raise ValueError("levels must be >= 0 (0: every level)")
         cdef int b = self._known_book(instrument_id)
         sides = []
         cdef Ladder.iterator it

@@ -17,6 +17,7 @@ from matching.types import MAX_PRICE, AssetClass
 #: Minor units per currency (ISO 4217 exponent); notional caps are given in minor units.
 CURRENCY_MINOR_UNITS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "CHF": 2, "USDT": 2}
 _INT64_MAX = 2**63 - 1
+MAX_QUANTITY = 10**12  # per order, in quantity units
 
 
 class InstrumentConfigError(ValueError):
@@ -86,6 +87,10 @@ class Instrument:
         # and the raw cap itself must fit in int64.
         if self.max_quantity * self.contract_multiplier > _INT64_MAX:
             fail("max_quantity", "times contract_multiplier does not fit in int64")
+        if self.max_quantity > MAX_QUANTITY:
+            # A price level sums its orders' sizes in int64: this cap keeps millions of max-size
+            # orders at one price from overflowing it.
+            fail("max_quantity", f"must not exceed {MAX_QUANTITY}")
         if self.max_notional_raw > _INT64_MAX:
             fail("max_notional", "is too large for int64 in raw units")
 
@@ -191,6 +196,17 @@ def load_instruments(path: str | Path) -> tuple[Instrument, ...]:
     if not isinstance(tables, list):
         raise InstrumentConfigError(f"{path}: expected one or more [[instrument]] tables")
     return validate_instruments(tuple(instrument_from_mapping(t) for t in tables))
+
+
+def check_engine_instruments(asset_class: AssetClass, instruments: tuple[Instrument, ...]) -> None:
+    """What an engine requires of the instruments it is built with (both engines call this)."""
+    seen: set[int] = set()
+    for inst in instruments:
+        if inst.asset_class != asset_class:
+            raise ValueError(f"{inst.symbol} is not a {AssetClass(asset_class).name} instrument")
+        if inst.instrument_id in seen:
+            raise ValueError(f"instrument id {inst.instrument_id} given twice")
+        seen.add(inst.instrument_id)
 
 
 def by_asset_class(instruments: tuple[Instrument, ...]) -> dict[AssetClass, tuple[Instrument, ...]]:

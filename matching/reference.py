@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sortedcontainers import SortedDict
 
 from matching import validation
-from matching.instruments import Instrument
+from matching.instruments import Instrument, check_engine_instruments
 from matching.types import (
     ALL_INSTRUMENTS,
     COMMAND_KIND,
@@ -183,9 +183,7 @@ class ReferenceEngine:
 
     def __init__(self, asset_class: AssetClass, instruments: tuple[Instrument, ...]) -> None:
         self.asset_class = AssetClass(asset_class)
-        for inst in instruments:
-            if inst.asset_class != self.asset_class:
-                raise ValueError(f"{inst.symbol} is not a {self.asset_class.name} instrument")
+        check_engine_instruments(self.asset_class, instruments)
         self._books = {i.instrument_id: _Book(i) for i in sorted(instruments, key=lambda i: i.instrument_id)}
         self.last_order_id = 0
         self.last_trade_id = 0
@@ -198,6 +196,8 @@ class ReferenceEngine:
         return list(self._books)
 
     def depth(self, instrument_id: int, levels: int = 0) -> Depth:
+        if levels < 0:
+            raise ValueError("levels must be >= 0 (0: every level)")
         book = self._books[instrument_id]
         def side(ladder: SortedDict) -> list[tuple[int, int]]:
             out = [(lv.price, lv.visible) for lv in ladder.values()]
@@ -226,6 +226,9 @@ class ReferenceEngine:
     # -- COMMANDS ------------------------------------------------------------------------------
 
     def process(self, command: Command) -> list[Event]:
+        if not all(type(v) is int or isinstance(v, int) for v in command) or any(
+                not -(2**63) <= v < 2**63 for v in command):
+            raise ValueError(f"command field outside int64: {command!r}")  # as the binary codec would
         self.last_seq = command.seq
         out = _Emitter(command.seq)
         if isinstance(command, NewOrder):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 RECORD_SLOTS = 16
 RECORD_SIZE = RECORD_SLOTS * 8
@@ -172,7 +172,7 @@ class EndOfSession(NamedTuple):
     instrument_id: int  # ALL_INSTRUMENTS for every instrument of the engine
 
 
-Command = Union[NewOrder, Cancel, Replace, MassCancel, EndOfSession]
+Command = NewOrder | Cancel | Replace | MassCancel | EndOfSession
 
 COMMAND_KIND: dict[type, CommandKind] = {
     NewOrder: CommandKind.NEW_ORDER,
@@ -291,19 +291,19 @@ class SessionEndReport(NamedTuple):
     expired_count: int
 
 
-Event = Union[
-    Accepted,
-    Rejected,
-    Trade,
-    Done,
-    Cancelled,
-    Expired,
-    Replaced,
-    BookDelta,
-    TopOfBook,
-    MassCancelReport,
-    SessionEndReport,
-]
+Event = (
+    Accepted
+    | Rejected
+    | Trade
+    | Done
+    | Cancelled
+    | Expired
+    | Replaced
+    | BookDelta
+    | TopOfBook
+    | MassCancelReport
+    | SessionEndReport
+)
 
 EVENT_KIND: dict[type, EventKind] = {
     Accepted: EventKind.ACCEPTED,

@@ -7,6 +7,60 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RiskRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InstrumentLimit(_message.Message):
+    __slots__ = ("symbol", "position_limit", "limit_factor_bps", "net_position")
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    POSITION_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FACTOR_BPS_FIELD_NUMBER: _ClassVar[int]
+    NET_POSITION_FIELD_NUMBER: _ClassVar[int]
+    symbol: str
+    position_limit: int
+    limit_factor_bps: int
+    net_position: int
+    def __init__(self, symbol: _Optional[str] = ..., position_limit: _Optional[int] = ..., limit_factor_bps: _Optional[int] = ..., net_position: _Optional[int] = ...) -> None: ...
+
+class RiskState(_message.Message):
+    __slots__ = ("limits", "base_currency", "equity", "initial_requirement", "maintenance_requirement", "margin_call", "reduce_only", "kill_switch", "detail_json")
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BASE_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    EQUITY_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_REQUIREMENT_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_REQUIREMENT_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_CALL_FIELD_NUMBER: _ClassVar[int]
+    REDUCE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    KILL_SWITCH_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_JSON_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.RepeatedCompositeFieldContainer[InstrumentLimit]
+    base_currency: str
+    equity: int
+    initial_requirement: int
+    maintenance_requirement: int
+    margin_call: bool
+    reduce_only: bool
+    kill_switch: bool
+    detail_json: str
+    def __init__(self, limits: _Optional[_Iterable[_Union[InstrumentLimit, _Mapping]]] = ..., base_currency: _Optional[str] = ..., equity: _Optional[int] = ..., initial_requirement: _Optional[int] = ..., maintenance_requirement: _Optional[int] = ..., margin_call: _Optional[bool] = ..., reduce_only: _Optional[bool] = ..., kill_switch: _Optional[bool] = ..., detail_json: _Optional[str] = ...) -> None: ...
+
+class StatementRequest(_message.Message):
+    __slots__ = ("month",)
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    def __init__(self, month: _Optional[str] = ...) -> None: ...
+
+class Statement(_message.Message):
+    __slots__ = ("month", "text", "json")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    text: str
+    json: str
+    def __init__(self, month: _Optional[str] = ..., text: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+
 class OpenOrdersRequest(_message.Message):
     __slots__ = ("symbol",)
     SYMBOL_FIELD_NUMBER: _ClassVar[int]

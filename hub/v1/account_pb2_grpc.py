@@ -55,6 +55,16 @@ class AccountStub:
                 request_serializer=hub_dot_v1_dot_account__pb2.DropCopyRequest.SerializeToString,
                 response_deserializer=hub_dot_v1_dot_common__pb2.ExecutionReport.FromString,
                 _registered_method=True)
+        self.GetRisk = channel.unary_unary(
+                '/hub.v1.Account/GetRisk',
+                request_serializer=hub_dot_v1_dot_account__pb2.RiskRequest.SerializeToString,
+                response_deserializer=hub_dot_v1_dot_account__pb2.RiskState.FromString,
+                _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/hub.v1.Account/GetStatement',
+                request_serializer=hub_dot_v1_dot_account__pb2.StatementRequest.SerializeToString,
+                response_deserializer=hub_dot_v1_dot_account__pb2.Statement.FromString,
+                _registered_method=True)
 
 
 class AccountServicer:
@@ -85,6 +95,20 @@ class AccountServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRisk(self, request, context):
+        """Position limits (volatility-scaled), margin, reduce-only and kill-switch state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatement(self, request, context):
+        """The monthly fee statement: fixed fees, per-fill fees, rebates, discounts, net.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +131,16 @@ def add_AccountServicer_to_server(servicer, server):
                     servicer.DropCopy,
                     request_deserializer=hub_dot_v1_dot_account__pb2.DropCopyRequest.FromString,
                     response_serializer=hub_dot_v1_dot_common__pb2.ExecutionReport.SerializeToString,
+            ),
+            'GetRisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRisk,
+                    request_deserializer=hub_dot_v1_dot_account__pb2.RiskRequest.FromString,
+                    response_serializer=hub_dot_v1_dot_account__pb2.RiskState.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=hub_dot_v1_dot_account__pb2.StatementRequest.FromString,
+                    response_serializer=hub_dot_v1_dot_account__pb2.Statement.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +251,60 @@ class Account:
             '/hub.v1.Account/DropCopy',
             hub_dot_v1_dot_account__pb2.DropCopyRequest.SerializeToString,
             hub_dot_v1_dot_common__pb2.ExecutionReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hub.v1.Account/GetRisk',
+            hub_dot_v1_dot_account__pb2.RiskRequest.SerializeToString,
+            hub_dot_v1_dot_account__pb2.RiskState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hub.v1.Account/GetStatement',
+            hub_dot_v1_dot_account__pb2.StatementRequest.SerializeToString,
+            hub_dot_v1_dot_account__pb2.Statement.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,23 +25,33 @@ _sym_db = _symbol_database.Default()
 from hub.v1 import common_pb2 as hub_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12hub/v1/admin.proto\x12\x06hub.v1\x1a\x13hub/v1/common.proto\"G\n\x0cTradingScope\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\'\n\x0b\x61sset_class\x18\x02 \x01(\x0e\x32\x12.hub.v1.AssetClass\"\x89\x01\n\x08\x41\x64minAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12+\n\rreject_reason\x18\x02 \x01(\x0e\x32\x14.hub.v1.RejectReason\x12\x13\n\x0breject_text\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x17\n\x0f\x61\x66\x66\x65\x63ted_orders\x18\x05 \x01(\x04\"\x0f\n\rStatusRequest\"\x95\x01\n\x0c\x45ngineStatus\x12\'\n\x0b\x61sset_class\x18\x01 \x01(\x0e\x32\x12.hub.v1.AssetClass\x12\x16\n\x0eimplementation\x18\x02 \x01(\t\x12\x14\n\x0cstate_digest\x18\x03 \x01(\t\x12\x16\n\x0eresting_orders\x18\x04 \x01(\x04\x12\x16\n\x0ehalted_symbols\x18\x05 \x03(\t\"\xb1\x01\n\tHubStatus\x12\x15\n\rlast_sequence\x18\x01 \x01(\x04\x12\x13\n\x0bhub_time_ns\x18\x02 \x01(\x03\x12\x14\n\x0cstate_digest\x18\x03 \x01(\t\x12%\n\x07\x65ngines\x18\x04 \x03(\x0b\x32\x14.hub.v1.EngineStatus\x12\x1a\n\x12\x63onnected_sessions\x18\x05 \x01(\x04\x12\x1f\n\x17market_data_subscribers\x18\x06 \x01(\x04\x32\xd8\x01\n\x05\x41\x64min\x12.\n\x04Halt\x12\x14.hub.v1.TradingScope\x1a\x10.hub.v1.AdminAck\x12\x30\n\x06Resume\x12\x14.hub.v1.TradingScope\x1a\x10.hub.v1.AdminAck\x12\x36\n\x0c\x45ndOfSession\x12\x14.hub.v1.TradingScope\x1a\x10.hub.v1.AdminAck\x12\x35\n\tGetStatus\x12\x15.hub.v1.StatusRequest\x1a\x11.hub.v1.HubStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12hub/v1/admin.proto\x12\x06hub.v1\x1a\x13hub/v1/common.proto\"\x80\x01\n\x0bKillRequest\x12 \n\x05scope\x18\x01 \x01(\x0e\x32\x11.hub.v1.KillScope\x12\'\n\x0b\x61sset_class\x18\x02 \x01(\x0e\x32\x12.hub.v1.AssetClass\x12\x16\n\x0eparticipant_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"R\n\x14PositionLimitRequest\x12\x16\n\x0eparticipant_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x12\n\nbase_limit\x18\x03 \x01(\x03\"\x1f\n\x0eRevenueRequest\x12\r\n\x05month\x18\x01 \x01(\t\"4\n\x07Revenue\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\"G\n\x0cTradingScope\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\'\n\x0b\x61sset_class\x18\x02 \x01(\x0e\x32\x12.hub.v1.AssetClass\"\x89\x01\n\x08\x41\x64minAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12+\n\rreject_reason\x18\x02 \x01(\x0e\x32\x14.hub.v1.RejectReason\x12\x13\n\x0breject_text\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x17\n\x0f\x61\x66\x66\x65\x63ted_orders\x18\x05 \x01(\x04\"\x0f\n\rStatusRequest\"\x95\x01\n\x0c\x45ngineStatus\x12\'\n\x0b\x61sset_class\x18\x01 \x01(\x0e\x32\x12.hub.v1.AssetClass\x12\x16\n\x0eimplementation\x18\x02 \x01(\t\x12\x14\n\x0cstate_digest\x18\x03 \x01(\t\x12\x16\n\x0eresting_orders\x18\x04 \x01(\x04\x12\x16\n\x0ehalted_symbols\x18\x05 \x03(\t\"\xb1\x01\n\tHubStatus\x12\x15\n\rlast_sequence\x18\x01 \x01(\x04\x12\x13\n\x0bhub_time_ns\x18\x02 \x01(\x03\x12\x14\n\x0cstate_digest\x18\x03 \x01(\t\x12%\n\x07\x65ngines\x18\x04 \x03(\x0b\x32\x14.hub.v1.EngineStatus\x12\x1a\n\x12\x63onnected_sessions\x18\x05 \x01(\x04\x12\x1f\n\x17market_data_subscribers\x18\x06 \x01(\x04*a\n\tKillScope\x12\x1a\n\x16KILL_SCOPE_UNSPECIFIED\x10\x00\x12\x0c\n\x08KILL_HUB\x10\x01\x12\x14\n\x10KILL_ASSET_CLASS\x10\x02\x12\x14\n\x10KILL_PARTICIPANT\x10\x03\x32\xb5\x03\n\x05\x41\x64min\x12.\n\x04Halt\x12\x14.hub.v1.TradingScope\x1a\x10.hub.v1.AdminAck\x12\x30\n\x06Resume\x12\x14.hub.v1.TradingScope\x1a\x10.hub.v1.AdminAck\x12\x36\n\x0c\x45ndOfSession\x12\x14.hub.v1.TradingScope\x1a\x10.hub.v1.AdminAck\x12\x35\n\tGetStatus\x12\x15.hub.v1.StatusRequest\x1a\x11.hub.v1.HubStatus\x12-\n\x04Kill\x12\x13.hub.v1.KillRequest\x1a\x10.hub.v1.AdminAck\x12\x31\n\x08LiftKill\x12\x13.hub.v1.KillRequest\x1a\x10.hub.v1.AdminAck\x12\x42\n\x10SetPositionLimit\x12\x1c.hub.v1.PositionLimitRequest\x1a\x10.hub.v1.AdminAck\x12\x35\n\nGetRevenue\x12\x16.hub.v1.RevenueRequest\x1a\x0f.hub.v1.Revenueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hub.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRADINGSCOPE']._serialized_start=51
-  _globals['_TRADINGSCOPE']._serialized_end=122
-  _globals['_ADMINACK']._serialized_start=125
-  _globals['_ADMINACK']._serialized_end=262
-  _globals['_STATUSREQUEST']._serialized_start=264
-  _globals['_STATUSREQUEST']._serialized_end=279
-  _globals['_ENGINESTATUS']._serialized_start=282
-  _globals['_ENGINESTATUS']._serialized_end=431
-  _globals['_HUBSTATUS']._serialized_start=434
-  _globals['_HUBSTATUS']._serialized_end=611
-  _globals['_ADMIN']._serialized_start=614
-  _globals['_ADMIN']._serialized_end=830
+  _globals['_KILLSCOPE']._serialized_start=915
+  _globals['_KILLSCOPE']._serialized_end=1012
+  _globals['_KILLREQUEST']._serialized_start=52
+  _globals['_KILLREQUEST']._serialized_end=180
+  _globals['_POSITIONLIMITREQUEST']._serialized_start=182
+  _globals['_POSITIONLIMITREQUEST']._serialized_end=264
+  _globals['_REVENUEREQUEST']._serialized_start=266
+  _globals['_REVENUEREQUEST']._serialized_end=297
+  _globals['_REVENUE']._serialized_start=299
+  _globals['_REVENUE']._serialized_end=351
+  _globals['_TRADINGSCOPE']._serialized_start=353
+  _globals['_TRADINGSCOPE']._serialized_end=424
+  _globals['_ADMINACK']._serialized_start=427
+  _globals['_ADMINACK']._serialized_end=564
+  _globals['_STATUSREQUEST']._serialized_start=566
+  _globals['_STATUSREQUEST']._serialized_end=581
+  _globals['_ENGINESTATUS']._serialized_start=584
+  _globals['_ENGINESTATUS']._serialized_end=733
+  _globals['_HUBSTATUS']._serialized_start=736
+  _globals['_HUBSTATUS']._serialized_end=913
+  _globals['_ADMIN']._serialized_start=1015
+  _globals['_ADMIN']._serialized_end=1452
 # @@protoc_insertion_point(module_scope)

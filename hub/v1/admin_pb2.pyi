@@ -1,11 +1,61 @@
 from hub.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class KillScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KILL_SCOPE_UNSPECIFIED: _ClassVar[KillScope]
+    KILL_HUB: _ClassVar[KillScope]
+    KILL_ASSET_CLASS: _ClassVar[KillScope]
+    KILL_PARTICIPANT: _ClassVar[KillScope]
+KILL_SCOPE_UNSPECIFIED: KillScope
+KILL_HUB: KillScope
+KILL_ASSET_CLASS: KillScope
+KILL_PARTICIPANT: KillScope
+
+class KillRequest(_message.Message):
+    __slots__ = ("scope", "asset_class", "participant_id", "reason")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    ASSET_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    scope: KillScope
+    asset_class: _common_pb2.AssetClass
+    participant_id: str
+    reason: str
+    def __init__(self, scope: _Optional[_Union[KillScope, str]] = ..., asset_class: _Optional[_Union[_common_pb2.AssetClass, str]] = ..., participant_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PositionLimitRequest(_message.Message):
+    __slots__ = ("participant_id", "symbol", "base_limit")
+    PARTICIPANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    BASE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    participant_id: str
+    symbol: str
+    base_limit: int
+    def __init__(self, participant_id: _Optional[str] = ..., symbol: _Optional[str] = ..., base_limit: _Optional[int] = ...) -> None: ...
+
+class RevenueRequest(_message.Message):
+    __slots__ = ("month",)
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    def __init__(self, month: _Optional[str] = ...) -> None: ...
+
+class Revenue(_message.Message):
+    __slots__ = ("month", "text", "json")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    text: str
+    json: str
+    def __init__(self, month: _Optional[str] = ..., text: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
 
 class TradingScope(_message.Message):
     __slots__ = ("symbol", "asset_class")

@@ -54,6 +54,26 @@ class AdminStub:
                 request_serializer=hub_dot_v1_dot_admin__pb2.StatusRequest.SerializeToString,
                 response_deserializer=hub_dot_v1_dot_admin__pb2.HubStatus.FromString,
                 _registered_method=True)
+        self.Kill = channel.unary_unary(
+                '/hub.v1.Admin/Kill',
+                request_serializer=hub_dot_v1_dot_admin__pb2.KillRequest.SerializeToString,
+                response_deserializer=hub_dot_v1_dot_admin__pb2.AdminAck.FromString,
+                _registered_method=True)
+        self.LiftKill = channel.unary_unary(
+                '/hub.v1.Admin/LiftKill',
+                request_serializer=hub_dot_v1_dot_admin__pb2.KillRequest.SerializeToString,
+                response_deserializer=hub_dot_v1_dot_admin__pb2.AdminAck.FromString,
+                _registered_method=True)
+        self.SetPositionLimit = channel.unary_unary(
+                '/hub.v1.Admin/SetPositionLimit',
+                request_serializer=hub_dot_v1_dot_admin__pb2.PositionLimitRequest.SerializeToString,
+                response_deserializer=hub_dot_v1_dot_admin__pb2.AdminAck.FromString,
+                _registered_method=True)
+        self.GetRevenue = channel.unary_unary(
+                '/hub.v1.Admin/GetRevenue',
+                request_serializer=hub_dot_v1_dot_admin__pb2.RevenueRequest.SerializeToString,
+                response_deserializer=hub_dot_v1_dot_admin__pb2.Revenue.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -83,6 +103,32 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Kill(self, request, context):
+        """Kill switch: blocks new orders in the scope at once and cancels every resting order there.
+        It stays on (across restarts) until lifted here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftKill(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPositionLimit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRevenue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +151,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=hub_dot_v1_dot_admin__pb2.StatusRequest.FromString,
                     response_serializer=hub_dot_v1_dot_admin__pb2.HubStatus.SerializeToString,
+            ),
+            'Kill': grpc.unary_unary_rpc_method_handler(
+                    servicer.Kill,
+                    request_deserializer=hub_dot_v1_dot_admin__pb2.KillRequest.FromString,
+                    response_serializer=hub_dot_v1_dot_admin__pb2.AdminAck.SerializeToString,
+            ),
+            'LiftKill': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftKill,
+                    request_deserializer=hub_dot_v1_dot_admin__pb2.KillRequest.FromString,
+                    response_serializer=hub_dot_v1_dot_admin__pb2.AdminAck.SerializeToString,
+            ),
+            'SetPositionLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPositionLimit,
+                    request_deserializer=hub_dot_v1_dot_admin__pb2.PositionLimitRequest.FromString,
+                    response_serializer=hub_dot_v1_dot_admin__pb2.AdminAck.SerializeToString,
+            ),
+            'GetRevenue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRevenue,
+                    request_deserializer=hub_dot_v1_dot_admin__pb2.RevenueRequest.FromString,
+                    response_serializer=hub_dot_v1_dot_admin__pb2.Revenue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +281,114 @@ class Admin:
             '/hub.v1.Admin/GetStatus',
             hub_dot_v1_dot_admin__pb2.StatusRequest.SerializeToString,
             hub_dot_v1_dot_admin__pb2.HubStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Kill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hub.v1.Admin/Kill',
+            hub_dot_v1_dot_admin__pb2.KillRequest.SerializeToString,
+            hub_dot_v1_dot_admin__pb2.AdminAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftKill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hub.v1.Admin/LiftKill',
+            hub_dot_v1_dot_admin__pb2.KillRequest.SerializeToString,
+            hub_dot_v1_dot_admin__pb2.AdminAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPositionLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hub.v1.Admin/SetPositionLimit',
+            hub_dot_v1_dot_admin__pb2.PositionLimitRequest.SerializeToString,
+            hub_dot_v1_dot_admin__pb2.AdminAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRevenue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hub.v1.Admin/GetRevenue',
+            hub_dot_v1_dot_admin__pb2.RevenueRequest.SerializeToString,
+            hub_dot_v1_dot_admin__pb2.Revenue.FromString,
             options,
             channel_credentials,
             insecure,

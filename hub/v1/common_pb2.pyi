@@ -71,6 +71,17 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_MISSING_FIELD: _ClassVar[RejectReason]
     REJECT_FIELD_OUT_OF_RANGE: _ClassVar[RejectReason]
     REJECT_TOO_MANY_QUOTES: _ClassVar[RejectReason]
+    REJECT_PRICE_BAND: _ClassVar[RejectReason]
+    REJECT_ORDER_RATE: _ClassVar[RejectReason]
+    REJECT_SESSION_RATE: _ClassVar[RejectReason]
+    REJECT_KILL_SWITCH: _ClassVar[RejectReason]
+    REJECT_POSITION_LIMIT: _ClassVar[RejectReason]
+    REJECT_MARGIN: _ClassVar[RejectReason]
+    REJECT_REDUCE_ONLY: _ClassVar[RejectReason]
+    REJECT_INSTRUMENT_PAUSED: _ClassVar[RejectReason]
+    REJECT_MAX_ORDER_QUANTITY: _ClassVar[RejectReason]
+    REJECT_MAX_ORDER_NOTIONAL: _ClassVar[RejectReason]
+    REJECT_RISK_UNKNOWN_INSTRUMENT: _ClassVar[RejectReason]
     REJECT_MIN_RESTING_TIME: _ClassVar[RejectReason]
 
 class CancelReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -140,6 +151,17 @@ REJECT_INSTRUMENT_HALTED: RejectReason
 REJECT_MISSING_FIELD: RejectReason
 REJECT_FIELD_OUT_OF_RANGE: RejectReason
 REJECT_TOO_MANY_QUOTES: RejectReason
+REJECT_PRICE_BAND: RejectReason
+REJECT_ORDER_RATE: RejectReason
+REJECT_SESSION_RATE: RejectReason
+REJECT_KILL_SWITCH: RejectReason
+REJECT_POSITION_LIMIT: RejectReason
+REJECT_MARGIN: RejectReason
+REJECT_REDUCE_ONLY: RejectReason
+REJECT_INSTRUMENT_PAUSED: RejectReason
+REJECT_MAX_ORDER_QUANTITY: RejectReason
+REJECT_MAX_ORDER_NOTIONAL: RejectReason
+REJECT_RISK_UNKNOWN_INSTRUMENT: RejectReason
 REJECT_MIN_RESTING_TIME: RejectReason
 CANCEL_REASON_UNSPECIFIED: CancelReason
 CANCEL_USER_REQUESTED: CancelReason
@@ -156,7 +178,7 @@ EXEC_EXPIRED: ExecType
 EXEC_REPLACED: ExecType
 
 class ExecutionReport(_message.Message):
-    __slots__ = ("sequence", "hub_time_ns", "symbol", "order_id", "client_order_id", "account", "exec_type", "side", "price", "leaves_quantity", "last_price", "last_quantity", "trade_id", "aggressor", "cancel_reason", "reject_reason")
+    __slots__ = ("sequence", "hub_time_ns", "symbol", "order_id", "client_order_id", "account", "exec_type", "side", "price", "leaves_quantity", "last_price", "last_quantity", "trade_id", "aggressor", "cancel_reason", "reject_reason", "fee", "fee_currency", "fee_schedule")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HUB_TIME_NS_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +195,9 @@ class ExecutionReport(_message.Message):
     AGGRESSOR_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
+    FEE_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    FEE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     hub_time_ns: int
     symbol: str
@@ -189,4 +214,7 @@ class ExecutionReport(_message.Message):
     aggressor: bool
     cancel_reason: CancelReason
     reject_reason: RejectReason
-    def __init__(self, sequence: _Optional[int] = ..., hub_time_ns: _Optional[int] = ..., symbol: _Optional[str] = ..., order_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., account: _Optional[int] = ..., exec_type: _Optional[_Union[ExecType, str]] = ..., side: _Optional[_Union[Side, str]] = ..., price: _Optional[int] = ..., leaves_quantity: _Optional[int] = ..., last_price: _Optional[int] = ..., last_quantity: _Optional[int] = ..., trade_id: _Optional[int] = ..., aggressor: _Optional[bool] = ..., cancel_reason: _Optional[_Union[CancelReason, str]] = ..., reject_reason: _Optional[_Union[RejectReason, str]] = ...) -> None: ...
+    fee: int
+    fee_currency: str
+    fee_schedule: str
+    def __init__(self, sequence: _Optional[int] = ..., hub_time_ns: _Optional[int] = ..., symbol: _Optional[str] = ..., order_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., account: _Optional[int] = ..., exec_type: _Optional[_Union[ExecType, str]] = ..., side: _Optional[_Union[Side, str]] = ..., price: _Optional[int] = ..., leaves_quantity: _Optional[int] = ..., last_price: _Optional[int] = ..., last_quantity: _Optional[int] = ..., trade_id: _Optional[int] = ..., aggressor: _Optional[bool] = ..., cancel_reason: _Optional[_Union[CancelReason, str]] = ..., reject_reason: _Optional[_Union[RejectReason, str]] = ..., fee: _Optional[int] = ..., fee_currency: _Optional[str] = ..., fee_schedule: _Optional[str] = ...) -> None: ...

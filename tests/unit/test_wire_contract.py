@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from compliance.risk.events import RiskReject
 from hub.core import GatewayReject
 from hub.fairness import FairnessReject
 from hub.v1 import common_pb2 as cpb
@@ -33,7 +34,9 @@ def _wire(enum_descriptor, prefix: str = "") -> dict[str, int]:
 
 
 def test_reject_reasons_mirror_engine_and_gateway_one_to_one():
-    expected = {r.name: r.value for r in (*RejectReason, *GatewayReject, *FairnessReject)}
+    # Risk's UNKNOWN_INSTRUMENT (no risk reference data) is distinct from the engine's on the wire.
+    risk = {("RISK_" + r.name if r.name in RejectReason.__members__ else r.name): r.value for r in RiskReject}
+    expected = {r.name: r.value for r in (*RejectReason, *GatewayReject, *FairnessReject)} | risk
     assert _wire(cpb.RejectReason.DESCRIPTOR, "REJECT_") == expected
 
 
