@@ -1,0 +1,855 @@
+"""RiskEngine: the facade the hub calls in its sequenced path (see the package docstring for
+the call order). Pure integer state driven only by the arguments of its calls: no clock, no
+randomness, no floats in anything that decides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compliance.risk import ratelimit
+from compliance.risk.breakers import KillBoard, LatencyMonitor, Luld, Phase
+from compliance.risk.config import RiskConfig
+from compliance.risk.events import (
+    CancelCause,
+    CancelOrders,
+    CollateralChanged,
+    DailyLossBreached,
+    KillMode,
+    KillReason,
+    KillSwitchActivated,
+    KillSwitchLifted,
+    MarginCall,
+    MarginCallResolved,
+    PositionLimitChanged,
+    ReduceOnlyEnded,
+    ReduceOnlyStarted,
+    RiskEvent,
+    RiskReject,
+    Scope,
+    TradingDayStarted,
+)
+from compliance.risk.fixedpoint import ewma_lambda
+from compliance.risk.margin import N_CLASSES, InstrumentMargin, MarginModel, collateral_to_base
+from compliance.risk.ratelimit import TOKEN
+from compliance.risk.state import (
+    NEVER,
+    Digest,
+    InstrumentState,
+    OrderState,
+    ParticipantState,
+    PositionState,
+)
+from compliance.risk.volatility import VolatilityEstimator, scaled_limit
+from matching.instruments import Instrument
+from matching.types import AssetClass, OrderType, Side, TimeInForce
+
+DAY_NS = 86_400 * 1_000_000_000
+_BLOCK = int(KillMode.BLOCK)
+_REDUCE_ONLY = int(KillMode.REDUCE_ONLY)
+_MARKET = int(OrderType.MARKET)
+_BUY = int(Side.BUY)
+
+# bound once: IntEnum member lookups are attribute loads on the class
+_R_UNKNOWN = RiskReject.UNKNOWN_INSTRUMENT
+_R_KILL = RiskReject.KILL_SWITCH
+_R_PAUSED = RiskReject.INSTRUMENT_PAUSED
+_R_SESSION = RiskReject.SESSION_RATE
+_R_RATE = RiskReject.ORDER_RATE
+_R_BAND = RiskReject.PRICE_BAND
+_R_QTY = RiskReject.MAX_ORDER_QUANTITY
+_R_NOTIONAL = RiskReject.MAX_ORDER_NOTIONAL
+_R_REDUCE = RiskReject.REDUCE_ONLY
+_R_POSITION = RiskReject.POSITION_LIMIT
+_R_MARGIN = RiskReject.MARGIN
+
+_CANCEL_CAUSE = {KillReason.OPERATOR: CancelCause.KILL_SWITCH, KillReason.DAILY_LOSS: CancelCause.DAILY_LOSS,
+                 KillReason.LATENCY: CancelCause.LATENCY}
+
+
+@dataclass(frozen=True, slots=True)
+class MarginSnapshot:
+    """A participant's account, base-currency minor units (for the account service)."""
+
+    participant_id: str
+    collateral: int
+    pnl: int  # realised + unrealised, all instruments
+    equity: int
+    maintenance: int  # positions only
+    initial: int  # worst case including open orders
+    day_start_equity: int
+    margin_call_since: int  # -1: none
+    reduce_only_from: int  # NEVER: not scheduled
+    kill_mode: KillMode
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentLimitView:
+    instrument_id: int
+    position_limit: int  # after volatility scaling
+    limit_factor_bps: int  # 10_000 = the base limit
+    net_position: int
+    open_buy: int
+    open_sell: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantRiskView:
+    """Everything a participant may see of its own risk state at hub time ``ts`` (for an
+    account query such as Account.GetRisk). Money in base-currency minor units."""
+
+    participant_id: str
+    base_currency: str
+    equity: int
+    initial_requirement: int
+    maintenance_requirement: int
+    margin_call: bool
+    reduce_only: bool  # effective now, from any scope or the margin-call grace
+    kill_switch: bool  # a blocking switch covers the participant or the whole hub
+    limits: tuple[InstrumentLimitView, ...]
+    detail: dict  # JSON-ready: collateral, P&L, daily loss, times, switches by scope
+
+
+class RiskEngine:
+    """Pre-trade checks, position/margin/volatility state, breakers and kill switches.
+
+    Thread-safety: none; call it only from the hub's sequencer (one writer)."""
+
+    def __init__(self, config: RiskConfig, instruments: tuple[Instrument, ...]) -> None:
+        config.validated(instruments)
+        self.config = config
+        self._fingerprint = config.fingerprint()
+        r = config.rates
+        self._order_rate, self._order_cap = r.orders_per_second, r.order_burst * TOKEN
+        self._sess_rate, self._sess_cap = r.session_messages_per_second, r.session_burst * TOKEN
+        self._model = MarginModel(config.margin)
+        b = config.breakers
+        self._max_loss_bps = b.max_daily_loss_bps
+        self._day_offset = b.trading_day_offset_ns
+        self._grace = config.margin.margin_call_grace_ns
+        self._latency = LatencyMonitor(b.latency_threshold_ns, b.latency_consecutive)
+
+        overrides = {o.instrument_id: o for o in config.instruments}
+        ref_vols = dict(config.volatility.reference_vol_bps)
+        lam = ewma_lambda(config.volatility.half_life_samples)
+        self._inst: dict[int, InstrumentState] = {}
+        for inst in sorted(instruments, key=lambda i: i.instrument_id):
+            o = overrides.get(inst.instrument_id)
+            band = o.price_band_bps if o and o.price_band_bps else inst.price_band_bps
+            max_qty = o.max_order_quantity if o and o.max_order_quantity else inst.max_quantity
+            notional = inst.max_notional_raw
+            if o and o.max_order_notional:
+                notional = o.max_order_notional * (inst.max_notional_raw // inst.max_notional)
+            base = o.base_position_limit if o and o.base_position_limit else inst.max_quantity * config.position_limit_multiple
+            ref_vol = o.reference_vol_bps if o and o.reference_vol_bps else ref_vols[inst.asset_class]
+            st = InstrumentState(inst, band, max_qty, notional, base, InstrumentMargin(inst, config.margin),
+                                 VolatilityEstimator(config.volatility, ref_vol, lam),
+                                 Luld(inst.instrument_id, b.luld_limit_state_ns, b.luld_pause_ns))
+            st.limit = scaled_limit(base, st.vol.factor_bps, st.lot)
+            self._inst[inst.instrument_id] = st
+
+        self._participants: dict[str, ParticipantState] = {}
+        self._pconf = {p.participant_id: p for p in config.participants}
+        self._orders: dict[int, OrderState] = {}
+        self._sessions: dict[str, list[int]] = {}
+        self._kills = KillBoard()
+        self._hub_mode = 0
+        self._class_mode = [0] * N_CLASSES
+        self._luld_block: dict[int, tuple[int, int]] = {}  # instruments with a scheduled/running pause
+        self._margin_called: dict[str, None] = {}
+        self._day: int | None = None
+        self._blank = self._new_participant("")  # read-only stand-in for participants never seen
+        for pid in sorted(self._pconf):
+            self._participants[pid] = self._new_participant(pid)
+
+    # -- PARTICIPANTS --------------------------------------------------------------------------
+
+    def _new_participant(self, pid: str) -> ParticipantState:
+        pc = self._pconf.get(pid)
+        raw = pc.collateral if pc is not None and pc.collateral is not None else self.config.margin.default_collateral
+        collateral = {c: a for c, a in raw}
+        base = sum(collateral_to_base(c, a, self.config.margin) for c, a in sorted(collateral.items()))
+        p = ParticipantState(pid, collateral, base)
+        if pc is not None:
+            p.limit_bases = dict(pc.position_limits)
+        return p
+
+    def _participant(self, pid: str) -> ParticipantState:
+        p = self._participants.get(pid)
+        if p is None:
+            p = self._participants[pid] = self._new_participant(pid)
+        return p
+
+    def _position(self, p: ParticipantState, ins: InstrumentState) -> PositionState:
+        ps = p.positions.get(ins.iid)
+        if ps is None:
+            ps = p.positions[ins.iid] = PositionState()
+        ins.holders[p.pid] = None
+        return ps
+
+    # -- PRE-TRADE (hot path, pure) ------------------------------------------------------------
+
+    def check_order(self, ts: int, participant: str, session: str, instrument_id: int, side: int,
+                    order_type: int, price: int, quantity: int) -> RiskReject | None:
+        """Decide a new order; None = accept. Pure: changes nothing (call ``on_order_entered``
+        once the order is sequenced). Checks in this order: kill switch (BLOCK), LULD pause,
+        session rate, order rate, price band, max quantity, max notional, reduce-only, position
+        limit, margin. Market orders (price ignored) are valued at the band edge of their side.
+        An order whose worst case does not leave the flat side it starts from (it can only
+        reduce the position) skips the margin check. ``session`` "" (a unary call) uses a
+        per-participant session bucket."""
+        return self._check(ts, participant, session, instrument_id, side, order_type, price, quantity, 0)
+
+    def check_replace(self, ts: int, participant: str, session: str, order_id: int, price: int,
+                      quantity: int) -> RiskReject | None:
+        """Decide a replace (new price and new open quantity) as if the order were new, with its
+        current remaining quantity taken out of the open exposure. None for unknown orders (the
+        engine answers UNKNOWN_ORDER). Pure."""
+        o = self._orders.get(order_id)
+        if o is None or o.participant != participant:
+            return None
+        return self._check(ts, participant, session, o.instrument_id, _BUY if o.is_buy else 2, 1, price, quantity,
+                           o.remaining)
+
+    def _check(self, ts: int, participant: str, session: str, iid: int, side: int, order_type: int,
+               price: int, qty: int, released: int) -> RiskReject | None:
+        ins = self._inst.get(iid)
+        if ins is None:
+            return _R_UNKNOWN
+        p = self._participants.get(participant) or self._blank
+        ac = ins.ac
+        mode = self._hub_mode
+        m = self._class_mode[ac]
+        if m > mode:
+            mode = m
+        m = p.kill_mode
+        if m > mode:
+            mode = m
+        if mode == _BLOCK:
+            return _R_KILL
+        if self._luld_block:
+            w = self._luld_block.get(iid)
+            if w is not None and w[0] <= ts < w[1]:
+                return _R_PAUSED
+        b = self._sessions.get(session or participant)
+        if b is not None and ts > b[1]:
+            if b[0] + (ts - b[1]) * self._sess_rate < TOKEN:
+                return _R_SESSION
+        elif b is not None and b[0] < TOKEN:
+            return _R_SESSION
+        b = p.buckets.get(iid)
+        if b is not None and ts > b[1]:
+            if b[0] + (ts - b[1]) * self._order_rate < TOKEN:
+                return _R_RATE
+        elif b is not None and b[0] < TOKEN:
+            return _R_RATE
+
+        ref = ins.ref
+        buy = side == _BUY
+        if order_type == _MARKET:
+            width = ref * ins.band_bps // 10_000
+            price = ref + width if buy else ref - width
+        else:
+            diff = price - ref
+            if (diff if diff >= 0 else -diff) * 10_000 > ref * ins.band_bps:
+                return _R_BAND
+        if qty > ins.max_qty:
+            return _R_QTY
+        mult = ins.mult
+        if price * qty * mult > ins.max_notional_raw:
+            return _R_NOTIONAL
+
+        ps = p.positions.get(iid)
+        if ps is None:
+            pos = ob = osl = old_scan = old_delta = 0
+        else:
+            pos, ob, osl, old_scan, old_delta = ps.pos, ps.open_buy, ps.open_sell, ps.scan_i, ps.delta_i
+        if buy:
+            ob -= released
+            long_x = pos + ob + qty
+            short_x = pos - osl
+            worst = long_x
+        else:
+            osl -= released
+            long_x = pos + ob
+            short_x = pos - osl - qty
+            worst = short_x
+        increases = worst > 0 if buy else worst < 0  # False: the order can only reduce the position
+        if increases and (mode == _REDUCE_ONLY or ts >= p.reduce_only_from):
+            return _R_REDUCE
+        lb = p.limit_bases
+        limit = ins.limit if not lb or iid not in lb else scaled_limit(lb[iid], ins.vol.factor_bps, ins.lot)
+        if (worst > limit) if buy else (worst < -limit):  # only the side the order moves toward
+            return _R_POSITION
+        if not increases:
+            return None  # reducing orders are never refused for margin
+
+        # margin: post-trade initial requirement (worst case with all open orders) vs equity
+        mg = ins.margin
+        sl = mg.scan(long_x, ref)
+        ss = mg.scan(short_x, ref)
+        if sl >= ss:
+            new_scan, chosen = sl, long_x
+        else:
+            new_scan, chosen = ss, short_x
+        if buy:
+            exec_loss = mg.loss_to_base((price - ref) * qty * mult) if price > ref else 0
+        else:
+            exec_loss = mg.loss_to_base((ref - price) * qty * mult) if price < ref else 0
+        equity = p.collateral_base + p.pnl
+        cls_scan = p.scan_i[ac] - old_scan + new_scan
+        gross = p.gross - p.gross_cls[ac] - ((-cls_scan * self._model.initial_bps[ac]) // 10_000)
+        if gross + exec_loss <= equity:
+            return None  # even without any offset credit the account covers it
+        scan = p.scan_i.copy()
+        delta = p.delta_i.copy()
+        scan[ac] = cls_scan
+        delta[ac] += mg.delta(chosen, ref) - old_delta
+        required = self._model.initial(scan, delta) + exec_loss
+        if required > equity and required > p.initial:
+            return _R_MARGIN
+        return None
+
+    # -- SEQUENCED ORDER FLOW ------------------------------------------------------------------
+
+    def on_order_entered(self, ts: int, participant: str, session: str, order_id: int, instrument_id: int,
+                         side: int, price: int, quantity: int, time_in_force: int = TimeInForce.DAY) -> None:
+        """The hub sequenced this new order (it passed ``check_order``): consume the session and
+        order-rate tokens and add its quantity to the open exposure until trades, ``on_order_done``
+        or ``on_order_replaced`` change it. Call it for every NewOrder command in the ledger,
+        before feeding that command's engine events, live and on replay."""
+        ins = self._inst.get(instrument_id)
+        if ins is None:
+            return
+        self._take_tokens(ts, participant, session, instrument_id)
+        p = self._participant(participant)
+        is_buy = side == _BUY
+        self._orders[order_id] = OrderState(participant, instrument_id, is_buy, price, quantity, session,
+                                            time_in_force == TimeInForce.GTC)
+        p.orders[order_id] = None
+        ps = self._position(p, ins)
+        if is_buy:
+            ps.open_buy += quantity
+        else:
+            ps.open_sell += quantity
+        self._refresh_initial(p, ins, ps)
+
+    def on_replace_entered(self, ts: int, participant: str, session: str, order_id: int) -> None:
+        """The hub sequenced a replace that passed ``check_replace``: it costs one session and one
+        order-rate token (the exposure changes at ``on_order_replaced``)."""
+        o = self._orders.get(order_id)
+        if o is not None:
+            self._take_tokens(ts, participant, session, o.instrument_id)
+
+    def _take_tokens(self, ts: int, participant: str, session: str, instrument_id: int) -> None:
+        key = session or participant  # no session (unary calls): the participant's own bucket
+        self._sessions[key] = ratelimit.take(self._sessions.get(key), ts, self._sess_rate, self._sess_cap)
+        p = self._participant(participant)
+        p.buckets[instrument_id] = ratelimit.take(p.buckets.get(instrument_id), ts, self._order_rate, self._order_cap)
+
+    def on_order_done(self, ts: int, order_id: int) -> None:
+        """The order left the book or never entered it (engine Done, Cancelled, Expired, or a
+        Rejected new order): release its remaining open quantity."""
+        o = self._orders.pop(order_id, None)
+        if o is None:
+            return
+        p = self._participants[o.participant]
+        p.orders.pop(order_id, None)
+        ins = self._inst[o.instrument_id]
+        ps = p.positions[o.instrument_id]
+        if o.is_buy:
+            ps.open_buy -= o.remaining
+        else:
+            ps.open_sell -= o.remaining
+        self._refresh_initial(p, ins, ps)
+        self._maybe_release_holder(p, ins, ps)
+
+    def on_order_replaced(self, ts: int, order_id: int, price: int, remaining: int) -> None:
+        """Engine Replaced event: new price and remaining (open) quantity."""
+        o = self._orders.get(order_id)
+        if o is None:
+            return
+        p = self._participants[o.participant]
+        ins = self._inst[o.instrument_id]
+        ps = p.positions[o.instrument_id]
+        if o.is_buy:
+            ps.open_buy += remaining - o.remaining
+        else:
+            ps.open_sell += remaining - o.remaining
+        o.price, o.remaining = price, remaining
+        self._refresh_initial(p, ins, ps)
+
+    def on_trade(self, ts: int, instrument_id: int, price: int, quantity: int, buyer: str, seller: str,
+                 buy_order_id: int = 0, sell_order_id: int = 0) -> list[RiskEvent]:
+        """One execution (engine Trade event), in sequence order: moves positions and cash, fills
+        the open orders, moves the reference/mark price to ``price``, feeds the volatility
+        estimator, re-marks every holder of the instrument and evaluates margin calls and the
+        daily-loss breaker. Returns the events to journal and act on."""
+        events: list[RiskEvent] = []
+        self._roll_day(ts, events)
+        ins = self._inst.get(instrument_id)
+        if ins is None:
+            return events
+        notional = price * quantity * ins.mult
+        for oid, who, is_buy in ((buy_order_id, buyer, True), (sell_order_id, seller, False)):
+            p = self._participant(who)
+            ps = self._position(p, ins)
+            o = self._orders.get(oid) if oid else None
+            if o is not None and o.participant == who:
+                fill = quantity if quantity < o.remaining else o.remaining
+                o.remaining -= fill
+                if is_buy:
+                    ps.open_buy -= fill
+                else:
+                    ps.open_sell -= fill
+            if is_buy:
+                ps.pos += quantity
+                ps.cash -= notional
+            else:
+                ps.pos -= quantity
+                ps.cash += notional
+        moved = price != ins.ref
+        ins.ref = price
+        vol = ins.vol
+        if vol.observe(ts, price) and vol.update_factor():
+            self._on_factor_change(ts, ins, events)
+        # a new mark re-marks every holder; an unchanged one only the two counterparties
+        for pid in list(ins.holders) if moved else dict.fromkeys((buyer, seller)):
+            p = self._participants[pid]
+            ps = p.positions[instrument_id]
+            self._remark(p, ins, ps)
+            self._maybe_release_holder(p, ins, ps)
+            self._evaluate(ts, p, events)
+        return events
+
+    def on_engine_trade(self, ts: int, trade, maker_participant: str, taker_participant: str) -> list[RiskEvent]:
+        """Convenience for a ``matching.types.Trade``: maps maker/taker to buyer/seller."""
+        if trade.aggressor_side == _BUY:
+            return self.on_trade(ts, trade.instrument_id, trade.price, trade.quantity, taker_participant,
+                                 maker_participant, trade.taker_order_id, trade.maker_order_id)
+        return self.on_trade(ts, trade.instrument_id, trade.price, trade.quantity, maker_participant,
+                             taker_participant, trade.maker_order_id, trade.taker_order_id)
+
+    def on_top_of_book(self, ts: int, instrument_id: int, bid: int, ask: int) -> list[RiskEvent]:
+        """Engine TopOfBook event (0 = empty side): drives the LULD limit state and pause."""
+        events: list[RiskEvent] = []
+        ins = self._inst.get(instrument_id)
+        if ins is None:
+            return events
+        ins.luld.on_quote(ts, ins.ref, ins.band_bps, bid, ask, events)
+        self._sync_luld(ins)
+        return events
+
+    # -- MARGIN AND P&L ------------------------------------------------------------------------
+
+    def _refresh_initial(self, p: ParticipantState, ins: InstrumentState, ps: PositionState) -> None:
+        mg, mark, ac = ins.margin, ins.ref, ins.ac
+        long_x = ps.pos + ps.open_buy
+        short_x = ps.pos - ps.open_sell
+        sl = mg.scan(long_x, mark)
+        ss = mg.scan(short_x, mark)
+        scan, delta = (sl, mg.delta(long_x, mark)) if sl >= ss else (ss, mg.delta(short_x, mark))
+        if scan != ps.scan_i or delta != ps.delta_i:
+            p.scan_i[ac] += scan - ps.scan_i
+            p.delta_i[ac] += delta - ps.delta_i
+            ps.scan_i, ps.delta_i = scan, delta
+            g = self._model.gross_initial_class(ac, p.scan_i[ac])
+            p.gross += g - p.gross_cls[ac]
+            p.gross_cls[ac] = g
+            p.initial = self._model.initial(p.scan_i, p.delta_i)
+
+    def _remark(self, p: ParticipantState, ins: InstrumentState, ps: PositionState) -> None:
+        mg, mark, ac = ins.margin, ins.ref, ins.ac
+        pnl = mg.to_base(ps.cash + ps.pos * mark * ins.mult)
+        p.pnl += pnl - ps.pnl
+        ps.pnl = pnl
+        scan, delta = mg.scan(ps.pos, mark), mg.delta(ps.pos, mark)
+        if scan != ps.scan_m or delta != ps.delta_m:
+            p.scan_m[ac] += scan - ps.scan_m
+            p.delta_m[ac] += delta - ps.delta_m
+            ps.scan_m, ps.delta_m = scan, delta
+            p.maint = self._model.maintenance(p.scan_m, p.delta_m)
+        self._refresh_initial(p, ins, ps)
+
+    @staticmethod
+    def _maybe_release_holder(p: ParticipantState, ins: InstrumentState, ps: PositionState) -> None:
+        if ps.pos == 0 and ps.open_buy == 0 and ps.open_sell == 0:
+            ins.holders.pop(p.pid, None)  # P&L is now constant cash: no more re-marking needed
+
+    def _evaluate(self, ts: int, p: ParticipantState, events: list[RiskEvent]) -> None:
+        """Daily-loss breaker and margin call, after anything that moved equity or maintenance."""
+        equity = p.collateral_base + p.pnl
+        anchor = p.day_anchor
+        if p.kill_mode == 0 and anchor > 0 and (anchor - equity) * 10_000 >= anchor * self._max_loss_bps:
+            events.append(DailyLossBreached(ts=ts, participant_id=p.pid, day_start_equity=anchor, equity=equity,
+                                            loss=anchor - equity))
+            self._set_kill(ts, Scope.PARTICIPANT, p.pid, KillMode.REDUCE_ONLY, KillReason.DAILY_LOSS, "", events)
+        if p.margin_call < 0:
+            if equity < p.maint:
+                p.margin_call = ts
+                p.reduce_only_from = ts + self._grace
+                self._margin_called[p.pid] = None
+                events.append(MarginCall(ts=ts, participant_id=p.pid, equity=equity, maintenance=p.maint,
+                                         reduce_only_at=p.reduce_only_from))
+                if self._grace == 0:
+                    self._start_reduce_only(ts, p, events)
+        elif equity >= p.maint:
+            events.append(MarginCallResolved(ts=ts, participant_id=p.pid, equity=equity, maintenance=p.maint))
+            if p.reduce_only_announced:
+                events.append(ReduceOnlyEnded(ts=ts, participant_id=p.pid))
+            p.margin_call = -1
+            p.reduce_only_from = NEVER
+            p.reduce_only_announced = False
+            self._margin_called.pop(p.pid, None)
+
+    def _start_reduce_only(self, ts: int, p: ParticipantState, events: list[RiskEvent]) -> None:
+        p.reduce_only_announced = True
+        events.append(ReduceOnlyStarted(ts=p.reduce_only_from, participant_id=p.pid))
+        ids = tuple(sorted(p.orders))
+        if ids:
+            events.append(CancelOrders(ts=p.reduce_only_from, cause=CancelCause.MARGIN_REDUCE_ONLY,
+                                       scope=Scope.PARTICIPANT, target=p.pid, order_ids=ids))
+
+    def deposit(self, ts: int, participant: str, currency: str, amount: int) -> list[RiskEvent]:
+        """Collateral in (amount > 0) or out (< 0), minor units of ``currency``; deposits and
+        withdrawals move the daily-loss anchor with them (they are not profit or loss).
+        Use ``check_withdrawal`` first for withdrawals."""
+        rates = dict(self.config.margin.fx_rates)
+        if currency not in rates:
+            raise ValueError(f"no FX rate for {currency!r}")
+        events: list[RiskEvent] = []
+        self._roll_day(ts, events)
+        p = self._participant(participant)
+        balance = p.collateral.get(currency, 0) + amount
+        p.collateral[currency] = balance
+        before = p.collateral_base
+        p.collateral_base = sum(collateral_to_base(c, a, self.config.margin) for c, a in sorted(p.collateral.items()))
+        p.day_anchor += p.collateral_base - before
+        events.append(CollateralChanged(ts=ts, participant_id=participant, currency=currency, amount=amount,
+                                        balance=balance))
+        self._evaluate(ts, p, events)
+        return events
+
+    def check_withdrawal(self, participant: str, currency: str, amount: int) -> RiskReject | None:
+        """MARGIN if taking ``amount`` (> 0) out would leave equity below the initial requirement."""
+        p = self._participants.get(participant) or self._blank
+        if p.collateral.get(currency, 0) < amount:
+            return _R_MARGIN
+        left = dict(p.collateral)
+        left[currency] -= amount
+        base = sum(collateral_to_base(c, a, self.config.margin) for c, a in sorted(left.items()))
+        return _R_MARGIN if base + p.pnl < p.initial else None
+
+    # -- LIMITS --------------------------------------------------------------------------------
+
+    def _on_factor_change(self, ts: int, ins: InstrumentState, events: list[RiskEvent]) -> None:
+        factor, vol_bps = ins.vol.factor_bps, ins.vol.vol_bps()
+        ins.limit = scaled_limit(ins.base_limit, factor, ins.lot)
+        events.append(PositionLimitChanged(ts=ts, instrument_id=ins.iid, participant_id="", factor_bps=factor,
+                                           base_limit=ins.base_limit, limit=ins.limit, vol_bps=vol_bps))
+        for pid in sorted(self._participants):
+            base = self._participants[pid].limit_bases.get(ins.iid)
+            if base is not None:
+                events.append(PositionLimitChanged(ts=ts, instrument_id=ins.iid, participant_id=pid,
+                                                   factor_bps=factor, base_limit=base,
+                                                   limit=scaled_limit(base, factor, ins.lot), vol_bps=vol_bps))
+
+    def set_position_limit(self, ts: int, participant: str, instrument_id: int, base_limit: int | None) -> list[RiskEvent]:
+        """Operator: set (or with None, remove) a participant's base position limit."""
+        ins = self._inst[instrument_id]
+        p = self._participant(participant)
+        if base_limit is None:
+            p.limit_bases.pop(instrument_id, None)
+            base = ins.base_limit
+        else:
+            if base_limit < 0:
+                raise ValueError("base_limit must not be negative")
+            p.limit_bases[instrument_id] = base = base_limit
+        factor = ins.vol.factor_bps
+        return [PositionLimitChanged(ts=ts, instrument_id=instrument_id, participant_id=participant, factor_bps=factor,
+                                     base_limit=base, limit=scaled_limit(base, factor, ins.lot),
+                                     vol_bps=ins.vol.vol_bps())]
+
+    def position_limit(self, participant: str, instrument_id: int) -> int:
+        ins = self._inst[instrument_id]
+        p = self._participants.get(participant) or self._blank
+        base = p.limit_bases.get(instrument_id)
+        return ins.limit if base is None else scaled_limit(base, ins.vol.factor_bps, ins.lot)
+
+    # -- KILL SWITCHES AND BREAKERS ------------------------------------------------------------
+
+    @staticmethod
+    def _target(scope: Scope, target: AssetClass | str | int | None) -> str:
+        if scope == Scope.HUB:
+            return ""
+        if scope == Scope.ASSET_CLASS:
+            return AssetClass(target).name if not isinstance(target, str) else AssetClass[target].name
+        if scope == Scope.PARTICIPANT:
+            if not isinstance(target, str) or not target:
+                raise ValueError("a participant kill needs the participant id")
+            return target
+        raise ValueError(f"scope {scope!r} cannot be killed")
+
+    def kill(self, ts: int, scope: Scope, target: AssetClass | str | None = None, *, mode: KillMode = KillMode.BLOCK,
+             reason: KillReason = KillReason.OPERATOR, operator: str = "") -> list[RiskEvent]:
+        """Set (or strengthen) a kill switch: effective for the very next check, returns
+        KillSwitchActivated and CancelOrders for every open order in scope. Idempotent: an equal
+        or stronger active switch makes this a no-op (no events)."""
+        events: list[RiskEvent] = []
+        self._set_kill(ts, Scope(scope), self._target(Scope(scope), target), KillMode(mode), KillReason(reason),
+                       operator, events)
+        return events
+
+    def _set_kill(self, ts: int, scope: Scope, target: str, mode: KillMode, reason: KillReason, operator: str,
+                  events: list[RiskEvent]) -> None:
+        if not self._kills.set(ts, scope, target, mode, reason, operator):
+            return
+        if scope == Scope.HUB:
+            self._hub_mode = int(mode)
+            ids = tuple(sorted(self._orders))
+        elif scope == Scope.ASSET_CLASS:
+            ac = int(AssetClass[target])
+            self._class_mode[ac] = int(mode)
+            ids = tuple(sorted(oid for oid, o in self._orders.items() if self._inst[o.instrument_id].ac == ac))
+        else:
+            p = self._participant(target)
+            p.kill_mode = int(mode)
+            ids = tuple(sorted(p.orders))
+        events.append(KillSwitchActivated(ts=ts, scope=scope, target=target, mode=mode, reason=reason, operator=operator))
+        if ids:
+            events.append(CancelOrders(ts=ts, cause=_CANCEL_CAUSE[reason], scope=scope, target=target, order_ids=ids))
+
+    def kill_from_record(self, record: dict) -> list[RiskEvent]:
+        """Replay a journaled ``KillSwitchActivated.record()`` (operator or latency kill)."""
+        events: list[RiskEvent] = []
+        scope = Scope(record["scope"])
+        self._set_kill(record["ts"], scope, self._target(scope, record["target"] or None), KillMode(record["mode"]),
+                       KillReason(record["reason"]), record["operator"], events)
+        return events
+
+    def lift(self, ts: int, scope: Scope, target: AssetClass | str | None = None, *, operator: str = "") -> list[RiskEvent]:
+        """Operator only: clear the switch at exactly this scope and target (whatever set it).
+        Lifting a participant re-bases its daily-loss anchor at its current equity."""
+        scope = Scope(scope)
+        key = self._target(scope, target)
+        if not self._kills.lift(scope, key):
+            return []
+        if scope == Scope.HUB:
+            self._hub_mode = 0
+        elif scope == Scope.ASSET_CLASS:
+            self._class_mode[int(AssetClass[key])] = 0
+        else:
+            p = self._participant(key)
+            p.kill_mode = 0
+            p.day_anchor = p.equity
+        return [KillSwitchLifted(ts=ts, scope=scope, target=key, operator=operator)]
+
+    def kill_mode(self, scope: Scope, target: AssetClass | str | None = None) -> KillMode:
+        return self._kills.mode(Scope(scope), self._target(Scope(scope), target))
+
+    def on_ack_latency(self, ts: int, asset_class: AssetClass | int, latency_ns: int) -> list[RiskEvent]:
+        """Measured order-to-ack latency of one order. The third consecutive sample above the
+        threshold in a class kills that class (BLOCK, reason LATENCY). The run counter is
+        live-only; the hub journals the resulting kill and replays it with ``kill(...)``."""
+        if not self._latency.observe(int(asset_class), latency_ns):
+            return []
+        return self.kill(ts, Scope.ASSET_CLASS, AssetClass(asset_class), mode=KillMode.BLOCK,
+                         reason=KillReason.LATENCY, operator="latency-monitor")
+
+    def on_session_lost(self, ts: int, session: str) -> list[RiskEvent]:
+        """Heartbeat lost / involuntary disconnect of a cancel-on-disconnect session: cancel its
+        resting non-GTC orders and drop its rate bucket."""
+        self._sessions.pop(session, None)
+        ids = tuple(sorted(oid for oid, o in self._orders.items() if o.session == session and not o.persistent))
+        if not ids:
+            return []
+        return [CancelOrders(ts=ts, cause=CancelCause.SESSION_LOST, scope=Scope.SESSION, target=session, order_ids=ids)]
+
+    def on_session_closed(self, ts: int, session: str) -> None:
+        """Orderly logout: forget the session's rate bucket (its orders stay)."""
+        self._sessions.pop(session, None)
+
+    # -- TIME ----------------------------------------------------------------------------------
+
+    def _roll_day(self, ts: int, events: list[RiskEvent], first: bool = True) -> None:
+        """Every day boundary re-anchors the daily loss (with an event). The first trade or
+        deposit opens the first day silently; ``tick`` (first=False) never does, so that a tick
+        returning no events has changed nothing and need not be journaled."""
+        day = (ts - self._day_offset) // DAY_NS
+        if self._day is None:
+            if first:
+                self._day = day
+        elif day > self._day:
+            self._day = day
+            for pid in sorted(self._participants):
+                p = self._participants[pid]
+                p.day_anchor = p.collateral_base + p.pnl
+            events.append(TradingDayStarted(ts=ts, day=day))
+
+    def _sync_luld(self, ins: InstrumentState) -> None:
+        w = ins.luld.window()
+        if w is None:
+            self._luld_block.pop(ins.iid, None)
+        else:
+            self._luld_block[ins.iid] = w
+
+    def tick(self, ts: int) -> list[RiskEvent]:
+        """Time-driven transitions due by ``ts``: trading-day roll, LULD pause/resume, end of a
+        margin-call grace (reduce-only and its cancels). Returns [] when nothing was due, and
+        then changes nothing, so the hub journals (and replays) only ticks that returned events."""
+        events: list[RiskEvent] = []
+        self._roll_day(ts, events, first=False)
+        for iid in sorted(self._luld_block):
+            ins = self._inst[iid]
+            if ins.luld.phase != Phase.NORMAL:
+                ins.luld.advance(ts, ins.ref, ins.band_bps, events)
+                self._sync_luld(ins)
+        for pid in list(self._margin_called):
+            p = self._participants[pid]
+            if not p.reduce_only_announced and ts >= p.reduce_only_from:
+                self._start_reduce_only(ts, p, events)
+        return events
+
+    def is_paused(self, ts: int, instrument_id: int) -> bool:
+        w = self._luld_block.get(instrument_id)
+        return w is not None and w[0] <= ts < w[1]
+
+    # -- QUERIES -------------------------------------------------------------------------------
+
+    def reference_price(self, instrument_id: int) -> int:
+        return self._inst[instrument_id].ref
+
+    def limit_factor_bps(self, instrument_id: int) -> int:
+        return self._inst[instrument_id].vol.factor_bps
+
+    def volatility_bps(self, instrument_id: int) -> int:
+        return self._inst[instrument_id].vol.vol_bps()
+
+    def position(self, participant: str, instrument_id: int) -> tuple[int, int, int]:
+        """(position, open buy quantity, open sell quantity)."""
+        p = self._participants.get(participant)
+        ps = p.positions.get(instrument_id) if p else None
+        return (ps.pos, ps.open_buy, ps.open_sell) if ps else (0, 0, 0)
+
+    def margin(self, participant: str) -> MarginSnapshot:
+        p = self._participants.get(participant) or self._blank
+        return MarginSnapshot(participant, p.collateral_base, p.pnl, p.equity, p.maint, p.initial, p.day_anchor,
+                              p.margin_call, p.reduce_only_from, KillMode(p.kill_mode))
+
+    def participant_view(self, ts: int, participant: str) -> ParticipantRiskView:
+        """The participant's own risk state at ``ts`` (pure; limits for every instrument)."""
+        p = self._participants.get(participant) or self._blank
+        limits = []
+        for iid in sorted(self._inst):
+            ps = p.positions.get(iid)
+            limits.append(InstrumentLimitView(iid, self.position_limit(participant, iid),
+                                              self._inst[iid].vol.factor_bps, ps.pos if ps else 0,
+                                              ps.open_buy if ps else 0, ps.open_sell if ps else 0))
+        switches = [{"scope": Scope(s).name, "target": t, "mode": KillMode(m).name, "reason": KillReason(r).name,
+                     "since": since, "operator": op}
+                    for s, t, m, r, since, op in self._kills.state()
+                    if s == Scope.HUB or (s == Scope.PARTICIPANT and t == participant) or s == Scope.ASSET_CLASS]
+        modes = [self._hub_mode, p.kill_mode]
+        equity = p.collateral_base + p.pnl
+        detail = {
+            "collateral": dict(sorted(p.collateral.items())), "collateral_base": p.collateral_base, "pnl": p.pnl,
+            "day_start_equity": p.day_anchor, "daily_loss": p.day_anchor - equity,
+            "daily_loss_limit": p.day_anchor * self._max_loss_bps // 10_000,
+            "margin_call_since": p.margin_call, "reduce_only_from": None if p.reduce_only_from == NEVER else p.reduce_only_from,
+            "kill_switches": switches,
+            "paused_instruments": sorted(i for i in self._luld_block if self.is_paused(ts, i)),
+        }
+        return ParticipantRiskView(
+            participant, self.config.margin.base_currency, equity, p.initial, p.maint, p.margin_call >= 0,
+            max(modes) == _REDUCE_ONLY or ts >= p.reduce_only_from, max(modes) == _BLOCK, tuple(limits), detail)
+
+    def kill_switches(self) -> list[tuple[Scope, str, KillMode, KillReason, int, str]]:
+        """Active switches: (scope, target, mode, reason, since, operator), sorted."""
+        return [(Scope(s), t, KillMode(m), KillReason(r), since, op) for s, t, m, r, since, op in self._kills.state()]
+
+    def open_order_ids(self, participant: str | None = None) -> list[int]:
+        if participant is None:
+            return sorted(self._orders)
+        p = self._participants.get(participant)
+        return sorted(p.orders) if p else []
+
+    # -- DIGEST AND SELF-CHECK -----------------------------------------------------------------
+
+    def state_digest(self) -> bytes:
+        """SHA-256 over a canonical, sorted encoding of the primary risk state (see state.py)."""
+        d = Digest()
+        d.text("compliance.risk/v1")
+        d.raw(self._fingerprint)
+        d.tag("day")
+        d.int(-1 if self._day is None else self._day)
+        d.tag("kills")
+        for scope, target, mode, reason, since, operator in self._kills.state():
+            d.ints((scope, mode, reason, since))
+            d.text(target)
+            d.text(operator)
+        d.tag("instruments")
+        for iid in sorted(self._inst):
+            ins = self._inst[iid]
+            d.ints((iid, ins.ref, *ins.vol.state(), *ins.luld.state()))
+        d.tag("participants")
+        for pid in sorted(self._participants):
+            p = self._participants[pid]
+            d.text(pid)
+            d.ints((p.day_anchor, p.margin_call, p.reduce_only_from, int(p.reduce_only_announced), p.kill_mode))
+            d.int(len(p.collateral))
+            for ccy in sorted(p.collateral):
+                d.text(ccy)
+                d.int(p.collateral[ccy])
+            d.ints(x for iid in sorted(p.limit_bases) for x in (iid, p.limit_bases[iid]))
+            d.ints(x for iid in sorted(p.positions) for x in (iid, p.positions[iid].pos, p.positions[iid].cash,
+                                                               p.positions[iid].open_buy, p.positions[iid].open_sell))
+            d.ints(x for iid in sorted(p.buckets) for x in (iid, *p.buckets[iid]))
+        d.tag("orders")
+        for oid in sorted(self._orders):
+            o = self._orders[oid]
+            d.ints((oid, o.instrument_id, int(o.is_buy), o.price, o.remaining, int(o.persistent)))
+            d.text(o.participant)
+            d.text(o.session)
+        d.tag("sessions")
+        for sid in sorted(self._sessions):
+            d.text(sid)
+            d.ints(self._sessions[sid])
+        return d.digest()
+
+    def verify(self) -> None:
+        """Recompute every derived cache from the primary state; AssertionError on a mismatch.
+        (Tests and recovery use it to prove the incremental bookkeeping.)"""
+        model = self._model
+        for pid, p in self._participants.items():
+            scan_m, delta_m = [0] * N_CLASSES, [0] * N_CLASSES
+            scan_i, delta_i = [0] * N_CLASSES, [0] * N_CLASSES
+            pnl = 0
+            open_orders: dict[int, list[int]] = {}
+            for oid in p.orders:
+                o = self._orders[oid]
+                assert o.participant == pid, (pid, oid)
+                acc = open_orders.setdefault(o.instrument_id, [0, 0])
+                acc[0 if o.is_buy else 1] += o.remaining
+            for iid, ps in p.positions.items():
+                ins = self._inst[iid]
+                mg, mark, ac = ins.margin, ins.ref, ins.ac
+                assert [ps.open_buy, ps.open_sell] == open_orders.get(iid, [0, 0]), (pid, iid, "open quantity")
+                v = mg.to_base(ps.cash + ps.pos * mark * ins.mult)
+                assert ps.pnl == v, (pid, iid, "pnl", ps.pnl, v)
+                pnl += v
+                scan_m[ac] += mg.scan(ps.pos, mark)
+                delta_m[ac] += mg.delta(ps.pos, mark)
+                lx, sx = ps.pos + ps.open_buy, ps.pos - ps.open_sell
+                sl, ss = mg.scan(lx, mark), mg.scan(sx, mark)
+                scan_i[ac] += max(sl, ss)
+                delta_i[ac] += mg.delta(lx if sl >= ss else sx, mark)
+                held = ps.pos != 0 or ps.open_buy != 0 or ps.open_sell != 0
+                assert not held or pid in ins.holders, (pid, iid, "holder")
+            assert p.pnl == pnl, (pid, "pnl total")
+            assert (p.scan_m, p.delta_m, p.scan_i, p.delta_i) == (scan_m, delta_m, scan_i, delta_i), (pid, "classes")
+            assert p.maint == model.maintenance(scan_m, delta_m), (pid, "maintenance")
+            assert p.initial == model.initial(scan_i, delta_i), (pid, "initial")
+            assert p.gross == sum(model.gross_initial_class(c, scan_i[c]) for c in model.classes), (pid, "gross")
+            base = sum(collateral_to_base(c, a, self.config.margin) for c, a in sorted(p.collateral.items()))
+            assert p.collateral_base == base, (pid, "collateral")
+        for ins in self._inst.values():
+            assert self._luld_block.get(ins.iid) == ins.luld.window(), (ins.iid, "luld window")
