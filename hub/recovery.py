@@ -9,8 +9,10 @@ cancelled, as new journaled commands.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hub.core import Hub, OrderMeta
@@ -44,6 +46,19 @@ class RecoveryReport:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+@contextlib.contextmanager
+def _replaying(where: str) -> Iterator[None]:
+    """A record the hub cannot apply (an engine, instrument or symbol it does not have, bytes that are no
+    record) is a RecoveryError naming the record, not a stray KeyError that hides why the hub won't start."""
+    try:
+        yield
+    except RecoveryError:
+        raise
+    except (LookupError, ValueError, TypeError) as exc:
+        raise RecoveryError(f"{where} cannot be replayed by this hub ({type(exc).__name__}: {exc}): the ledger is "
+                            "malformed or was written with other instruments") from exc
+
+
 class _Batch:
     """Consecutive commands of one engine awaiting replay, with the events recorded for them."""
 
@@ -57,7 +72,8 @@ class _Batch:
     def flush(self, hub: Hub) -> int:
         if not self.commands:
             return 0
-        produced = hub.replay_engine_commands(AssetClass(self.asset_class), b"".join(self.commands), self.metas)
+        with _replaying(f"records from index {self.first_idx}"):
+            produced = hub.replay_engine_commands(AssetClass(self.asset_class), b"".join(self.commands), self.metas)
         if produced != b"".join(self.events):
             raise RecoveryError(
                 f"replaying records from index {self.first_idx} produced different events than the ledger "
@@ -85,31 +101,32 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report.checkpoint_size = last_cp.tree_size if last_cp else 0
     batch = _Batch()
     last_config: bytes = b""
-    for idx, _seq, payload, _leaf, _chain in store.iter_records():
-        rec = decode(payload)
-        if rec.record_type == RecordType.EVENT:
-            batch.events.append(rec.engine_record)
-        elif rec.record_type == RecordType.COMMAND:
-            if batch.commands and (rec.asset_class != batch.asset_class or len(batch.commands) >= _BATCH):
+    for idx, seq, payload, _leaf, _chain in store.iter_records():
+        with _replaying(f"record {idx} (seq {seq})"):
+            rec = decode(payload)
+            if rec.record_type == RecordType.EVENT:
+                batch.events.append(rec.engine_record)
+            elif rec.record_type == RecordType.COMMAND:
+                if batch.commands and (rec.asset_class != batch.asset_class or len(batch.commands) >= _BATCH):
+                    report.commands += batch.flush(hub)
+                if not batch.commands:
+                    batch.asset_class, batch.first_idx = rec.asset_class, idx
+                batch.commands.append(rec.engine_record)
+                batch.metas.append(_meta(hub, rec, rec.engine_record))
+            else:
                 report.commands += batch.flush(hub)
-            if not batch.commands:
-                batch.asset_class, batch.first_idx = rec.asset_class, idx
-            batch.commands.append(rec.engine_record)
-            batch.metas.append(_meta(hub, rec, rec.engine_record))
-        else:
-            report.commands += batch.flush(hub)
-            hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], rec.detail_json())
-            if rec.record_type == RecordType.CONFIG:
-                last_config = rec.detail
-        report.records = idx + 1
-        if last_cp is not None and idx + 1 == last_cp.tree_size:
-            report.commands += batch.flush(hub)
-            rebuilt = hub.state_digest_bytes()
-            if rebuilt != last_cp.state_digest:
-                raise RecoveryError(
-                    f"state rebuilt from {idx + 1} records has digest {rebuilt.hex()[:16]}..., the checkpoint "
-                    f"signed {last_cp.state_digest.hex()[:16]}...")
-            report.checkpoint_verified = True
+                hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], rec.detail_json())
+                if rec.record_type == RecordType.CONFIG:
+                    last_config = rec.detail
+            report.records = idx + 1
+            if last_cp is not None and idx + 1 == last_cp.tree_size:
+                report.commands += batch.flush(hub)
+                rebuilt = hub.state_digest_bytes()
+                if rebuilt != last_cp.state_digest:
+                    raise RecoveryError(
+                        f"state rebuilt from {idx + 1} records has digest {rebuilt.hex()[:16]}..., the checkpoint "
+                        f"signed {last_cp.state_digest.hex()[:16]}...")
+                report.checkpoint_verified = True
     report.commands += batch.flush(hub)
     if last_cp is not None and not report.checkpoint_verified:
         raise RecoveryError(f"the last checkpoint covers {last_cp.tree_size} records, the ledger has {report.records}")

@@ -125,9 +125,11 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
     hub.accepting = False
     server, port, health_servicer = build_server(config, hub)
     server.start()
+    recovered = False
     try:
         if isinstance(hub.journal, LedgerStore):
             hub.recovery = recover(hub, hub.journal)
+        recovered = True
         hub.accepting = True
         hub.start_checkpointer()
         mark_serving(health_servicer)
@@ -138,6 +140,7 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
         hub.accepting = False
         server.stop(grace).wait()
         hub.stop_checkpointer()
-        with contextlib.suppress(Exception):
-            hub.journal.checkpoint(hub.state_digest_bytes(), hub.clock())
+        if recovered:  # never sign a state that failed to rebuild: the checkpoint would poison the ledger
+            with contextlib.suppress(Exception):
+                hub.journal.checkpoint(hub.state_digest_bytes(), hub.clock())
         hub.journal.close()

@@ -8,6 +8,7 @@ with the engines' state digest) and ``ledger_meta``. The database itself refuses
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -79,10 +80,12 @@ def _sqlite_triggers(table: str) -> list[str]:
     ]
 
 
+# No percent signs in this statement: it goes through the driver (exec_driver_sql), and psycopg would
+# take RAISE's '%' placeholders for its own parameter markers.
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+    RAISE EXCEPTION USING MESSAGE = 'ledger is append-only: ' || TG_OP || ' on ' || TG_TABLE_NAME || ' refused';
 END;
 $$ LANGUAGE plpgsql
 """
@@ -103,9 +106,16 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
 
 
-def connect(url: str, durability: Durability = Durability.PROCESS) -> Engine:
-    """An engine for the ledger database with the durability the hub was configured for."""
+def connect(url: str, durability: Durability = Durability.PROCESS, *, schema: str | None = None) -> Engine:
+    """An engine for the ledger database with the durability the hub was configured for.
+
+    ``schema`` (PostgreSQL only) puts the ledger tables in that schema (``search_path``); ``-c``
+    options already in the URL's ``options`` query parameter are kept, not replaced."""
+    if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        raise ValueError(f"ledger schema name {schema!r} is not a plain SQL identifier")
     if url.startswith("sqlite"):
+        if schema is not None:
+            raise ValueError("a ledger schema can only be given for PostgreSQL")
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "isolation_level": None,
                                                      "timeout": 30})
         synchronous = "FULL" if durability == Durability.POWER else "NORMAL"
@@ -126,8 +136,12 @@ def connect(url: str, durability: Durability = Durability.PROCESS) -> Engine:
 
         return engine
     commit_mode = "on" if durability == Durability.POWER else "off"
-    return sa.create_engine(url, pool_pre_ping=True,
-                            connect_args={"options": f"-c synchronous_commit={commit_mode}"})
+    given = sa.engine.make_url(url).query.get("options", ())
+    options = [given] if isinstance(given, str) else list(given)
+    options.append(f"-c synchronous_commit={commit_mode}")
+    if schema is not None:
+        options.append(f"-c search_path={schema}")
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": " ".join(options)})
 
 
 def create_schema(engine: Engine) -> None:
