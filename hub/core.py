@@ -663,7 +663,12 @@ class Hub:
 
         window = self.fairness.batch_window(inst.asset_class)
         if window is not None:
-            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, new_values is None, run).result())
+            is_cancel = new_values is None
+            if arrival < rested_enough_at:  # hold mode: it may join a batch only once the order has rested enough
+                joined = self.scheduler.hold(rested_enough_at, lambda release_ns: self.scheduler.batch(
+                    inst.asset_class, window, release_ns, is_cancel, run))
+                return self._settle(joined.result().result())
+            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, is_cancel, run).result())
         if arrival < rested_enough_at:  # hold mode: applied the moment the order has rested enough
             return self._settle(self.scheduler.hold(rested_enough_at, run).result())
         return self._settle(self._now(arrival, run))

@@ -1,0 +1,205 @@
+"""Latency floor: who waits, for exactly how long, and who is sequenced first.
+
+In-process hub on a fake clock. Participant_class preset: institution orders wait 100 us, so a
+scalper order arriving 50 us after an institution's is sequenced first. Order_attributes
+preset: every new order waits except a post-only order of at least post_only_exempt_min_quantity,
+whoever sends it; a scalper goes first only with such an order. Held work is released in
+release-time order (ties by arrival), and a command that waits for nothing never overtakes one
+already due. The journal records both times of each command: arrival_ns and ts (the release).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.fairness import FairnessConfig, Preset
+from hub.journal import EntryKind
+from hub.v1 import common_pb2 as cpb
+from tests.fairness.support import InProcessHub, P, trades
+
+FLOOR = 100_000
+EXEMPT = FairnessConfig().post_only_exempt_min_quantity
+
+
+def _journal_times(h: InProcessHub, r) -> tuple[int, int]:
+    entry = h.entry(r.seq)
+    assert entry.kind == EntryKind.ENGINE
+    return entry.arrival_ns, entry.ts
+
+
+def _ask(h: InProcessHub, quantity: int = 10) -> int:
+    """A resting market-maker ask at P (market makers wait for nothing under participant_class)."""
+    r = h.call(h.submit, "mm-1", "AAPL", cpb.SELL, quantity, P)
+    assert r.reason == 0 and r.order_id in h.resting("AAPL")
+    return r.order_id
+
+
+# -- PARTICIPANT_CLASS PRESET --------------------------------------------------------------------
+
+
+def test_scalper_order_50us_after_an_institution_order_is_sequenced_first_and_takes_the_liquidity(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    ask = _ask(h)
+    t = h.clock.advance(1_000_000)
+    institution = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 50_000
+    scalper = h.call(h.submit, "scalper-1", "AAPL", cpb.BUY, 10, P)
+    assert not institution.done()
+    h.release(t + FLOOR)
+    inst = institution.result(timeout=10)
+    assert scalper.seq < inst.seq
+    assert _journal_times(h, scalper) == (t + 50_000, t + 50_000)
+    assert _journal_times(h, inst) == (t, t + FLOOR)
+    assert [tr.maker_order_id for tr in trades(scalper)] == [ask]
+    assert trades(inst) == [] and inst.order_id in h.resting("AAPL")  # nothing left: it rests
+
+
+@pytest.mark.parametrize(("offset", "scalper_first"), [(99_999, True), (100_000, False), (100_001, False)])
+def test_a_scalper_order_overtakes_a_held_institution_order_only_before_its_release_time(make_hub, offset,
+                                                                                       scalper_first):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.now
+    institution = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + offset
+    scalper = h.call(h.submit, "scalper-1", "AAPL", cpb.BUY, 10, P)
+    h.release(max(t + FLOOR, h.clock.now))
+    inst = institution.result(timeout=10)
+    assert (scalper.seq < inst.seq) is scalper_first
+    arrival, released = _journal_times(h, inst)
+    assert arrival == t
+    assert released == (t + FLOOR if scalper_first else t + offset)
+
+
+@pytest.mark.parametrize("participant", ["scalper-1", "mm-1"])
+def test_participant_class_preset_delays_no_one_but_institutions(make_hub, participant):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    r = h.call(h.submit, participant, "AAPL", cpb.BUY, 10, P)
+    assert _journal_times(h, r) == (h.clock.now, h.clock.now)
+
+
+@pytest.mark.parametrize(("quantity", "post_only"), [(10, False), (EXEMPT, True), (10 * EXEMPT, True)])
+def test_participant_class_preset_delays_every_institution_order_whatever_its_attributes(make_hub, quantity,
+                                                                                         post_only):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.now
+    held = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, quantity, P, post_only=post_only)
+    h.release(t + FLOOR - 1)
+    assert not held.done() and h.hub.scheduler.pending == 1
+    h.release(t + FLOOR)
+    assert _journal_times(h, held.result(timeout=10)) == (t, t + FLOOR)
+
+
+def test_a_configured_floor_of_30ms_is_enforced_to_the_nanosecond(make_hub):
+    h = make_hub(FairnessConfig(latency_floor_ns=30_000_000))
+    t = h.clock.now
+    held = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.release(t + 29_999_999)
+    assert not held.done()
+    h.release(t + 30_000_000)
+    assert _journal_times(h, held.result(timeout=10)) == (t, t + 30_000_000)
+
+
+# -- RELEASE ORDER -------------------------------------------------------------------------------
+
+
+def test_held_orders_are_released_in_release_time_order_ties_by_arrival(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.now
+    first = h.start_held(h.submit, "inst-2", "AAPL", cpb.BUY, 10, P)
+    second = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)  # same arrival time: a tie
+    h.clock.now = t + 10
+    third = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.release(t + 1_000_000)  # all three are late by now: released together, still in order
+    results = [f.result(timeout=10) for f in (first, second, third)]
+    assert [r.seq for r in results] == sorted(r.seq for r in results)
+    assert [_journal_times(h, r) for r in results] == [(t, t + 1_000_000), (t, t + 1_000_000),
+                                                        (t + 10, t + 1_000_000)]
+    lateness = h.hub.scheduler.lateness.percentiles()
+    assert lateness["count"] == 3 and lateness["max_us"] == 900.0
+
+
+def test_a_command_arriving_after_a_held_order_is_due_never_overtakes_it(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    h.hub.scheduler.close()  # no scheduler thread: only the next command's arrival can release it
+    t = h.clock.now
+    institution = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 150_000
+    scalper = h.call(h.submit, "scalper-1", "AAPL", cpb.BUY, 10, P)
+    inst = institution.result(timeout=10)
+    assert inst.seq < scalper.seq
+    assert _journal_times(h, inst) == (t, t + 150_000)
+    assert _journal_times(h, scalper) == (t + 150_000, t + 150_000)
+
+
+def test_a_cancel_waits_behind_no_floor(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    held = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.release(h.clock.now + FLOOR)
+    order = held.result(timeout=10)
+    cancel = h.call(h.cancel, "inst-1", "AAPL", order.order_id)
+    assert cancel.reason == 0 and _journal_times(h, cancel) == (order.ts, order.ts)
+
+
+# -- ORDER_ATTRIBUTES PRESET ---------------------------------------------------------------------
+
+
+def test_order_attributes_an_exempt_scalper_order_50us_later_is_sequenced_first_and_gets_queue_priority(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.ORDER_ATTRIBUTES))
+    t = h.clock.now
+    institution = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 50_000
+    scalper = h.call(h.submit, "scalper-1", "AAPL", cpb.BUY, EXEMPT, P, post_only=True)
+    h.release(t + FLOOR)
+    inst = institution.result(timeout=10)
+    assert scalper.seq < inst.seq
+    assert _journal_times(h, scalper) == (t + 50_000, t + 50_000)
+    assert _journal_times(h, inst) == (t, t + FLOOR)
+    # A seller then meets the scalper's bid first: it is ahead in the queue at P.
+    h.clock.now = t + 200_000
+    seller = h.start_held(h.submit, "mm-1", "AAPL", cpb.SELL, EXEMPT + 10, P)  # not post-only: delayed too
+    h.release(t + 300_000)
+    fills = trades(seller.result(timeout=10))
+    assert [(tr.maker_order_id, tr.quantity) for tr in fills] == [(scalper.order_id, EXEMPT), (inst.order_id, 10)]
+
+
+@pytest.mark.parametrize(("quantity", "post_only"), [(EXEMPT - 1, True), (EXEMPT, False), (10 * EXEMPT, False)],
+                         ids=["post-only-below-minimum", "not-post-only", "large-not-post-only"])
+def test_order_attributes_a_non_exempt_scalper_order_is_delayed_and_stays_behind_the_institution(make_hub, quantity,
+                                                                                               post_only):
+    h = make_hub(FairnessConfig(preset=Preset.ORDER_ATTRIBUTES))
+    t = h.clock.now
+    institution = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 50_000
+    scalper = h.start_held(h.submit, "scalper-1", "AAPL", cpb.BUY, quantity, P, post_only=post_only)
+    h.release(t + FLOOR)
+    inst = institution.result(timeout=10)
+    assert not scalper.done() and h.hub.scheduler.pending == 1
+    h.release(t + 50_000 + FLOOR)
+    scalp = scalper.result(timeout=10)
+    assert inst.seq < scalp.seq
+    assert _journal_times(h, inst) == (t, t + FLOOR)
+    assert _journal_times(h, scalp) == (t + 50_000, t + 50_000 + FLOOR)
+
+
+@pytest.mark.parametrize("participant", ["scalper-1", "inst-1", "mm-1"])
+@pytest.mark.parametrize(("quantity", "post_only", "delay"), [(10, False, FLOOR), (EXEMPT - 1, True, FLOOR),
+                                                              (EXEMPT, True, 0)])
+def test_order_attributes_delay_depends_on_the_order_not_on_who_sends_it(make_hub, participant, quantity, post_only,
+                                                                         delay):
+    h = make_hub(FairnessConfig(preset=Preset.ORDER_ATTRIBUTES))
+    t = h.clock.now
+    if delay:
+        held = h.start_held(h.submit, participant, "AAPL", cpb.BUY, quantity, P, post_only=post_only)
+        h.release(t + delay)
+        r = held.result(timeout=10)
+    else:
+        r = h.call(h.submit, participant, "AAPL", cpb.BUY, quantity, P, post_only=post_only)
+    assert r.reason == 0
+    assert _journal_times(h, r) == (t, t + delay)
+
+
+def test_off_preset_delays_no_order(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.OFF))
+    for participant in ("inst-1", "scalper-1", "mm-1"):
+        r = h.call(h.submit, participant, "AAPL", cpb.BUY, 10, P)
+        assert _journal_times(h, r) == (h.clock.now, h.clock.now)
