@@ -305,7 +305,7 @@ class RiskEngine:
         scan[ac] = cls_scan
         delta[ac] += mg.delta(chosen, ref) - old_delta
         required = self._model.initial(scan, delta) + exec_loss
-        if required > equity and required > p.initial:
+        if required > equity and required > (self._initial(p) if p.initial_dirty else p.initial):
             return _R_MARGIN
         return None
 
@@ -455,7 +455,7 @@ class RiskEngine:
             g = self._model.gross_initial_class(ac, p.scan_i[ac])
             p.gross += g - p.gross_cls[ac]
             p.gross_cls[ac] = g
-            p.initial = self._model.initial(p.scan_i, p.delta_i)
+            p.initial_dirty = True
 
     def _remark(self, p: ParticipantState, ins: InstrumentState, ps: PositionState) -> None:
         mg, mark, ac = ins.margin, ins.ref, ins.ac
@@ -465,10 +465,23 @@ class RiskEngine:
         scan, delta = mg.scan(ps.pos, mark), mg.delta(ps.pos, mark)
         if scan != ps.scan_m or delta != ps.delta_m:
             p.scan_m[ac] += scan - ps.scan_m
+            p.scan_m_total += scan - ps.scan_m
             p.delta_m[ac] += delta - ps.delta_m
             ps.scan_m, ps.delta_m = scan, delta
-            p.maint = self._model.maintenance(p.scan_m, p.delta_m)
+            p.maint_dirty = True
         self._refresh_initial(p, ins, ps)
+
+    def _maint(self, p: ParticipantState) -> int:
+        if p.maint_dirty:
+            p.maint = self._model.maintenance(p.scan_m, p.delta_m)
+            p.maint_dirty = False
+        return p.maint
+
+    def _initial(self, p: ParticipantState) -> int:
+        if p.initial_dirty:
+            p.initial = self._model.initial(p.scan_i, p.delta_i)
+            p.initial_dirty = False
+        return p.initial
 
     @staticmethod
     def _maybe_release_holder(p: ParticipantState, ins: InstrumentState, ps: PositionState) -> None:
@@ -484,7 +497,7 @@ class RiskEngine:
                                             loss=anchor - equity))
             self._set_kill(ts, Scope.PARTICIPANT, p.pid, KillMode.REDUCE_ONLY, KillReason.DAILY_LOSS, "", events)
         if p.margin_call < 0:
-            if equity < p.maint:
+            if equity < p.scan_m_total and equity < self._maint(p):  # the bound spares the exact sum
                 p.margin_call = ts
                 p.reduce_only_from = ts + self._grace
                 self._margin_called[p.pid] = None
@@ -492,7 +505,7 @@ class RiskEngine:
                                          reduce_only_at=p.reduce_only_from))
                 if self._grace == 0:
                     self._start_reduce_only(ts, p, events)
-        elif equity >= p.maint:
+        elif equity >= self._maint(p):
             events.append(MarginCallResolved(ts=ts, participant_id=p.pid, equity=equity, maintenance=p.maint))
             if p.reduce_only_announced:
                 events.append(ReduceOnlyEnded(ts=ts, participant_id=p.pid))
@@ -537,7 +550,7 @@ class RiskEngine:
         left = dict(p.collateral)
         left[currency] -= amount
         base = sum(collateral_to_base(c, a, self.config.margin) for c, a in sorted(left.items()))
-        return _R_MARGIN if base + p.pnl < p.initial else None
+        return _R_MARGIN if base + p.pnl < self._initial(p) else None
 
     # -- LIMITS --------------------------------------------------------------------------------
 
@@ -732,7 +745,8 @@ class RiskEngine:
 
     def margin(self, participant: str) -> MarginSnapshot:
         p = self._participants.get(participant) or self._blank
-        return MarginSnapshot(participant, p.collateral_base, p.pnl, p.equity, p.maint, p.initial, p.day_anchor,
+        return MarginSnapshot(participant, p.collateral_base, p.pnl, p.equity, self._maint(p), self._initial(p),
+                              p.day_anchor,
                               p.margin_call, p.reduce_only_from, KillMode(p.kill_mode))
 
     def participant_view(self, ts: int, participant: str) -> ParticipantRiskView:
@@ -759,7 +773,7 @@ class RiskEngine:
             "paused_instruments": sorted(i for i in self._luld_block if self.is_paused(ts, i)),
         }
         return ParticipantRiskView(
-            participant, self.config.margin.base_currency, equity, p.initial, p.maint, p.margin_call >= 0,
+            participant, self.config.margin.base_currency, equity, self._initial(p), self._maint(p), p.margin_call >= 0,
             max(modes) == _REDUCE_ONLY or ts >= p.reduce_only_from, max(modes) == _BLOCK, tuple(limits), detail)
 
     def kill_switches(self) -> list[tuple[Scope, str, KillMode, KillReason, int, str]]:
@@ -846,8 +860,9 @@ class RiskEngine:
                 assert not held or pid in ins.holders, (pid, iid, "holder")
             assert p.pnl == pnl, (pid, "pnl total")
             assert (p.scan_m, p.delta_m, p.scan_i, p.delta_i) == (scan_m, delta_m, scan_i, delta_i), (pid, "classes")
-            assert p.maint == model.maintenance(scan_m, delta_m), (pid, "maintenance")
-            assert p.initial == model.initial(scan_i, delta_i), (pid, "initial")
+            assert self._maint(p) == model.maintenance(scan_m, delta_m), (pid, "maintenance")
+            assert self._initial(p) == model.initial(scan_i, delta_i), (pid, "initial")
+            assert p.scan_m_total == sum(scan_m), (pid, "maintenance bound")
             assert p.gross == sum(model.gross_initial_class(c, scan_i[c]) for c in model.classes), (pid, "gross")
             base = sum(collateral_to_base(c, a, self.config.margin) for c, a in sorted(p.collateral.items()))
             assert p.collateral_base == base, (pid, "collateral")

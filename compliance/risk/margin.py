@@ -87,7 +87,7 @@ def collateral_to_base(currency: str, amount: int, cfg: MarginConfig) -> int:
 class MarginModel:
     """Class ratios and offset pairs; turns per-class scan/delta arrays into requirements."""
 
-    __slots__ = ("classes", "initial_bps", "offsets")
+    __slots__ = ("classes", "initial_bps", "offsets", "_ratios")
 
     def __init__(self, cfg: MarginConfig) -> None:
         self.classes = tuple(sorted(int(c.asset_class) for c in cfg.classes))
@@ -95,6 +95,7 @@ class MarginModel:
         for c in cfg.classes:
             ratios[int(c.asset_class)] = c.initial_bps
         self.initial_bps = tuple(ratios)
+        self._ratios = tuple((c, ratios[c]) for c in self.classes)
         self.offsets = tuple((int(o.class_a), int(o.class_b), o.credit_bps) for o in cfg.offsets if o.credit_bps)
 
     def credits(self, scan: list[int], delta: list[int]) -> list[int] | None:
@@ -117,18 +118,25 @@ class MarginModel:
         return out
 
     def maintenance(self, scan: list[int], delta: list[int]) -> int:
-        credit = self.credits(scan, delta)
+        credit = self.credits(scan, delta) if self.offsets else None
         total = 0
-        for c in self.classes:
-            total += scan[c] - (credit[c] if credit else 0)
+        if credit is None:
+            for c in self.classes:
+                total += scan[c]
+        else:
+            for c in self.classes:
+                total += scan[c] - credit[c]
         return total
 
     def initial(self, scan: list[int], delta: list[int]) -> int:
-        credit = self.credits(scan, delta)
-        ratios = self.initial_bps
+        credit = self.credits(scan, delta) if self.offsets else None
         total = 0
-        for c in self.classes:
-            total += -((-(scan[c] - (credit[c] if credit else 0)) * ratios[c]) // 10_000)
+        if credit is None:
+            for c, ratio in self._ratios:
+                total -= (-scan[c] * ratio) // 10_000
+        else:
+            for c, ratio in self._ratios:
+                total -= ((credit[c] - scan[c]) * ratio) // 10_000
         return total
 
     def gross_initial_class(self, c: int, scan_c: int) -> int:

@@ -60,7 +60,8 @@ class OrderState:
 
 class ParticipantState:
     __slots__ = ("pid", "collateral", "collateral_base", "pnl", "day_anchor", "positions", "buckets", "orders",
-                 "scan_m", "delta_m", "scan_i", "delta_i", "gross_cls", "gross", "maint", "initial",
+                 "scan_m", "delta_m", "scan_i", "delta_i", "gross_cls", "gross", "scan_m_total", "maint", "initial",
+                 "maint_dirty", "initial_dirty",
                  "margin_call", "reduce_only_from", "reduce_only_announced", "kill_mode", "limit_bases")
 
     def __init__(self, pid: str, collateral: dict[str, int], collateral_base: int) -> None:
@@ -77,9 +78,12 @@ class ParticipantState:
         self.scan_i = [0] * N_CLASSES
         self.delta_i = [0] * N_CLASSES
         self.gross_cls = [0] * N_CLASSES
-        self.gross = 0  # initial requirement without credits (upper bound)
-        self.maint = 0
+        self.gross = 0  # initial requirement without credits (upper bound), kept current
+        self.scan_m_total = 0  # maintenance without credits (upper bound), kept current
+        self.maint = 0  # exact requirements: recomputed on demand when marked dirty
         self.initial = 0
+        self.maint_dirty = False
+        self.initial_dirty = False
         self.margin_call = -1  # ts of the open margin call, -1 for none
         self.reduce_only_from = NEVER  # margin-call grace end
         self.reduce_only_announced = False
