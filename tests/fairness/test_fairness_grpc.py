@@ -1,0 +1,253 @@
+"""The fairness behaviours over gRPC: a real server on loopback, the real clock, real clients.
+
+Durations are long (floor 200 ms with the scalper 10 ms behind; minimum resting time 100 ms;
+batch windows of 150-200 ms) so that thread scheduling on a busy machine cannot reorder what
+the test sets up: each step waits until the hub has the previous request (``scheduler.pending``)
+before it sends the next, and every timing assertion is made on hub times from the acks and
+the journal (arrival and release), which the hub's clock stamps, not on the client's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import replace
+
+import pytest
+
+from hub.client import HubClient
+from hub.config import HubConfig
+from hub.core import Hub
+from hub.fairness import FairnessConfig, Preset, RestingMode, batch_permutation
+from hub.journal import EntryKind
+from hub.server import run_server
+from hub.v1 import common_pb2 as cpb
+from matching.types import AssetClass
+from tests.fairness.support import FX_LOT, FX_REF, P, wait_until
+
+HOST = "127.0.0.1"
+FLOOR = 200_000_000
+OFFSET_S = 0.010
+MIN_REST = 100_000_000
+WINDOW = (150_000_000, 200_000_000)
+
+
+class Venue:
+    """A running hub and its clients (all closed at teardown)."""
+
+    def __init__(self, hub: Hub, port: int) -> None:
+        self.hub = hub
+        self.target = f"{HOST}:{port}"
+        self.clients: list[HubClient] = []
+
+    def client(self, participant: str) -> HubClient:
+        c = HubClient(self.target, f"dev-{participant}", timeout=10.0)
+        self.clients.append(c)
+        return c
+
+    def entry(self, seq: int):
+        [found] = [e for e in self.hub.journal.entries() if e.seq_first == seq]
+        return found
+
+    def times(self, ack) -> tuple[int, int]:
+        """(arrival, release) hub times the journal recorded for the command of ``ack``."""
+        e = self.entry(ack.sequence)
+        assert e.kind == EntryKind.ENGINE and e.ts == ack.hub_time_ns
+        return e.arrival_ns, e.ts
+
+    def wait_pending(self, count: int) -> None:
+        wait_until(lambda: self.hub.scheduler.pending == count, timeout=10, what=f"{count} held requests")
+
+
+@pytest.fixture
+def venue() -> Iterator[Callable[[FairnessConfig], Venue]]:
+    running: list[tuple[object, Venue]] = []
+
+    def start(fairness: FairnessConfig) -> Venue:
+        config = replace(HubConfig.default(), fairness=fairness).with_network(host=HOST, port=0)
+        cm = run_server(config, grace=0.5)
+        hub, port = cm.__enter__()
+        v = Venue(hub, port)
+        running.append((cm, v))
+        return v
+
+    yield start
+    for cm, v in reversed(running):
+        for c in v.clients:
+            c.close()
+        cm.__exit__(None, None, None)
+
+
+def in_thread(fn: Callable, *args, **kwargs) -> Future:
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the test through the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+def _fills(ack) -> list[int]:
+    return [r.last_quantity for r in ack.executions if r.exec_type == cpb.EXEC_TRADE]
+
+
+def _entry_kind(mode: str, client: HubClient):
+    """Unary calls, or a streaming session, for one participant."""
+    return client if mode == "unary" else client.open_session(timeout=10)
+
+
+# -- LATENCY FLOOR -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["unary", "session"])
+def test_grpc_scalper_order_10ms_after_an_institution_order_is_sequenced_first_and_takes_the_ask(venue, mode):
+    v = venue(FairnessConfig(preset=Preset.PARTICIPANT_CLASS, latency_floor_ns=FLOOR))
+    inst = _entry_kind(mode, v.client("inst-1"))
+    scalper = _entry_kind(mode, v.client("scalper-1"))
+    ask = v.client("mm-1").submit("AAPL", "sell", 10, P)
+    assert ask.accepted
+    held = in_thread(inst.submit, "AAPL", "buy", 10, P)
+    v.wait_pending(1)
+    time.sleep(OFFSET_S)
+    fast = scalper.submit("AAPL", "buy", 10, P)
+    slow = held.result(timeout=10)
+    assert fast.accepted and slow.accepted
+    assert fast.sequence < slow.sequence
+    inst_arrival, inst_release = v.times(slow)
+    scalper_arrival, scalper_release = v.times(fast)
+    assert inst_arrival < scalper_arrival < inst_arrival + FLOOR  # the setup held: it came 10 ms later
+    assert inst_release >= inst_arrival + FLOOR
+    assert scalper_release - scalper_arrival < FLOOR  # it waited for nothing
+    assert _fills(fast) == [10] and fast.executions[-1].exec_type == cpb.EXEC_FILLED
+    assert [r.exec_type for r in slow.executions] == [cpb.EXEC_NEW]  # nothing left to take: it rests
+
+
+def test_grpc_order_attributes_an_exempt_scalper_order_goes_first(venue):
+    fairness = FairnessConfig(preset=Preset.ORDER_ATTRIBUTES, latency_floor_ns=FLOOR)
+    v = venue(fairness)
+    held = in_thread(v.client("inst-1").submit, "AAPL", "buy", 10, P)
+    v.wait_pending(1)
+    time.sleep(OFFSET_S)
+    fast = v.client("scalper-1").submit("AAPL", "buy", fairness.post_only_exempt_min_quantity, P, post_only=True)
+    slow = held.result(timeout=10)
+    assert fast.accepted and slow.accepted and fast.sequence < slow.sequence
+    inst_arrival, inst_release = v.times(slow)
+    assert inst_arrival < v.times(fast)[0] < inst_arrival + FLOOR and inst_release >= inst_arrival + FLOOR
+    bids = v.client("mm-1").snapshot("AAPL")
+    assert bids.bids[0].quantity == fairness.post_only_exempt_min_quantity + 10
+
+
+@pytest.mark.parametrize(("quantity", "post_only"), [(99, True), (100, False)], ids=["small-post-only", "taking-able"])
+def test_grpc_order_attributes_a_non_exempt_scalper_order_is_delayed_behind_the_institution(venue, quantity, post_only):
+    v = venue(FairnessConfig(preset=Preset.ORDER_ATTRIBUTES, latency_floor_ns=FLOOR))
+    held_inst = in_thread(v.client("inst-1").submit, "AAPL", "buy", 10, P)
+    v.wait_pending(1)
+    time.sleep(OFFSET_S)
+    held_scalper = in_thread(v.client("scalper-1").submit, "AAPL", "buy", quantity, P, post_only=post_only)
+    v.wait_pending(2)
+    inst, scalp = held_inst.result(timeout=10), held_scalper.result(timeout=10)
+    assert inst.accepted and scalp.accepted and inst.sequence < scalp.sequence
+    for ack in (inst, scalp):
+        arrival, release = v.times(ack)
+        assert release >= arrival + FLOOR
+
+
+# -- MINIMUM RESTING TIME ------------------------------------------------------------------------
+
+
+def test_grpc_reject_mode_refuses_an_immediate_cancel_and_accepts_it_after_the_minimum(venue):
+    v = venue(FairnessConfig(min_resting_ns=MIN_REST, min_resting_mode=RestingMode.REJECT))
+    scalper = v.client("scalper-1")
+    order = scalper.submit("AAPL", "sell", 10, P)
+    assert order.accepted
+    early = scalper.cancel("AAPL", order.order_id)
+    assert not early.accepted and early.reject_reason == cpb.REJECT_MIN_RESTING_TIME
+    assert "of the required 100000000 ns" in early.reject_text
+    wait_until(lambda: time.time_ns() > order.hub_time_ns + MIN_REST + 5_000_000, what="the minimum to pass")
+    late = scalper.cancel("AAPL", order.order_id)
+    assert late.accepted and late.hub_time_ns - order.hub_time_ns >= MIN_REST
+    assert [r.exec_type for r in late.executions] == [cpb.EXEC_CANCELLED]
+
+
+def test_grpc_hold_mode_an_immediate_cancel_succeeds_once_the_order_has_rested(venue):
+    v = venue(FairnessConfig(min_resting_ns=MIN_REST, min_resting_mode=RestingMode.HOLD))
+    session = v.client("scalper-1").open_session(timeout=10)
+    order = session.submit("AAPL", "sell", 10, P)
+    started = time.monotonic()
+    cancel = session.cancel("AAPL", order.order_id)
+    waited = time.monotonic() - started
+    assert cancel.accepted and [r.exec_type for r in cancel.executions] == [cpb.EXEC_CANCELLED]
+    arrival, release = v.times(cancel)
+    assert arrival < order.hub_time_ns + MIN_REST  # it was early...
+    assert release >= order.hub_time_ns + MIN_REST  # ...and applied once the order had rested
+    assert waited >= (order.hub_time_ns + MIN_REST - arrival) / 1e9 * 0.99
+
+
+@pytest.mark.parametrize("mode", list(RestingMode))
+def test_grpc_a_too_young_order_is_still_filled(venue, mode):
+    v = venue(FairnessConfig(min_resting_ns=MIN_REST, min_resting_mode=mode))
+    order = v.client("scalper-1").submit("AAPL", "sell", 10, P)
+    take = v.client("mm-1").submit("AAPL", "buy", 10, P)
+    assert take.accepted and take.hub_time_ns - order.hub_time_ns < MIN_REST
+    assert _fills(take) == [10] and take.executions[-1].exec_type == cpb.EXEC_FILLED
+
+
+# -- RANDOMISED BATCHES --------------------------------------------------------------------------
+
+
+def _batch_records(hub: Hub) -> list[dict]:
+    return [json.loads(e.detail) for e in hub.journal.entries()
+            if e.kind == EntryKind.ADMIN and json.loads(e.detail).get("action") == "batch"]
+
+
+def test_grpc_batches_release_cancels_first_then_the_journaled_permutation(venue):
+    v = venue(FairnessConfig(batching={AssetClass.FX: WINDOW}))  # seed drawn by the hub at start
+    traders = ["scalper-1", "scalper-2", "inst-1", "inst-2", "mm-1"]
+    sessions = {p: v.client(p).open_session(timeout=10) for p in traders}
+
+    # Batch 1: one resting order per trader.
+    first = []
+    for i, p in enumerate(traders):
+        first.append(sessions[p].submit_async("EURUSD", "buy", FX_LOT, FX_REF - 10 - i))
+        v.wait_pending(i + 1)
+    placed = {p: f.result(timeout=10) for p, f in zip(traders, first, strict=True)}
+    assert all(a.accepted for a in placed.values())
+    record = _batch_records(v.hub)[-1]
+    assert (record["batch"], record["cancels"], record["others"]) == (1, 0, 5)
+
+    # Batch 2: new orders and cancels interleaved, over unary calls (a session handles its requests
+    # one at a time, so a held one would hold back the next request of the same session).
+    clients = {p: v.client(p) for p in traders}
+    plan = [("inst-2", "new"), ("scalper-1", "cancel"), ("mm-1", "new"), ("scalper-2", "new"),
+            ("inst-1", "cancel"), ("scalper-1", "new"), ("inst-1", "new"), ("mm-1", "cancel")]
+    futures = []
+    for i, (p, kind) in enumerate(plan):
+        c = clients[p]
+        futures.append(in_thread(c.cancel, "EURUSD", placed[p].order_id) if kind == "cancel"
+                       else in_thread(c.submit, "EURUSD", "buy", FX_LOT, FX_REF - 100 - i))
+        v.wait_pending(i + 1)
+    acks = [f.result(timeout=10) for f in futures]
+    assert all(a.accepted for a in acks), acks
+    released = sorted(range(len(plan)), key=lambda i: acks[i].sequence)
+
+    record = _batch_records(v.hub)[-1]
+    cancels = [i for i, (_, k) in enumerate(plan) if k == "cancel"]
+    others = [i for i, (_, k) in enumerate(plan) if k == "new"]
+    assert (record["batch"], record["cancels"], record["others"]) == (2, 3, 5)
+    assert record["permutation"] == batch_permutation(int(record["seed"]), 5)
+    assert released == cancels + [others[j] for j in record["permutation"]]
+    arrivals = [v.entry(a.sequence).arrival_ns for a in acks]
+    assert arrivals == sorted(arrivals)  # sent one after the other, as planned
+    assert WINDOW[0] <= record["window_ns"] <= WINDOW[1]
+    assert min(a.hub_time_ns for a in acks) >= arrivals[0] + record["window_ns"]  # none before the window closed
+    seqs = sorted(a.sequence for a in acks)
+    assert seqs == list(range(seqs[0], seqs[0] + len(plan)))  # contiguous...
+    before = v.entry(seqs[0] - 1)  # ...right after their batch record
+    assert before.kind == EntryKind.ADMIN and json.loads(before.detail) == record
