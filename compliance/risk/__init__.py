@@ -21,14 +21,22 @@ New order (after the gateway's own checks, before the engine)::
         Replaced         -> risk.on_order_replaced(ts, order_id, ev.price, ev.remaining)
         TopOfBook        -> risk.on_top_of_book(ts, instrument_id, ev.bid_price, ev.ask_price)
 
+A batch (mass quote): ``check_order`` then ``on_order_entered`` for each NewOrder in turn (so
+each check sees the quotes before it), then run the batch and feed all its events. Unary calls
+without a streaming session pass ``session_id=""`` (they share a per-participant bucket).
+
 Replace: ``check_replace(ts, pid, session, order_id, price, qty)`` then, if sequenced,
 ``on_replace_entered(ts, pid, session, order_id)`` and the engine events as above. Cancels are
-never risk-checked. Operator: ``kill(ts, scope, target, mode=..., operator=...)``,
-``lift(ts, scope, target, operator=...)``, ``set_position_limit``, ``deposit``. Sessions:
+never risk-checked. Operator: ``kill(ts, scope, target, mode=..., operator=..., note=...)``,
+``lift(ts, scope, target, operator=...)``, ``set_position_limit(ts, pid, iid, base)`` (None
+restores the default; the wire's 0 means None), ``deposit``. Sessions:
 ``on_session_lost(ts, session)`` (heartbeat lost; see ``HeartbeatMonitor``),
 ``on_session_closed``. Measured latency: ``on_ack_latency(ts, asset_class, latency_ns)``.
 Timer: ``tick(ts)`` every few ms (LULD pause/resume, margin grace expiry, day roll).
 Checkpoints: ``hub digest = sha256(engine digests ... + risk.state_digest())``.
+Queries (pure): ``participant_view(ts, pid)`` (Account.GetRisk), ``margin(pid)``,
+``position_limit``, ``position``, ``kill_switches()``, ``is_paused``, ``verify()`` (recomputes
+every cache; use it after a replay).
 
 Events and what the hub does with them (every call that can return events returns a list):
 ``CancelOrders`` -> cancel those order ids now (they are Cancel commands of their own);
@@ -41,8 +49,8 @@ Replay (restart): feed the same calls from the ledger in sequence order: ``on_or
 for every NewOrder command, ``on_replace_entered`` for every Replace, the engine events as
 above, the journaled operator commands, deposits and session losses, ``tick(ts)`` for every
 journaled tick (journal a tick only when it returned events: ticks with no events change
-nothing), and ``kill(ts, ASSET_CLASS, ..., reason=LATENCY)`` for a journaled latency kill (the
-latency run counter is live-only). Do not re-act on replayed events (their cancels are already
+nothing), and ``kill_from_record(record)`` for a journaled latency kill (the latency run
+counter is live-only). Do not re-act on replayed events (their cancels are already
 in the ledger). Risk rejects need no replay: ``check_order`` is pure.
 
 Modules: ``config`` (typed frozen config and defaults), ``events`` (rejects, scopes, events),

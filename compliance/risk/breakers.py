@@ -51,6 +51,7 @@ class KillRecord:
     reason: KillReason
     since: int
     operator: str
+    note: str = ""
 
 
 class KillBoard:
@@ -66,20 +67,22 @@ class KillBoard:
         rec = self.switches.get((int(scope), target))
         return rec.mode if rec else KillMode.NONE
 
-    def set(self, ts: int, scope: Scope, target: str, mode: KillMode, reason: KillReason, operator: str) -> bool:
+    def set(self, ts: int, scope: Scope, target: str, mode: KillMode, reason: KillReason, operator: str,
+            note: str = "") -> bool:
         """Set or strengthen; False when an equal or stronger switch is already active."""
         key = (int(scope), target)
         rec = self.switches.get(key)
         if rec is not None and rec.mode >= mode:
             return False
-        self.switches[key] = KillRecord(mode, reason, ts, operator)
+        self.switches[key] = KillRecord(mode, reason, ts, operator, note)
         return True
 
     def lift(self, scope: Scope, target: str) -> bool:
         return self.switches.pop((int(scope), target), None) is not None
 
-    def state(self) -> list[tuple[int, str, int, int, int, str]]:
-        return [(s, t, int(r.mode), int(r.reason), r.since, r.operator) for (s, t), r in sorted(self.switches.items())]
+    def state(self) -> list[tuple[int, str, int, int, int, str, str]]:
+        return [(s, t, int(r.mode), int(r.reason), r.since, r.operator, r.note)
+                for (s, t), r in sorted(self.switches.items())]
 
 
 class Phase(IntEnum):

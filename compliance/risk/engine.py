@@ -595,7 +595,7 @@ class RiskEngine:
         if scope == Scope.HUB:
             return ""
         if scope == Scope.ASSET_CLASS:
-            return AssetClass(target).name if not isinstance(target, str) else AssetClass[target].name
+            return AssetClass(target).name if not isinstance(target, str) else AssetClass[target.upper()].name
         if scope == Scope.PARTICIPANT:
             if not isinstance(target, str) or not target:
                 raise ValueError("a participant kill needs the participant id")
@@ -603,18 +603,18 @@ class RiskEngine:
         raise ValueError(f"scope {scope!r} cannot be killed")
 
     def kill(self, ts: int, scope: Scope, target: AssetClass | str | None = None, *, mode: KillMode = KillMode.BLOCK,
-             reason: KillReason = KillReason.OPERATOR, operator: str = "") -> list[RiskEvent]:
+             reason: KillReason = KillReason.OPERATOR, operator: str = "", note: str = "") -> list[RiskEvent]:
         """Set (or strengthen) a kill switch: effective for the very next check, returns
         KillSwitchActivated and CancelOrders for every open order in scope. Idempotent: an equal
         or stronger active switch makes this a no-op (no events)."""
         events: list[RiskEvent] = []
         self._set_kill(ts, Scope(scope), self._target(Scope(scope), target), KillMode(mode), KillReason(reason),
-                       operator, events)
+                       operator, events, note)
         return events
 
     def _set_kill(self, ts: int, scope: Scope, target: str, mode: KillMode, reason: KillReason, operator: str,
-                  events: list[RiskEvent]) -> None:
-        if not self._kills.set(ts, scope, target, mode, reason, operator):
+                  events: list[RiskEvent], note: str = "") -> None:
+        if not self._kills.set(ts, scope, target, mode, reason, operator, note):
             return
         if scope == Scope.HUB:
             self._hub_mode = int(mode)
@@ -627,7 +627,8 @@ class RiskEngine:
             p = self._participant(target)
             p.kill_mode = int(mode)
             ids = tuple(sorted(p.orders))
-        events.append(KillSwitchActivated(ts=ts, scope=scope, target=target, mode=mode, reason=reason, operator=operator))
+        events.append(KillSwitchActivated(ts=ts, scope=scope, target=target, mode=mode, reason=reason, operator=operator,
+                                          note=note))
         if ids:
             events.append(CancelOrders(ts=ts, cause=_CANCEL_CAUSE[reason], scope=scope, target=target, order_ids=ids))
 
@@ -636,7 +637,7 @@ class RiskEngine:
         events: list[RiskEvent] = []
         scope = Scope(record["scope"])
         self._set_kill(record["ts"], scope, self._target(scope, record["target"] or None), KillMode(record["mode"]),
-                       KillReason(record["reason"]), record["operator"], events)
+                       KillReason(record["reason"]), record["operator"], events, record.get("note", ""))
         return events
 
     def lift(self, ts: int, scope: Scope, target: AssetClass | str | None = None, *, operator: str = "") -> list[RiskEvent]:
@@ -759,8 +760,8 @@ class RiskEngine:
                                               self._inst[iid].vol.factor_bps, ps.pos if ps else 0,
                                               ps.open_buy if ps else 0, ps.open_sell if ps else 0))
         switches = [{"scope": Scope(s).name, "target": t, "mode": KillMode(m).name, "reason": KillReason(r).name,
-                     "since": since, "operator": op}
-                    for s, t, m, r, since, op in self._kills.state()
+                     "since": since, "operator": op, "note": note}
+                    for s, t, m, r, since, op, note in self._kills.state()
                     if s == Scope.HUB or (s == Scope.PARTICIPANT and t == participant) or s == Scope.ASSET_CLASS]
         modes = [self._hub_mode, p.kill_mode]
         equity = p.collateral_base + p.pnl
@@ -776,9 +777,10 @@ class RiskEngine:
             participant, self.config.margin.base_currency, equity, self._initial(p), self._maint(p), p.margin_call >= 0,
             max(modes) == _REDUCE_ONLY or ts >= p.reduce_only_from, max(modes) == _BLOCK, tuple(limits), detail)
 
-    def kill_switches(self) -> list[tuple[Scope, str, KillMode, KillReason, int, str]]:
-        """Active switches: (scope, target, mode, reason, since, operator), sorted."""
-        return [(Scope(s), t, KillMode(m), KillReason(r), since, op) for s, t, m, r, since, op in self._kills.state()]
+    def kill_switches(self) -> list[tuple[Scope, str, KillMode, KillReason, int, str, str]]:
+        """Active switches: (scope, target, mode, reason, since, operator, note), sorted."""
+        return [(Scope(s), t, KillMode(m), KillReason(r), since, op, note)
+                for s, t, m, r, since, op, note in self._kills.state()]
 
     def open_order_ids(self, participant: str | None = None) -> list[int]:
         if participant is None:
@@ -796,10 +798,11 @@ class RiskEngine:
         d.tag("day")
         d.int(-1 if self._day is None else self._day)
         d.tag("kills")
-        for scope, target, mode, reason, since, operator in self._kills.state():
+        for scope, target, mode, reason, since, operator, note in self._kills.state():
             d.ints((scope, mode, reason, since))
             d.text(target)
             d.text(operator)
+            d.text(note)
         d.tag("instruments")
         for iid in sorted(self._inst):
             ins = self._inst[iid]

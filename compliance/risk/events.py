@@ -145,6 +145,7 @@ class KillSwitchActivated(RiskEvent):
     mode: KillMode
     reason: KillReason
     operator: str
+    note: str = ""  # free text from the operator (or the trigger)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -66,10 +66,10 @@ def test_operator_kill_switch_state_machine(scope: Scope, target, blocked: set[s
     engine = new_engine()
     _book(engine)
     # given trading is open, when the operator kills the scope, then new orders stop at once ...
-    events = engine.kill(T0 + 1, scope, target, operator="ops")
+    events = engine.kill(T0 + 1, scope, target, operator="ops", note="runaway algo")
     assert kinds(events) == ["kill_switch_activated", "cancel_orders"]
     assert isinstance(events[0], KillSwitchActivated) and events[0].mode == KillMode.BLOCK
-    assert events[0].reason == KillReason.OPERATOR and events[0].operator == "ops"
+    assert (events[0].reason, events[0].operator, events[0].note) == (KillReason.OPERATOR, "ops", "runaway algo")
     # ... every resting order in scope is to be cancelled ...
     assert isinstance(events[1], CancelOrders) and events[1].order_ids == cancelled
     assert events[1].cause == CancelCause.KILL_SWITCH
@@ -111,7 +111,7 @@ def test_kill_switch_survives_restart_by_replay() -> None:
     assert restarted.state_digest() == live.state_digest()
     assert restarted.check_order(T0 + 3, "p", "p/1", ES, BUY, LIMIT, 6000_00, 1) == K
     assert restarted.kill_switches() == [(Scope.ASSET_CLASS, "FUTURE", KillMode.BLOCK, KillReason.OPERATOR,
-                                          T0 + 1, "ops")]
+                                          T0 + 1, "ops", "")]
 
 
 def risk(events: list) -> list:
