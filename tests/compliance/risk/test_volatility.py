@@ -82,11 +82,16 @@ def test_limit_shrinks_in_a_spike_and_recovers_after_it() -> None:
     assert 2_800 <= engine.volatility_bps(AAPL) <= 3_000
     assert engine.check_order(ts, "p", "s", AAPL, BUY, LIMIT, 190_0000, 5_000) is None
 
-    # spike: +-2 % a second (~11,000 % annualised) -> the limit falls to the floor (0.25 x base)
-    ts, spike = _run(engine, ts + SEC, 30, 190_0000, 193_8000)
+    # rougher: +-3 ticks a second (~89 % annualised): the limit steps down as the EWMA catches up
+    ts, rough = _run(engine, ts + SEC, 60, 190_0000, 190_0300)
+    # then a spike: +-2 % a second (~11,000 % annualised): straight to the floor (0.25 x base)
+    ts, crash = _run(engine, ts + SEC, 30, 190_0000, 193_8000)
+    spike = rough + crash
     public = [e for e in spike if e.participant_id == ""]
-    assert public, "the spike must move the limit"
+    assert len(public) >= 5, "the limit must step down"
     assert [e.limit for e in public] == sorted((e.limit for e in public), reverse=True)
+    assert [e.vol_bps for e in public] == sorted(e.vol_bps for e in public)
+    assert 3_000 <= [e for e in rough if e.participant_id == ""][-1].factor_bps < 4_000  # ~ 30 % / 89 %
     assert public[-1].factor_bps == 2_500 and public[-1].limit == 2_500
     assert engine.position_limit("p", AAPL) == 2_500
     assert engine.volatility_bps(AAPL) > 50_000
