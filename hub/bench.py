@@ -1,38 +1,50 @@
 """Gateway benchmark: the hub against a bare gRPC echo floor, measured in the same run.
 
-    python -m hub.bench [--duration S] [--rate R] [--streams K] [--window W] [--rounds N] [--json] [--quick]
+    python -m hub.bench [--duration S] [--rate R] [--streams K] [--window W] [--quotes Q]
+                        [--rounds N] [--diagnose] [--json] [--quick]
 
-Two server processes are started: the hub (``python -m hub serve --port 0``, embedded defaults)
-and an echo server (``python -m hub.bench --serve-echo``). The echo server is the floor: the same
-``grpc.server`` options (``hub.server.server_options``), thread pool size, ``maximum_concurrent_rpcs``
-and the hub's real ``AuthInterceptor`` (so every echo call pays the same token check). It serves the
-same method paths as ``hub.v1.OrderEntry`` (the interceptor authorises by path) with the same
-request and response types, and answers each request with a reply of the same shape and size as
-the hub's answer to that request in this workload (an OrderAck with 1 report for a resting buy,
-5 for a crossing sell; a MassQuoteAck with 4 reports per quote). Its Session handler yields each
-reply from the handler thread itself (no extra thread): the bare floor. A diagnostic variant,
-``echo_handoff``, replies through a reader thread and an outbox like the hub's Session does.
+Two server processes are started: the hub exactly as ``python -m hub serve --port 0`` runs it
+(embedded defaults, durable ledger in a temporary data directory) and an echo server (``python -m
+hub.bench --serve-echo``). The echo server is the floor: the same ``grpc.server`` options
+(``hub.server.server_options``), thread pool size, ``maximum_concurrent_rpcs`` and the hub's real
+``AuthInterceptor`` (so every echo call pays the same token check). It serves the same method paths
+as ``hub.v1.OrderEntry`` (the interceptor authorises by path) with the same request and response
+types, and answers each request with a reply shaped like the hub's answer to that request in this
+workload (an OrderAck with 1 report for a resting buy, 5 for a crossing sell; a MassQuoteAck with
+4 reports per quote); mean reply sizes of both are printed. Its Session handler yields each reply
+from the handler thread that read the request (no extra thread): the bare floor.
+
+``--diagnose`` adds two variants that split the hub's overhead: ``echo_handoff``, the echo Session
+answering through a reader thread and an outbox as the hub's Session does, and ``hub_memory``, the
+hub journaling in memory instead of to the ledger (``python -m hub.bench --serve-hub-in-memory``).
 
 The client runs in this process and sends serialised bytes and parses each reply once (for the
 checks), with one HTTP/2 connection per stream or participant: threads for the paced latency runs
 (requests serialised before the clock starts), asyncio for the closed-loop runs (the cheapest
-client per message: on a 2-core machine client and server share the CPU). Measurements, each split
-into ``--rounds`` segments that alternate the order of hub and echo:
+client per message: on a 2-core machine client and servers share the CPU). The participants are
+scalpers and the market maker: in the default configuration institutions wait behind a fairness
+latency floor by design. Each measurement is split into ``--rounds`` segments that alternate the
+order of the servers:
 
 * unary / streaming latency: order-to-ack time of NewOrder at a fixed offered rate (open loop,
-  paced from a schedule; latency runs from the moment each request is handed to gRPC). The flow
-  alternates buy and sell of the minimum quantity at the reference price with self-trade allowed,
-  so every sell fills the preceding buy and the book stays at most one order deep.
-* throughput: the same flow over ``--streams`` concurrent sessions (one participant and one
-  instrument each), each keeping ``--window`` requests outstanding; orders acknowledged per second.
-* mass quotes: MassQuote messages of 8 quotes (every instrument, bid and ask, never crossing) from
-  six participant accounts, over unary calls and over sessions; orders entered per second (each
-  quote side with an order id; the replaced quotes are cancelled too but not counted).
+  paced from a schedule; latency runs from the moment each request is handed to gRPC to its
+  reply). The flow alternates buy and sell of the minimum quantity at the reference price with
+  self-trade allowed, so every sell fills the preceding buy and the book stays at most one order
+  deep. ``done/s`` below the offered rate means the server could not keep up (saturated): its
+  latencies then grow with the run's length.
+* throughput: the same flow over ``--streams`` concurrent sessions (one instrument each), each
+  keeping ``--window`` requests outstanding; orders acknowledged per second.
+* mass quotes: MassQuote messages of ``--quotes`` quotes spread over the 8 instruments (several
+  price levels each, bids below and asks above the reference price, never crossing) from six
+  participant accounts, 4 outstanding each, over unary calls and over sessions; orders entered
+  per second (quote sides given an order id). Each message first cancels the account's previous
+  quotes (not counted).
 
-The run ends with the checks: every request answered, every order accepted, no RPC error, and the
-hub's final sequence number (Admin.GetStatus) covering every engine command the client caused (the
-rest are the hub's own records, such as session open and close); the state digest is printed.
-Exit status 1 if a check fails; the targets are reported, not enforced.
+The run ends with the checks: every request answered, no reject and no RPC error (requests an
+overloaded server refused unprocessed, HTTP/2 REFUSED_STREAM, are counted apart), and the hub's
+final sequence number (Admin.GetStatus) covering every engine command the client caused (the rest
+are the hub's own records, such as session open and close); the state digest is printed. Exit
+status 1 if a check fails; the targets are reported, not enforced.
 """
 
 from __future__ import annotations
@@ -78,6 +90,8 @@ QUOTE_ACCOUNTS = (("dev-mm-1", 3001), ("dev-inst-1", 2001), ("dev-inst-1", 2002)
                   ("dev-scalper-1", 1001), ("dev-scalper-2", 1002))
 SERVICE = "/hub.v1.OrderEntry/"
 HANDOFF_METHOD = "SessionHandoff"  # echo server only: the Session floor with the hub's thread handoff
+#: Measured variant -> server process it runs against.
+VARIANT_SERVER = {"hub": "hub", "echo": "echo", "echo_handoff": "echo", "hub_memory": "hub_memory"}
 TARGETS = {"streaming_p50_ratio": 1.3, "streaming_p99_ratio": 2.0}
 MIN_THROUGHPUT_RATIO = 0.8
 MIN_MASS_QUOTE_ORDERS = 50_000
@@ -285,6 +299,21 @@ def build_echo_server(config: HubConfig) -> tuple[grpc.Server, int]:
     return server, port
 
 
+def serve_hub_in_memory(port: int) -> int:
+    """Diagnostic: the hub exactly as ``hub serve`` runs it, but journaling in memory (no ledger),
+    to tell the ledger's share of the hub's cost from the gateway's and the core's."""
+    from hub.server import run_server
+
+    config = HubConfig.default().with_network(port=port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with run_server(config) as (_, bound):
+        print(f"hub (in-memory journal) serving on {config.network.host}:{bound}", flush=True)
+        stop.wait()
+    return 0
+
+
 def serve_echo(port: int) -> int:
     config = HubConfig.default().with_network(port=port)
     server, bound = build_echo_server(config)
@@ -459,18 +488,27 @@ class Tally:
     replies: int = 0
     orders: int = 0
     rejected: int = 0
+    refused: int = 0  # turned away unprocessed by an overloaded server (safe to retry)
     errors: int = 0
     reply_bytes: int = 0
     commands: int = 0
     problems: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Tally) -> None:
-        for name in ("sent", "replies", "orders", "rejected", "errors", "reply_bytes", "commands"):
+        for name in ("sent", "replies", "orders", "rejected", "refused", "errors", "reply_bytes", "commands"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.update(other.problems)
 
     def ok(self) -> bool:
         return self.replies == self.sent and not self.rejected and not self.errors
+
+
+def refused_unprocessed(error: grpc.RpcError) -> bool:
+    """HTTP/2 REFUSED_STREAM (the server's concurrent-stream limit) or gRPC's concurrent-RPC limit:
+    the request never reached the handler. Counted apart from errors: it is overload, not a bug."""
+    details = error.details() or ""
+    return (error.code() == grpc.StatusCode.UNAVAILABLE and "error code 7" in details) or \
+        error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "Concurrent RPC limit" in details
 
 
 class Collector:
@@ -484,7 +522,7 @@ class Collector:
 
     def on_reply(self, request_id: int, body: Any, nbytes: int, now: int) -> None:
         with self._lock:
-            if request_id <= len(self.recv_ns):
+            if not isinstance(body, grpc.RpcError) and request_id <= len(self.recv_ns):
                 self.recv_ns[request_id - 1] = now
             self._check(body, nbytes)
             self._all_in.notify_all()
@@ -494,8 +532,12 @@ class Collector:
         t.replies += 1
         t.reply_bytes += nbytes
         if isinstance(body, grpc.RpcError):
-            t.errors += 1
-            t.problems[f"rpc {body.code().name}"] += 1
+            problem = f"rpc {body.code().name}: {(body.details() or '')[:80]}"
+            if refused_unprocessed(body):
+                t.refused += 1
+            else:
+                t.errors += 1
+            t.problems[problem] += 1
         elif isinstance(body, oepb.OrderAck):
             if body.accepted:
                 t.orders += 1
@@ -575,6 +617,7 @@ def run_paced(make_lane: Callable[[OnReply], Lane], flow: Flow, first: int, coun
         lane.send(i + 1, payload)
     collector.wait_all(120)  # a saturated server is still draining its backlog
     lane.close()
+    collector.tally.commands -= collector.tally.refused  # single orders: a refused one caused nothing
     done = [r - s for s, r in zip(sent_ns, collector.recv_ns, strict=True) if r]
     return LatencySample(done, late, collector.tally, (max(collector.recv_ns) - sent_ns[0]) / 1e9)
 
@@ -683,7 +726,7 @@ class Settings:
     quotes: int
     rounds: int
     warmup: float
-    handoff_floor: bool
+    diagnose: bool  # also the echo_handoff floor and the hub with an in-memory journal
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
@@ -750,31 +793,40 @@ class Bench:
     def _order_flow(self, symbol: str) -> OrderFlow:
         return OrderFlow(self.by_symbol[symbol], f"bench{next(self._next_flow)}")
 
-    def _record(self, target: str, tally: Tally) -> None:
-        self.tallies["hub" if target == "hub" else "echo"].merge(tally)
+    def _record(self, variant: str, tally: Tally) -> None:
+        self.tallies[VARIANT_SERVER[variant]].merge(tally)
+
+    def _rotation(self, variants: list[str], r: int) -> list[str]:
+        """The round's order: the floor first in even rounds, reversed in odd ones."""
+        return variants if r % 2 == 0 else variants[::-1]
+
+    def _rate_variants(self) -> list[str]:
+        return ["echo", "hub"] + (["hub_memory"] if self.s.diagnose else [])
 
     # -- latency
 
     def latency(self, mode: str) -> dict[str, dict[str, float]]:
         per_round = max(1, int(self.s.rate * self.s.duration / self.s.rounds))
         warm = max(50, int(self.s.rate * self.s.warmup))
-        variants = ["hub", "echo"] + (["echo_handoff"] if mode == "streaming" and self.s.handoff_floor else [])
+        variants = ["echo", "hub"]
+        if self.s.diagnose:
+            variants += ["echo_handoff", "hub_memory"] if mode == "streaming" else ["hub_memory"]
         samples: dict[str, list[LatencySample]] = {v: [] for v in variants}
         for r in range(self.s.rounds):
-            for variant in (variants if r % 2 == 0 else variants[::-1]):
+            for variant in self._rotation(variants, r):
                 flow = self._order_flow("AAPL")
                 make_lane = self._lane_factory(mode, variant, 0, TRADER_TOKENS[0 if mode == "unary" else 1])
                 self._record(variant, run_paced(make_lane, flow, 0, warm, self.s.rate).tally)
                 sample = run_paced(make_lane, flow, warm, per_round, self.s.rate)
                 self._record(variant, sample.tally)
                 samples[variant].append(sample)
-                log(f"  {mode:9} {variant:12} round {r + 1}: p50 {latency_stats([sample])['p50_us']:.0f} us")
+                log(f"  {mode:9} {variant:12} round {r + 1}: p50 {latency_stats([sample])['p50_us']:.0f} us"
+                    f"{_trouble(sample.tally)}")
         return {v: latency_stats(s) for v, s in samples.items()}
 
     def _lane_factory(self, mode: str, variant: str, index: int, token: str,
                       method: str = "SubmitOrder", reply: type[Message] = oepb.OrderAck) -> Callable[[OnReply], Lane]:
-        target = "hub" if variant == "hub" else "echo"
-        channel = self.channel(target, index)
+        channel = self.channel(VARIANT_SERVER[variant], index)
         if mode == "unary":
             return lambda on_reply: UnaryLane(channel, method, reply, token, on_reply)
         session = HANDOFF_METHOD if variant == "echo_handoff" else "Session"
@@ -783,9 +835,9 @@ class Bench:
     # -- throughput
 
     def throughput(self) -> dict[str, dict[str, float]]:
-        samples: dict[str, list[RateSample]] = {"hub": [], "echo": []}
+        samples: dict[str, list[RateSample]] = {v: [] for v in self._rate_variants()}
         for r in range(self.s.rounds):
-            for target in (["echo", "hub"] if r % 2 == 0 else ["hub", "echo"]):
+            for target in self._rotation(self._rate_variants(), r):
                 address = self.servers[target].address
                 lanes = [LaneSpec(address, "streaming", "Session", oepb.OrderAck, TRADER_TOKENS[i % len(TRADER_TOKENS)],
                                   self._order_flow(self.instruments[i % len(self.instruments)].symbol))
@@ -794,15 +846,16 @@ class Bench:
                                     self.servers[target])
                 self._record(target, sample.tally)
                 samples[target].append(sample)
-                log(f"  throughput {target:5} round {r + 1}: {sample.orders / sample.seconds:,.0f} orders/s")
+                log(f"  throughput {target:10} round {r + 1}: {sample.orders / sample.seconds:,.0f} orders/s"
+                    f"{_trouble(sample.tally)}")
         return {t: rate_stats(s) for t, s in samples.items()}
 
     # -- mass quotes
 
     def mass_quotes(self, mode: str) -> dict[str, dict[str, float]]:
-        samples: dict[str, list[RateSample]] = {"hub": [], "echo": []}
+        samples: dict[str, list[RateSample]] = {v: [] for v in self._rate_variants()}
         for r in range(self.s.rounds):
-            for target in (["echo", "hub"] if r % 2 == 0 else ["hub", "echo"]):
+            for target in self._rotation(self._rate_variants(), r):
                 address = self.servers[target].address
                 method = "MassQuote" if mode == "unary" else "Session"
                 lanes = [LaneSpec(address, mode, method, oepb.MassQuoteAck, token, self._quote_flow(target, token, account))
@@ -811,7 +864,8 @@ class Bench:
                                     self.servers[target])
                 self._record(target, sample.tally)
                 samples[target].append(sample)
-                log(f"  quotes {mode:9} {target:5} round {r + 1}: {sample.orders / sample.seconds:,.0f} orders/s")
+                log(f"  quotes {mode:9} {target:10} round {r + 1}: {sample.orders / sample.seconds:,.0f} orders/s"
+                    f"{_trouble(sample.tally)}")
         return {t: rate_stats(s) for t, s in samples.items()}
 
     def _quote_flow(self, target: str, token: str, account: int) -> QuoteFlow:
@@ -820,6 +874,10 @@ class Bench:
         if key not in self.quote_flows:
             self.quote_flows[key] = QuoteFlow(self.instruments, account, self.s.quotes)
         return self.quote_flows[key]
+
+
+def _trouble(tally: Tally) -> str:
+    return f" ({dict(tally.problems)})" if tally.problems else ""
 
 
 def hub_status(address: str) -> admin_pb2.HubStatus:
@@ -837,12 +895,14 @@ def summarise(results: dict[str, Any], bench: Bench, status: admin_pb2.HubStatus
     mq_unary = results["mass_quote_unary"]["hub"]["orders_per_s"]
     mq_session = results["mass_quote_session"]["hub"]["orders_per_s"]
     hub_t, echo_t = bench.tallies["hub"], bench.tallies["echo"]
-    checks = {
-        "hub_all_acknowledged": hub_t.replies == hub_t.sent,
+    checks = {  # refusals (overload, never processed) are answers but not acks: reported, not failures
+        "hub_every_request_answered": hub_t.replies == hub_t.sent,
         "hub_no_rejects_or_errors": not hub_t.rejected and not hub_t.errors,
         "echo_all_acknowledged": echo_t.ok(),
         "hub_sequenced_every_command": status.last_sequence >= hub_t.commands,
     }
+    if "hub_memory" in bench.tallies:
+        checks["hub_memory_all_acknowledged"] = bench.tallies["hub_memory"].ok()
     summary = {
         "unary_p50_ratio": ratio(uni["hub"]["p50_us"], uni["echo"]["p50_us"]),
         "unary_p99_ratio": ratio(uni["hub"]["p99_us"], uni["echo"]["p99_us"]),
@@ -862,6 +922,7 @@ def summarise(results: dict[str, Any], bench: Bench, status: admin_pb2.HubStatus
     summary["correctness"] = {
         "ok": all(checks.values()), **checks,
         "hub_requests": hub_t.sent, "hub_replies": hub_t.replies, "hub_orders_entered": hub_t.orders,
+        "hub_acks": hub_t.replies - hub_t.refused - hub_t.errors, "hub_refused_overload": hub_t.refused,
         "hub_rejected": hub_t.rejected, "hub_rpc_errors": hub_t.errors, "problems": dict(hub_t.problems + echo_t.problems),
         "echo_requests": echo_t.sent, "echo_replies": echo_t.replies,
         "commands_caused": hub_t.commands, "last_sequence": status.last_sequence,
@@ -880,12 +941,16 @@ def run(settings: Settings) -> dict[str, Any]:
             servers["hub"] = start_server("hub", ["-m", "hub", "serve", "--port", "0", "--data-dir", str(workdir / "data")],
                                           workdir)
             servers["echo"] = start_server("echo", ["-m", "hub.bench", "--serve-echo", "--port", "0"], workdir)
-            log(f"hub on {servers['hub'].address} (pid {servers['hub'].proc.pid}), "
-                f"echo on {servers['echo'].address} (pid {servers['echo'].proc.pid})")
-            return _measure(settings, servers)
+            if settings.diagnose:
+                servers["hub_memory"] = start_server("hub_memory", ["-m", "hub.bench", "--serve-hub-in-memory"], workdir)
+            log(", ".join(f"{name} on {p.address} (pid {p.proc.pid})" for name, p in servers.items()))
+            result = _measure(settings, servers)
         finally:
             for server in servers.values():
                 server.stop()
+        if not result["correctness"]["ok"]:
+            log(f"hub log (tail):\n{servers['hub'].log_path.read_text()[-4000:]}")
+        return result
 
 
 def _measure(settings: Settings, servers: dict[str, ServerProcess]) -> dict[str, Any]:
@@ -936,9 +1001,9 @@ def format_report(r: dict[str, Any]) -> str:
     lines += ["", "targets"] + [f"  {k:34}{'met' if v else 'MISSED'}" for k, v in r["targets_met"].items()]
     c = r["correctness"]
     lines += ["", f"correctness: {'ok' if c['ok'] else 'FAILED'}",
-              f"  hub: {c['hub_requests']} requests, {c['hub_replies']} replies, {c['hub_orders_entered']} orders entered, "
-              f"{c['hub_rejected']} rejected, {c['hub_rpc_errors']} RPC errors; echo: {c['echo_requests']} requests, "
-              f"{c['echo_replies']} replies",
+              f"  hub: {c['hub_requests']} requests, {c['hub_acks']} acks, {c['hub_orders_entered']} orders entered, "
+              f"{c['hub_rejected']} rejected, {c['hub_rpc_errors']} RPC errors, {c['hub_refused_overload']} refused "
+              f"unprocessed (overload); echo: {c['echo_requests']} requests, {c['echo_replies']} replies",
               f"  final sequence {c['last_sequence']}: {c['commands_caused']} engine commands caused by the bench, "
               f"{c['other_sequenced_records']} other records (session open/close...)",
               f"  {c['resting_orders']} resting orders, state digest {c['state_digest']}"]
@@ -956,10 +1021,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quote-window", type=int, default=4, help="outstanding mass quotes per account")
     p.add_argument("--quotes", type=int, default=100, help="quotes per MassQuote message (2 orders each)")
     p.add_argument("--rounds", type=int, default=4, help="alternating hub / echo segments per measurement")
-    p.add_argument("--no-handoff-floor", action="store_true", help="skip the echo_handoff streaming variant")
+    p.add_argument("--diagnose", action="store_true",
+                   help="also measure echo_handoff (the echo Session with the hub's reader-thread handoff) and "
+                        "hub_memory (the hub with an in-memory journal instead of the ledger)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few seconds in all (smoke test)")
     p.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-hub-in-memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -968,16 +1036,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.quick:
         return Settings(duration=0.6, rate=min(args.rate, 200.0), streams=min(args.streams, 2), window=args.window,
                         quote_window=args.quote_window, quotes=min(args.quotes, 16), rounds=1, warmup=0.2,
-                        handoff_floor=False)
+                        diagnose=False)
     return Settings(duration=args.duration, rate=args.rate, streams=args.streams, window=args.window,
                     quote_window=args.quote_window, quotes=args.quotes, rounds=max(1, args.rounds), warmup=0.5,
-                    handoff_floor=not args.no_handoff_floor)
+                    diagnose=args.diagnose)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo:
         return serve_echo(args.port)
+    if args.serve_hub_in_memory:
+        return serve_hub_in_memory(args.port)
     result = run(settings_from(args))
     print(json.dumps(result, sort_keys=True) if args.json else format_report(result), flush=True)
     return 0 if result["correctness"]["ok"] else 1
