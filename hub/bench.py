@@ -3,11 +3,13 @@
     python -m hub.bench [--duration S] [--rate R] [--streams K] [--window W] [--quotes Q]
                         [--rounds N] [--diagnose] [--json] [--quick]
 
-Two server processes are started: the hub exactly as ``python -m hub serve --port 0`` runs it
-(embedded defaults, durable ledger in a temporary data directory) and an echo server (``python -m
-hub.bench --serve-echo``). The echo server is the floor: the same ``grpc.server`` options
-(``hub.server.server_options``), thread pool size, ``maximum_concurrent_rpcs`` and the hub's real
-``AuthInterceptor`` (so every echo call pays the same token check). It serves the same method paths
+Two server processes are started: the hub as ``python -m hub serve --port 0`` runs it (embedded
+defaults, durable ledger in a temporary data directory; ``python -m hub.bench --serve-hub``) with one
+change: the pre-trade risk rate limits and latency kill switch are raised out of the flow's way
+(``BENCH_RISK_*``; the checks still run), and an echo server (``python -m hub.bench --serve-echo``).
+The echo server is the floor: the same ``grpc.server`` options (``hub.server.server_options``),
+thread pool size, ``maximum_concurrent_rpcs`` and the hub's real ``AuthInterceptor`` (so every echo
+call pays the same token check). It serves the same method paths
 as ``hub.v1.OrderEntry`` (the interceptor authorises by path) with the same request and response
 types, and answers each request with a reply shaped like the hub's answer to that request in this
 workload (an OrderAck with 1 report for a resting buy, 5 for a crossing sell; a MassQuoteAck with
@@ -16,7 +18,7 @@ from the handler thread that read the request (no extra thread): the bare floor.
 
 ``--diagnose`` adds two variants that split the hub's overhead: ``echo_handoff``, the echo Session
 answering through a reader thread and an outbox as the hub's Session does, and ``hub_memory``, the
-hub journaling in memory instead of to the ledger (``python -m hub.bench --serve-hub-in-memory``).
+hub journaling in memory instead of to the ledger (``python -m hub.bench --serve-hub --in-memory``).
 
 The client runs in this process and sends serialised bytes and parses each reply once (for the
 checks), with one HTTP/2 connection per stream or participant: threads for the paced latency runs
@@ -66,7 +68,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -299,17 +301,37 @@ def build_echo_server(config: HubConfig) -> tuple[grpc.Server, int]:
     return server, port
 
 
-def serve_hub_in_memory(port: int) -> int:
-    """Diagnostic: the hub exactly as ``hub serve`` runs it, but journaling in memory (no ledger),
-    to tell the ledger's share of the hub's cost from the gateway's and the core's."""
-    from hub.server import run_server
+#: Pre-trade risk thresholds the bench's flow must not trip (the checks still run, and cost what they
+#: cost): the default 50 orders/s per participant and instrument and 500 messages/s per session, and
+#: the kill switch after 3 acks slower than 50 ms, which an overloaded hub trips by itself.
+BENCH_RISK_RATES = {"orders_per_second": 1_000_000, "order_burst": 1_000_000,
+                    "session_messages_per_second": 1_000_000, "session_burst": 1_000_000}
+BENCH_RISK_BREAKERS = {"latency_threshold_ns": 3_600 * 10**9}
 
-    config = HubConfig.default().with_network(port=port)
+
+def bench_hub_config(port: int, data_dir: str) -> HubConfig:
+    """``HubConfig.default()`` (what ``hub serve`` runs without --config) with the risk limits above."""
+    config = replace(HubConfig.default().with_network(port=port), data_dir=data_dir)
+    risk = getattr(config, "risk", None)
+    if risk is not None:
+        risk = replace(risk, rates=replace(risk.rates, **BENCH_RISK_RATES),
+                       breakers=replace(risk.breakers, **BENCH_RISK_BREAKERS))
+        config = replace(config, risk=risk)
+    return config.validated()
+
+
+def serve_hub(port: int, data_dir: str, in_memory: bool) -> int:
+    """The hub as ``hub serve`` runs it (durable ledger in ``data_dir``), with ``bench_hub_config``;
+    ``in_memory`` (diagnostic): journaling in memory instead, to tell the ledger's share of the cost."""
+    from hub.server import open_ledger_journal, run_server
+
+    config = bench_hub_config(port, data_dir)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with run_server(config) as (_, bound):
-        print(f"hub (in-memory journal) serving on {config.network.host}:{bound}", flush=True)
+    with run_server(config, None if in_memory else open_ledger_journal(config)) as (_, bound):
+        print(f"hub serving on {config.network.host}:{bound}", flush=True)
         stop.wait()
     return 0
 
@@ -938,11 +960,12 @@ def run(settings: Settings) -> dict[str, Any]:
         workdir = Path(tmp)
         servers: dict[str, ServerProcess] = {}
         try:
-            servers["hub"] = start_server("hub", ["-m", "hub", "serve", "--port", "0", "--data-dir", str(workdir / "data")],
+            servers["hub"] = start_server("hub", ["-m", "hub.bench", "--serve-hub", "--data-dir", str(workdir / "data")],
                                           workdir)
             servers["echo"] = start_server("echo", ["-m", "hub.bench", "--serve-echo", "--port", "0"], workdir)
             if settings.diagnose:
-                servers["hub_memory"] = start_server("hub_memory", ["-m", "hub.bench", "--serve-hub-in-memory"], workdir)
+                servers["hub_memory"] = start_server("hub_memory", ["-m", "hub.bench", "--serve-hub", "--in-memory"],
+                                                     workdir)
             log(", ".join(f"{name} on {p.address} (pid {p.proc.pid})" for name, p in servers.items()))
             result = _measure(settings, servers)
         finally:
@@ -1027,7 +1050,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few seconds in all (smoke test)")
     p.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--serve-hub-in-memory", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-hub", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--data-dir", default="hub-data", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1046,8 +1071,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo:
         return serve_echo(args.port)
-    if args.serve_hub_in_memory:
-        return serve_hub_in_memory(args.port)
+    if args.serve_hub:
+        return serve_hub(args.port, args.data_dir, args.in_memory)
     result = run(settings_from(args))
     print(json.dumps(result, sort_keys=True) if args.json else format_report(result), flush=True)
     return 0 if result["correctness"]["ok"] else 1
