@@ -11,7 +11,9 @@ commands, so nothing is acknowledged that was not recorded and nothing recorded 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import struct
 import threading
 import time
 from collections import deque
@@ -46,6 +48,17 @@ def chain_link(previous: bytes, leaf: bytes) -> bytes:
     return hashlib.sha256(CHAIN_TAG + previous + leaf).digest()
 
 
+# Hash states with their fixed prefix already absorbed: copying one is cheaper than hashing a freshly
+# concatenated buffer (the writer hashes every record twice and about one tree node per record).
+_LEAF_STATE = hashlib.sha256(b"\x00")
+_NODE_STATE = hashlib.sha256(b"\x01")
+_CHAIN_STATE = hashlib.sha256(CHAIN_TAG)
+_COMMAND, _EVENT = int(RecordType.COMMAND), int(RecordType.EVENT)
+_EVENT_HEAD = struct.Struct("<BBqqB")  # records.encode_event's header and asset class, packed at once
+# Rows per multi-row INSERT: one statement execution per this many rows instead of one per row.
+_ROWS_PER_INSERT = 128
+
+
 def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
     """Canonical records of one journal entry: each command followed by the events it caused."""
     if entry.kind != EntryKind.ENGINE:
@@ -67,6 +80,31 @@ def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
             cmds[i * RECORD_SIZE:(i + 1) * RECORD_SIZE])
         for ev in by_seq.get(seq, ()):
             yield records.encode_event(seq, entry.ts, entry.asset_class, ev)
+
+
+def _entry_records(entry: JournalEntry) -> list[tuple[int, int, bytes]]:
+    """(seq, record type, canonical bytes) of each record of an entry: exactly ``entry_payloads``, with
+    the common entry (one command and the events it caused) built without regrouping the events."""
+    cmds = entry.commands
+    evbuf = entry.events
+    if entry.kind == EntryKind.ENGINE and len(cmds) == RECORD_SIZE and not len(evbuf) % RECORD_SIZE:
+        seq, ts = entry.seq_first, entry.ts
+        out = [(seq, _COMMAND, records.encode_command(
+            seq, ts, entry.arrival_ns, entry.asset_class, entry.source, entry.session,
+            entry.client_order_ids[0] if entry.client_order_ids else "",
+            bool(entry.quote_flags[0]) if entry.quote_flags else False, cmds))]
+        if evbuf:
+            seq_bytes = seq.to_bytes(8, "little", signed=True)
+            head = _EVENT_HEAD.pack(records.FORMAT_VERSION, _EVENT, seq, ts, entry.asset_class)
+            for pos in range(0, len(evbuf), RECORD_SIZE):
+                if evbuf[pos + 8:pos + 16] != seq_bytes:
+                    break  # an event of another command: leave it to the general path
+                out.append((seq, _EVENT, head + evbuf[pos:pos + RECORD_SIZE]))
+            else:
+                return out
+        else:
+            return out
+    return [(int.from_bytes(p[2:10], "little", signed=True), p[1], p) for p in entry_payloads(entry)]
 
 
 @dataclass(slots=True)
@@ -201,6 +239,8 @@ class LedgerJournal(LedgerStore):
         self._insert_records = self._sql("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, "
                                          "leaf_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
         self._insert_nodes = self._sql("INSERT INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)")
+        self._insert_records_multi = self._multi(self._insert_records)
+        self._insert_nodes_multi = self._multi(self._insert_nodes)
         self._insert_checkpoint = self._sql("INSERT INTO ledger_checkpoint (tree_size, root_hash, state_digest, "
                                             "hub_time_ns, last_seq, note) VALUES (?, ?, ?, ?, ?, ?)")
         self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -208,6 +248,12 @@ class LedgerJournal(LedgerStore):
 
     def _sql(self, qmark: str) -> str:
         return qmark if self.engine.dialect.paramstyle == "qmark" else qmark.replace("?", "%s")
+
+    @staticmethod
+    def _multi(single: str) -> str:
+        """``INSERT ... VALUES (...)`` for ``_ROWS_PER_INSERT`` rows at once."""
+        head, _, values = single.partition(" VALUES ")
+        return f"{head} VALUES {', '.join([values] * _ROWS_PER_INSERT)}"
 
     @property
     def tree_size(self) -> int:
@@ -308,35 +354,64 @@ class LedgerJournal(LedgerStore):
                 self._cv.notify_all()
 
     def _write(self, batch: list) -> _Tail:
-        tail = self._tail.copy()
-        rows, nodes, checkpoints = [], [], []
-        tree_append = tail.tree.append
+        tail = self._tail
+        size, chain, last_seq, checkpoint_size = tail.size, tail.chain, tail.last_seq, tail.checkpoint_size
+        frontier = tail.tree.frontier()  # the compact range's hashes; CompactRange.append, inlined
+        rows: list[tuple] = []
+        nodes: list[tuple] = []
+        checkpoints = []
+        add_row, add_node, pop, push = rows.append, nodes.append, frontier.pop, frontier.append
+        leaf_state, chain_state, node_state = _LEAF_STATE, _CHAIN_STATE, _NODE_STATE
         for item in batch:
             if item[0] == "entry":
                 entry: JournalEntry = item[2]
-                for payload in entry_payloads(entry):
-                    leaf = hashlib.sha256(b"\x00" + payload).digest()
-                    tail.chain = hashlib.sha256(CHAIN_TAG + tail.chain + leaf).digest()
-                    rows.append((tail.size, int.from_bytes(payload[2:10], "little", signed=True),
-                                 payload[1], entry.ts, payload, leaf, tail.chain))
-                    for level, index, node in tree_append(leaf):
-                        nodes.append((level, index, node))
-                    tail.size += 1
-                tail.last_seq = entry.seq_last
-            elif tail.size > tail.checkpoint_size:
+                ts = entry.ts
+                for seq, rtype, payload in _entry_records(entry):
+                    h = leaf_state.copy()
+                    h.update(payload)
+                    leaf = h.digest()
+                    h = chain_state.copy()
+                    h.update(chain)
+                    h.update(leaf)
+                    chain = h.digest()
+                    add_row((size, seq, rtype, ts, payload, leaf, chain))
+                    node, s, level = leaf, size, 0
+                    while s & 1:
+                        h = node_state.copy()
+                        h.update(pop())
+                        h.update(node)
+                        node = h.digest()
+                        s >>= 1
+                        level += 1
+                        add_node((level, s, node))
+                    push(node)
+                    size += 1
+                last_seq = entry.seq_last
+            elif size > checkpoint_size:
                 _, digest, ts = item
-                root = tail.tree.root()
-                note = self._signer.sign(Checkpoint(self._origin, tail.size, root, digest, ts)).note
-                checkpoints.append((tail.size, root, digest, ts, tail.last_seq, note))
-                tail.checkpoint_size = tail.size
+                root = CompactRange(size, frontier).root()
+                note = self._signer.sign(Checkpoint(self._origin, size, root, digest, ts)).note
+                checkpoints.append((size, root, digest, ts, last_seq, note))
+                checkpoint_size = size
         with self.engine.begin() as conn:
             if rows:
-                conn.exec_driver_sql(self._insert_records, rows)
+                self._insert_many(conn, self._insert_records, self._insert_records_multi, rows)
             if nodes:
-                conn.exec_driver_sql(self._insert_nodes, nodes)
+                self._insert_many(conn, self._insert_nodes, self._insert_nodes_multi, nodes)
             if checkpoints:
                 conn.exec_driver_sql(self._insert_checkpoint, checkpoints)
-        return tail
+        return _Tail(size, chain, CompactRange(size, frontier), last_seq, checkpoint_size)
+
+    @staticmethod
+    def _insert_many(conn: sa.Connection, single: str, multi: str, rows: list[tuple]) -> None:
+        """The rows in order: whole groups through the multi-row statement, the rest one by one."""
+        whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+        if whole:
+            flat = itertools.chain.from_iterable
+            conn.exec_driver_sql(multi, [tuple(flat(rows[i:i + _ROWS_PER_INSERT]))
+                                         for i in range(0, whole, _ROWS_PER_INSERT)])
+        if whole < len(rows):
+            conn.exec_driver_sql(single, rows[whole:])
 
 
 def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, key_name: str = "hub.local",

@@ -11,17 +11,18 @@ or by checkpoint size. Nothing here writes, and nothing depends on the hub's wri
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from hashlib import sha256
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ledger.merkle import CompactRange
 from ledger.records import RecordType
-from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord
+from ledger.schema import LedgerCheckpoint
 from ledger.signing import Checkpoint, SignatureError, Verifier
 
 CHAIN_TAG = b"hub-ledger/chain/v1"  # the format's constant, restated here on purpose
@@ -68,6 +69,28 @@ def _check_checkpoint(row, root: bytes, verifier: Verifier) -> None:
         raise _Failure(f"{where}: columns differ from the signed note")
 
 
+_BATCH = 50_000
+_MAX_LEVEL = 64  # a tree of fewer than 2**63 leaves has no node above this
+
+
+def _raw_rows(engine: Engine, sql: str, params: tuple = ()) -> Iterator[list[tuple]]:
+    """The rows of one query as plain DBAPI tuples, in batches (no SQLAlchemy Row per record: the
+    verifier reads every row of the ledger)."""
+    if engine.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(_BATCH):
+                yield rows
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+
+
 def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None = None,
                   node_check: bool = True) -> VerifyReport:
     """Verify the whole ledger; ``anchors`` are signed checkpoint notes kept outside the database."""
@@ -83,55 +106,82 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
         pinned[cp.tree_size] = cp
     stored = _checkpoints(engine)
     by_size = {row.tree_size: row for row in stored}
-    tree = CompactRange()
-    nodes: dict[tuple[int, int], bytes] = {}
+    # Tree sizes where a checkpoint or an anchor is checked, in order; the loop compares with the next one.
+    marks = sorted(size for size in set(by_size) | set(pinned) if size > 0)
+    mark_at = 0
+    next_mark = marks[0] if marks else -1
+    # The tree's right frontier (one hash per set bit of the size, largest subtree first) and, for the
+    # node check, every completed node (level, index, hash) in completion order.
+    frontier: list[bytes] = []
+    pop, push = frontier.pop, frontier.append
+    completed: list[tuple[int, int, bytes]] = []
+    add_node = completed.append
     chain = bytes(32)
     prev_seq = 0
     expected = 0
-    sha256 = hashlib.sha256
-    t = LedgerRecord.__table__
+    leaf_state, node_state, chain_state = sha256(b"\x00"), sha256(b"\x01"), sha256(CHAIN_TAG)
+    unpack = _HEADER.unpack_from
+    select = ("SELECT idx, seq, payload, leaf_hash, chain_hash FROM ledger_record WHERE idx >= ? "
+              f"ORDER BY idx LIMIT {_BATCH}")
+    idx = seq = 0
     try:
         while True:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(t.c.idx, t.c.seq, t.c.payload, t.c.leaf_hash, t.c.chain_hash)
-                    .where(t.c.idx >= expected).order_by(t.c.idx).limit(50_000)).all()
+            rows = [row for batch in _raw_rows(engine, select, (expected,)) for row in batch]
             if not rows:
                 break
             for idx, seq, payload, leaf, link in rows:
-                where = f"record {idx} (seq {seq})"
                 if idx != expected:
                     raise _Failure(f"record {expected} is missing: the next stored record is {idx}")
-                payload = bytes(payload)
-                computed = sha256(b"\x00" + payload).digest()
+                h = leaf_state.copy()
+                h.update(payload)
+                computed = h.digest()
                 if computed != leaf:
-                    raise _Failure(f"{where}: payload does not match its leaf hash (altered or swapped)")
-                chain = sha256(CHAIN_TAG + chain + computed).digest()
+                    raise _Failure(f"record {idx} (seq {seq}): payload does not match its leaf hash (altered or "
+                                   "swapped)")
+                h = chain_state.copy()
+                h.update(chain)
+                h.update(computed)
+                chain = h.digest()
                 if chain != link:
-                    raise _Failure(f"{where}: hash chain broken (a record before it was removed, "
+                    raise _Failure(f"record {idx} (seq {seq}): hash chain broken (a record before it was removed, "
                                    "inserted or reordered)")
                 try:
-                    _, rtype, rseq, _ = _HEADER.unpack_from(payload)
+                    _, rtype, rseq, _ = unpack(payload)
                 except struct.error:
-                    raise _Failure(f"{where}: payload is not a ledger record") from None
+                    raise _Failure(f"record {idx} (seq {seq}): payload is not a ledger record") from None
                 if rseq != seq:
-                    raise _Failure(f"{where}: sequence column differs from the record's own ({rseq})")
+                    raise _Failure(f"record {idx} (seq {seq}): sequence column differs from the record's own "
+                                   f"({rseq})")
                 wanted = prev_seq if rtype == _EVENT else prev_seq + 1
                 if rseq != wanted:
-                    raise _Failure(f"{where}: sequence {rseq} where {wanted} was due (gap or reorder)")
+                    raise _Failure(f"record {idx} (seq {seq}): sequence {rseq} where {wanted} was due (gap or "
+                                   "reorder)")
                 prev_seq = rseq
-                completed = tree.append(computed)
-                if node_check:
-                    for level, index, node in completed:
-                        nodes[(level, index)] = node
+                # Append the leaf to the tree (RFC 6962): merge equal-sized subtrees at the frontier.
+                node, s, level = computed, expected, 0
+                while s & 1:
+                    h = node_state.copy()
+                    h.update(pop())
+                    h.update(node)
+                    node = h.digest()
+                    s >>= 1
+                    level += 1
+                    if node_check:
+                        add_node((level, s, node))
+                push(node)
                 expected = idx + 1
-                if expected in by_size:
-                    _check_checkpoint(by_size[expected], tree.root(), verifier)
-                    report.checkpoints += 1
-                if expected in pinned and pinned[expected].root != tree.root():
-                    raise _Failure(f"external checkpoint at tree size {expected}: root differs from the "
-                                   "ledger (history rewritten since it was published)")
-                report.anchors += expected in pinned
+                if expected == next_mark:
+                    root = CompactRange(expected, frontier).root()
+                    if expected in by_size:
+                        _check_checkpoint(by_size[expected], root, verifier)
+                        report.checkpoints += 1
+                    if expected in pinned:
+                        if pinned[expected].root != root:
+                            raise _Failure(f"external checkpoint at tree size {expected}: root differs from the "
+                                           "ledger (history rewritten since it was published)")
+                        report.anchors += 1
+                    mark_at += 1
+                    next_mark = marks[mark_at] if mark_at < len(marks) else -1
         report.records = expected
         beyond = [size for size in by_size if size > expected]
         if beyond:
@@ -142,7 +192,7 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
             raise _Failure(f"external checkpoint at tree size {min(beyond)}: the ledger has only {expected} "
                            "records (tail truncated)")
         if node_check:
-            _check_nodes(engine, nodes)
+            _check_nodes(engine, completed)
         if stored and stored[-1].tree_size != expected:
             report.warnings.append(f"{expected - stored[-1].tree_size} records after the last checkpoint "
                                    "are not yet covered by a signature")
@@ -156,16 +206,33 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
     return report
 
 
-def _check_nodes(engine: Engine, expected: dict[tuple[int, int], bytes]) -> None:
-    t = LedgerNode.__table__
+def _check_nodes(engine: Engine, completed: list[tuple[int, int, bytes]]) -> None:
+    """Every stored tree node equals the node recomputed from the records, and none is missing or extra.
+
+    The writer stores nodes as they complete, so the table read in storage order is normally exactly
+    ``completed``: that is compared a batch at a time, as whole lists. Only if it differs is each stored
+    node looked up on its own, which names the first bad one (in the table's order) or counts the missing."""
+    select = "SELECT level, node_index, hash FROM ledger_node" + (
+        " ORDER BY rowid" if engine.dialect.name == "sqlite" else "")
+    pos = 0
+    for batch in _raw_rows(engine, select):
+        if batch != completed[pos:pos + len(batch)]:
+            break
+        pos += len(batch)
+    else:
+        if pos == len(completed):
+            return
+    levels: list[list[bytes]] = [[] for _ in range(_MAX_LEVEL + 1)]
+    for level, _index, node in completed:  # node (L, i) is levels[L][i]: a level completes in index order
+        levels[level].append(node)
     seen = 0
-    with engine.connect() as conn:
-        for level, index, node in conn.execute(sa.select(t.c.level, t.c.node_index, t.c.hash)):
-            want = expected.get((level, index))
+    for batch in _raw_rows(engine, select):
+        for level, index, node in batch:
+            want = levels[level][index] if 0 < level <= _MAX_LEVEL and 0 <= index < len(levels[level]) else None
             if want is None:
                 raise _Failure(f"tree node (level {level}, index {index}) is not part of the ledger's tree")
-            if bytes(node) != want:
+            if node != want:
                 raise _Failure(f"tree node (level {level}, index {index}) is wrong: proofs would lie")
             seen += 1
-    if seen != len(expected):
-        raise _Failure(f"{len(expected) - seen} tree nodes are missing")
+    if seen != len(completed):
+        raise _Failure(f"{len(completed) - seen} tree nodes are missing")
