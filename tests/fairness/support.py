@@ -11,9 +11,10 @@ moves the clock on, then calls ``release`` (set the clock, ``scheduler.release_d
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,8 +58,22 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
         time.sleep(0.0002)
 
 
+def risk_out_of_the_way(config: HubConfig) -> HubConfig:
+    """Pre-trade rate limits and the latency kill switch raised out of the tests' way: these tests
+    send hundreds of orders per (fake) second and hold orders deliberately for up to 200 ms, which
+    the default limits (50 orders/s per instrument, kill after 3 acks slower than 50 ms) would stop."""
+    risk = getattr(config, "risk", None)
+    if risk is None:
+        return config
+    many = 1_000_000
+    return replace(config, risk=replace(
+        risk, rates=replace(risk.rates, orders_per_second=many, order_burst=many, session_messages_per_second=many,
+                            session_burst=many),
+        breakers=replace(risk.breakers, latency_threshold_ns=3_600 * 10**9)))
+
+
 def config_with(fairness: FairnessConfig, **changes: Any) -> HubConfig:
-    return replace(HubConfig.default(), fairness=fairness, **changes)
+    return risk_out_of_the_way(replace(HubConfig.default(), fairness=fairness, **changes))
 
 
 @dataclass
@@ -114,11 +129,9 @@ class InProcessHub:
         self.config = config or config_with(fairness)
         self.hub = Hub(self.config, journal, clock=self.clock)
         self.who = {p.id: Identity.of(p) for p in self.config.participants}
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fair-call")
 
     def close(self) -> None:
         self.hub.scheduler.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- calls
 
@@ -135,8 +148,19 @@ class InProcessHub:
         return Result(*self.hub.replace_order(self.who[participant], symbol, order_id, price, quantity))
 
     def start(self, fn: Callable[..., Result], *args: Any, **kwargs: Any) -> Future:
-        """Run a call that may be held on a worker thread; its Result comes through the future."""
-        return self._pool.submit(fn, *args, **kwargs)
+        """Run a call that may be held on a (daemon) thread; its Result comes through the future.
+
+        Daemon: a call a broken hub never releases fails its test by timeout, not the run by hanging."""
+        future: Future = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by future.result()
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="fair-call", daemon=True).start()
+        return future
 
     def start_held(self, fn: Callable[..., Result], *args: Any, **kwargs: Any) -> Future:
         """Start a call and wait until the scheduler holds it (``pending`` went up by one)."""

@@ -269,8 +269,9 @@ def test_hold_mode_a_batched_cancel_is_not_applied_before_the_order_has_rested_t
         h.release(now)
         assert h.hub.scheduler.pending == 1, f"cancel applied {now - order.ts} ns after entry, minimum {min_rest}"
     h.release(order.ts + min_rest)  # now it may join a batch: one opens at this time
-    assert h.hub.scheduler.pending == 1
     _, length = expected_window(2)
+    h.release(order.ts + min_rest + length - 1)
+    assert h.hub.scheduler.pending == 1  # the batch's window runs from the end of the hold
     h.release(order.ts + min_rest + length)
     cancel = held.result(timeout=10)
     assert cancel.reason == 0 and cancel.ts == order.ts + min_rest + length

@@ -14,19 +14,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import replace
 
 import pytest
 
 from hub.client import HubClient
-from hub.config import HubConfig
 from hub.core import Hub
 from hub.fairness import FairnessConfig, Preset, RestingMode, batch_permutation
 from hub.journal import EntryKind
 from hub.server import run_server
 from hub.v1 import common_pb2 as cpb
 from matching.types import AssetClass
-from tests.fairness.support import FX_LOT, FX_REF, P, wait_until
+from tests.fairness.support import FX_LOT, FX_REF, P, config_with, wait_until
 
 HOST = "127.0.0.1"
 FLOOR = 200_000_000
@@ -67,7 +65,7 @@ def venue() -> Iterator[Callable[[FairnessConfig], Venue]]:
     running: list[tuple[object, Venue]] = []
 
     def start(fairness: FairnessConfig) -> Venue:
-        config = replace(HubConfig.default(), fairness=fairness).with_network(host=HOST, port=0)
+        config = config_with(fairness).with_network(host=HOST, port=0)
         cm = run_server(config, grace=0.5)
         hub, port = cm.__enter__()
         v = Venue(hub, port)
