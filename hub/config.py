@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compliance.fees import DEFAULT_FEE_SCHEDULES, FeeScheduleError, FeeScheduleSet, load_fee_schedules
+from compliance.risk import RiskConfig, RiskConfigError, risk_config_from_mapping
 from matching.instruments import (
     DEFAULT_INSTRUMENTS,
     Instrument,
@@ -101,6 +102,7 @@ class HubConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     fairness: FairnessConfig = field(default_factory=lambda: _fairness_default())
     fee_schedules: FeeScheduleSet = DEFAULT_FEE_SCHEDULES
+    risk: RiskConfig = field(default_factory=RiskConfig)
     engine_implementation: str = ""  # "" follows $HUB_ENGINE, else "cython"
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     participants: tuple[ParticipantConfig, ...] = ()
@@ -282,6 +284,13 @@ def _fairness(raw: Any) -> FairnessConfig:
         raise ConfigError(f"[fairness] {exc}") from None
 
 
+def _risk(raw: Any, instruments: tuple[Instrument, ...]) -> RiskConfig:
+    try:
+        return risk_config_from_mapping(raw).validated(instruments) if raw else RiskConfig()
+    except (RiskConfigError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"[risk] {exc}") from None
+
+
 def load_config(path: str | Path) -> HubConfig:
     """Read a TOML config file. Instruments come from ``[[instrument]]`` tables, or from
     ``instruments_file`` (relative to the config file), or default to the built-in set."""
@@ -290,8 +299,8 @@ def load_config(path: str | Path) -> HubConfig:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    allowed = {"network", "limits", "ledger", "fairness", "fees_file", "engine_implementation", "instrument", "instruments_file",
-               "participant", "data_dir"}
+    allowed = {"network", "limits", "ledger", "fairness", "fees_file", "risk", "engine_implementation",
+               "instrument", "instruments_file", "participant", "data_dir"}
     unknown = set(doc) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown top-level keys {sorted(unknown)}")
@@ -321,6 +330,7 @@ def load_config(path: str | Path) -> HubConfig:
         ledger=_typed("ledger", LedgerConfig, doc.get("ledger", {})),
         fairness=_fairness(doc.get("fairness", {})),
         fee_schedules=fee_schedules,
+        risk=_risk(doc.get("risk", {}), instruments),
         engine_implementation=impl,
         instruments=instruments,
         participants=tuple(_participant(p) for p in doc["participant"]),

@@ -20,6 +20,16 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
+from compliance.risk import RiskEngine
+from compliance.risk.events import (
+    CancelOrders,
+    InstrumentPaused,
+    InstrumentResumed,
+    KillMode,
+    RiskEvent,
+    RiskReject,
+    Scope,
+)
 from compliance.statements import (
     ParticipantStatement,
     VenueRevenueSummary,
@@ -34,6 +44,7 @@ from hub.marketdata import MarketDataHub, Subscriber
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
 from ledger.records import canonical_json
+from matching import validation
 from matching.engine import create_engine
 from matching.instruments import Instrument, by_asset_class
 from matching.interface import MatchingEngine
@@ -60,6 +71,7 @@ from matching.types import (
     Side,
     StpMode,
     TimeInForce,
+    TopOfBook,
     Trade,
     decode_commands,
     decode_events,
@@ -249,6 +261,9 @@ class Hub:
         self._fee_records: list[FeeRecord] = []
         self._fixed_charges: list[FixedFeeCharge] = []
         self._post_trade: dict[int, dict] = {}  # seq -> fees of the command being routed
+        self.risk = RiskEngine(config.risk, config.instruments)
+        self._risk_events: list[RiskEvent] = []  # raised while routing the current command
+        self._replaying = False  # recovery feeds the risk engine but never acts on its events
         self.fairness = FairnessRules(config.fairness)
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
         self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
@@ -279,6 +294,7 @@ class Hub:
         def run() -> None:
             while not self._stop_checkpointer.wait(period_s):
                 try:
+                    self.risk_tick()
                     self.maybe_checkpoint()
                 except Exception:  # noqa: BLE001 - a failing ledger is reported by its own status
                     pass
@@ -298,6 +314,7 @@ class Hub:
         for engine in self.engines.values():
             h.update(engine.digest())
         h.update(self.fees.state_digest())
+        h.update(self.risk.state_digest())
         return h.digest()
 
     def maybe_checkpoint(self) -> None:
@@ -341,6 +358,9 @@ class Hub:
                 quote_flags=quote_flags, post_trade=self._post_trade_records(commands)))
             self.market_data.publish(first, ts, events)
             self.maybe_checkpoint()
+            if self._risk_events:
+                raised, self._risk_events = self._risk_events, []
+                self._act_on_risk(raised)
         outcome.ticket = ticket
         if wait:
             self.journal.wait_committed(ticket)
@@ -351,6 +371,114 @@ class Hub:
         if result[0] is not None:
             self.journal.wait_committed(result[0].ticket)
         return result
+
+    # -- RISK ------------------------------------------------------------------------------------
+
+    def _risk_raised(self, events: list[RiskEvent]) -> None:
+        if events and not self._replaying:
+            self._risk_events.extend(events)
+
+    def _enter_risk(self, cmd: Command, meta: OrderMeta | None) -> None:
+        """Tell the risk engine a command was sequenced (live in ``before``, and on replay)."""
+        if type(cmd) is NewOrder and meta is not None:
+            self.risk.on_order_entered(cmd.ts, meta.participant_id, meta.session_id, cmd.order_id, cmd.instrument_id,
+                                       cmd.side, cmd.price, cmd.quantity, cmd.time_in_force,
+                                       throttled=not meta.is_quote)
+        elif type(cmd) is Replace:
+            owner = self._orders.get(cmd.order_id)
+            if owner is not None:
+                self.risk.on_replace_entered(cmd.ts, owner.participant_id, owner.session_id, cmd.order_id)
+
+    def _act_on_risk(self, events: list[RiskEvent], journal: bool = True) -> None:
+        """Journal what risk decided (audit; replay regenerates it) and carry it out now:
+        cancel the orders it names, publish pauses and resumes of instruments."""
+        if journal:
+            self._record(EntryKind.ADMIN, "risk", {"action": "risk_events", "events": [e.record() for e in events]})
+        for ev in events:
+            if isinstance(ev, CancelOrders):
+                self._cancel_for_risk(ev.order_ids)
+            elif isinstance(ev, InstrumentPaused | InstrumentResumed):
+                self.market_data.publish_status(ev.instrument_id, self._seq, ev.ts, isinstance(ev, InstrumentPaused))
+
+    def _cancel_for_risk(self, order_ids: tuple[int, ...]) -> int:
+        """Cancel orders the risk engine named, one engine batch per asset class."""
+        by_class: dict[AssetClass, list[tuple[int, OrderMeta]]] = defaultdict(list)
+        for oid in order_ids:
+            meta = self._orders.get(oid)
+            if meta is not None:
+                by_class[self.instruments[meta.instrument_id].asset_class].append((oid, meta))
+        for ac, victims in by_class.items():
+            def build(seq: int, ts: int, victims=victims) -> list[Command]:
+                return [Cancel(seq + i, ts, m.instrument_id, oid, m.account) for i, (oid, m) in enumerate(victims)]
+            self._run_engine(ac, "risk", "", "", len(victims), build, wait=False)
+        return sum(len(v) for v in by_class.values())
+
+    def risk_tick(self) -> None:
+        """Time-driven risk transitions (LULD pause/resume, margin grace, day roll)."""
+        with self._lock:
+            if not self.accepting:
+                return
+            at = self._clock()
+            raised = self.risk.tick(at)
+            if raised:  # a tick that changed nothing is not journaled (and changes nothing on replay)
+                self._record(EntryKind.ADMIN, "risk", {"action": "risk_tick", "at": at, "replayed": True})
+                self._act_on_risk(raised)
+
+    def observe_ack_latency(self, asset_class: AssetClass, latency_ns: int) -> None:
+        """Order-to-ack latency of one order; three in a row above the threshold halt the class."""
+        with self._lock:
+            raised = self.risk.on_ack_latency(self._clock(), asset_class, latency_ns)
+            if raised:
+                kill = next(e for e in raised if e.kind == "kill_switch_activated")
+                self._record(EntryKind.ADMIN, "risk", {"action": "risk_kill_record", "record": kill.record(),
+                                                       "replayed": True})
+                self._act_on_risk(raised)
+
+    def kill(self, who: Identity, scope: int, target: str, mode: int = KillMode.BLOCK, note: str = "") -> int:
+        """Operator kill switch: journaled, effective for the very next order, cancels in scope."""
+        seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
+            "action": "risk_kill", "at": self._clock(), "scope": int(scope), "target": target, "mode": int(mode),
+            "operator": who.participant_id, "note": note})
+        return seq
+
+    def lift(self, who: Identity, scope: int, target: str) -> int:
+        seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
+            "action": "risk_lift", "at": self._clock(), "scope": int(scope), "target": target,
+            "operator": who.participant_id})
+        return seq
+
+    def set_position_limit(self, who: Identity, participant: str, instrument_id: int, base: int | None) -> int:
+        seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
+            "action": "risk_limit", "at": self._clock(), "participant": participant, "instrument_id": instrument_id,
+            "base": base})
+        return seq
+
+    def resting_count(self) -> int:
+        with self._lock:
+            return len(self._orders)
+
+    def risk_view(self, who: Identity):
+        with self._lock:
+            return self.risk.participant_view(self._clock(), who.participant_id)
+
+    def _risk_check_new(self, who: Identity, session_id: str, inst: Instrument, spec: OrderSpec) -> RiskReject | None:
+        """Pre-trade risk, at sequencing time. Orders the engine will refuse anyway skip it."""
+        probe = NewOrder(0, 0, inst.instrument_id, 1, 1, spec.side, spec.order_type, spec.time_in_force,
+                         spec.price, spec.quantity, spec.display_quantity, int(spec.post_only), 0)
+        if validation.check_new_order(probe, inst, 0) is not None:
+            return None
+        return self.risk.check_order(self._clock(), who.participant_id, session_id, inst.instrument_id, spec.side,
+                                     spec.order_type, spec.price, spec.quantity)
+
+    def _risk_check_quote(self, who: Identity, session_id: str, inst: Instrument, side: int, price: int,
+                          quantity: int) -> RiskReject | None:
+        """Pre-trade risk of one quote side: every check but the order-rate throttles (quotes are
+        post-only and limited per message instead)."""
+        probe = NewOrder(0, 0, inst.instrument_id, 1, 1, side, OrderType.LIMIT, TimeInForce.GTC, price, quantity, 0, 1, 0)
+        if validation.check_new_order(probe, inst, 0) is not None:
+            return None
+        return self.risk.check_order(self._clock(), who.participant_id, session_id, inst.instrument_id, side,
+                                     OrderType.LIMIT, price, quantity, throttled=False)
 
     def _post_trade_records(self, commands: list[Command]) -> tuple[bytes, ...]:
         """Per command, the canonical JSON of the fees its trades were charged ("" when none)."""
@@ -365,15 +493,21 @@ class Hub:
         ``metas`` gives, per command, the registry entry a new order had when it was live."""
         commands = decode_commands(packed)
         with self._lock:
-            for cmd, meta in zip(commands, metas, strict=True):
-                if meta is not None:
-                    self._register(cmd.order_id, meta)
-                    if meta.client_order_id:
-                        self._client_ids[meta.participant_id].add(meta.client_order_id)
-            evbuf = self.engines[asset_class].process_packed(packed)
-            events = decode_events(evbuf)
-            scratch = Outcome(commands[0].seq, commands[0].ts, events)
-            self._route(events, commands[0].ts, "", "", scratch)
+            self._replaying = True
+            try:
+                for cmd, meta in zip(commands, metas, strict=True):
+                    if meta is not None:
+                        self._register(cmd.order_id, meta)
+                        if meta.client_order_id:
+                            self._client_ids[meta.participant_id].add(meta.client_order_id)
+                    self._enter_risk(cmd, meta)
+                evbuf = self.engines[asset_class].process_packed(packed)
+                events = decode_events(evbuf)
+                scratch = Outcome(commands[0].seq, commands[0].ts, events)
+                self._route(events, commands[0].ts, "", "", scratch)
+            finally:
+                self._replaying = False
+                self._risk_events = []
             for cmd, meta in zip(commands, metas, strict=True):
                 if meta is not None and meta.is_quote and cmd.order_id in self._orders:
                     key = (meta.participant_id, meta.account, meta.instrument_id)
@@ -386,7 +520,11 @@ class Hub:
         with self._lock:
             self._seq = max(self._seq, seq)
             if kind == EntryKind.ADMIN:
-                self._apply_admin(detail | {"seq": seq})
+                self._replaying = True
+                try:
+                    self._apply_admin(detail | {"seq": seq})
+                finally:
+                    self._replaying = False
 
     def _record(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
                 arrival_ns: int = 0) -> tuple[int, int]:
@@ -398,7 +536,9 @@ class Hub:
                 seq, seq, ts, kind, source, 0, detail=canonical_json(detail), session=session_id,
                 arrival_ns=arrival))
             if kind == EntryKind.ADMIN:
-                self._apply_admin(detail | {"seq": seq})
+                raised = self._apply_admin(detail | {"seq": seq})
+                if raised:
+                    self._act_on_risk(raised, journal=False)  # the input itself is the record
             self.maybe_checkpoint()
         self.journal.wait_committed(ticket)
         return seq, ts
@@ -458,25 +598,32 @@ class Hub:
                 meta = orders[ev.order_id]
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_NEW, price=ev.price,
                                             leaves_quantity=ev.quantity), session_id, caller, outcome)
+            elif t is TopOfBook:
+                self._risk_raised(self.risk.on_top_of_book(ts, ev.instrument_id, ev.bid_price, ev.ask_price))
             elif t is Done:
+                self.risk.on_order_done(ts, ev.order_id)
                 meta = self._forget(ev.order_id)
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_FILLED, price=meta.price),
                               session_id, caller, outcome)
             elif t is Cancelled:
+                self.risk.on_order_done(ts, ev.order_id)
                 meta = self._forget(ev.order_id)
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_CANCELLED,
                                             price=meta.price, leaves_quantity=0,
                                             cancel_reason=ev.reason), session_id, caller, outcome)
             elif t is Expired:
+                self.risk.on_order_done(ts, ev.order_id)
                 meta = self._forget(ev.order_id)
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_EXPIRED, price=meta.price),
                               session_id, caller, outcome)
             elif t is Replaced:
+                self.risk.on_order_replaced(ts, ev.order_id, ev.price, ev.remaining)
                 meta = orders[ev.order_id]
                 meta.price = ev.price
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_REPLACED, price=ev.price,
                                             leaves_quantity=ev.remaining), session_id, caller, outcome)
             elif t is Rejected and ev.command_kind == CommandKind.NEW_ORDER:
+                self.risk.on_order_done(ts, ev.order_id)
                 meta = self._forget(ev.order_id)
                 if meta is not None:
                     self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_REJECTED,
@@ -494,6 +641,7 @@ class Hub:
         post = self._post_trade.setdefault(ev.seq, {"fees": [], "fixed": []})
         post["fees"] += (fees.maker.to_dict(), fees.taker.to_dict())
         post["fixed"] += (c.to_dict() for c in fees.fixed_charges)
+        self._risk_raised(self.risk.on_engine_trade(ts, ev, maker.participant_id, taker.participant_id))
         for order_id, meta, account, remaining, aggressor, fee in (
             (ev.maker_order_id, maker, ev.maker_account, ev.maker_remaining, False, fees.maker),
             (ev.taker_order_id, taker, ev.taker_account, ev.taker_remaining, True, fees.taker),
@@ -579,12 +727,18 @@ class Hub:
 
         def register(commands: list[Command]) -> None:
             cmd = commands[0]
-            self._register(cmd.order_id, OrderMeta(
-                who.participant_id, spec.client_order_id, session_id, inst.instrument_id, inst.symbol,
-                spec.side, account, spec.price, spec.time_in_force, spec.display_quantity,
-                entry_ns=cmd.ts, min_rest_ns=min_rest))
+            meta = OrderMeta(who.participant_id, spec.client_order_id, session_id, inst.instrument_id, inst.symbol,
+                             spec.side, account, spec.price, spec.time_in_force, spec.display_quantity,
+                             entry_ns=cmd.ts, min_rest_ns=min_rest)
+            self._register(cmd.order_id, meta)
+            self._enter_risk(cmd, meta)
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+            refused = self._risk_check_new(who, session_id, inst, spec)
+            if refused is not None:
+                self._gateway_reject(who, "new_order", refused, f"risk: {refused.name}",
+                                     {"symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
+                return None, int(refused), refused.name
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
                                        1, build, register, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
@@ -592,13 +746,17 @@ class Hub:
 
         window = self.fairness.batch_window(inst.asset_class)
         if window is not None:
-            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, False, run).result())
-        taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
-                                     self._marketable(inst, spec.side, spec.price))
-        floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
-        if floor:
-            return self._settle(self.scheduler.hold(arrival + floor, run).result())
-        return self._settle(self._now(arrival, run))
+            result = self._settle(self.scheduler.batch(inst.asset_class, window, arrival, False, run).result())
+        else:
+            taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
+                                         self._marketable(inst, spec.side, spec.price))
+            floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
+            if floor:
+                result = self._settle(self.scheduler.hold(arrival + floor, run).result())
+            else:
+                result = self._settle(self._now(arrival, run))
+        self.observe_ack_latency(inst.asset_class, self._clock() - arrival)
+        return result
 
     def _now(self, arrival: int, run: Callable[[int], object]):
         """Sequence a command that waits for nothing, after everything already due."""
@@ -655,9 +813,20 @@ class Hub:
                 return [Cancel(seq, ts, inst.instrument_id, order_id, account)]
             return [Replace(seq, ts, inst.instrument_id, order_id, account, *new_values)]
 
+        def enter(commands: list[Command]) -> None:
+            self._enter_risk(commands[0], None)
+
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+            if new_values is not None:
+                probe = Replace(0, 0, inst.instrument_id, order_id, account, *new_values)
+                refused = (None if validation.check_replace(probe, inst) is not None else self.risk.check_replace(
+                    self._clock(), who.participant_id, session_id, order_id, *new_values))
+                if refused is not None:
+                    self._gateway_reject(who, what, refused, f"risk: {refused.name}",
+                                         {"symbol": inst.symbol, "order_id": order_id}, arrival)
+                    return None, int(refused), refused.name
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
-                                       1, build, None, arrival, wait=False)
+                                       1, build, enter, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
             return outcome, reason, RejectReason(reason).name if reason else ""
 
@@ -737,10 +906,15 @@ class Hub:
                         for old in self._quotes.get((who.participant_id, acct, inst.instrument_id), ()):
                             if old in self._orders:
                                 plan.append(("cancel", index, inst.instrument_id, old, 0, 0))
-                    if q.bid_quantity:
-                        plan.append(("new", index, inst.instrument_id, Side.BUY, q.bid_price, q.bid_quantity))
-                    if q.ask_quantity:
-                        plan.append(("new", index, inst.instrument_id, Side.SELL, q.ask_price, q.ask_quantity))
+                    for side, px, qty, reason_slot in ((Side.BUY, q.bid_price, q.bid_quantity, 2),
+                                                       (Side.SELL, q.ask_price, q.ask_quantity, 4)):
+                        if not qty:
+                            continue
+                        refused = self._risk_check_quote(who, session_id, inst, side, px, qty)
+                        if refused is not None:
+                            results[index][reason_slot] = int(refused)
+                        else:
+                            plan.append(("new", index, inst.instrument_id, side, px, qty))
                 if not plan:
                     continue
 
@@ -759,9 +933,10 @@ class Hub:
                     for cmd, (what, index, iid, side, px, _) in zip(commands, plan, strict=True):
                         if what != "new":
                             continue
-                        self._register(cmd.order_id, OrderMeta(
-                            who.participant_id, "", session_id, iid, self.instruments[iid].symbol,
-                            side, acct, px, TimeInForce.GTC, 0, is_quote=True))
+                        meta = OrderMeta(who.participant_id, "", session_id, iid, self.instruments[iid].symbol,
+                                         side, acct, px, TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts)
+                        self._register(cmd.order_id, meta)
+                        self._enter_risk(cmd, meta)
                         results[index][1 if side == Side.BUY else 3] = cmd.order_id
 
                 outcome = self._run_engine(ac, who.participant_id, session_id, who.participant_id,
@@ -954,9 +1129,22 @@ class Hub:
                                "asset_class": int(asset_class)})
         return seq, ""
 
-    def _apply_admin(self, detail: dict) -> None:
-        """Apply a journaled hub-level change (live, right after journaling it, and on replay)."""
+    def _apply_admin(self, detail: dict) -> list[RiskEvent]:
+        """Apply a journaled hub-level change (live, right after journaling it, and on replay);
+        returns the risk events it raised (acted on live only)."""
         action = detail.get("action")
+        at = detail.get("at", 0)
+        if action == "risk_kill":
+            return self.risk.kill(at, Scope(detail["scope"]), detail["target"] or None, mode=KillMode(detail["mode"]),
+                                  operator=detail["operator"], note=detail.get("note", ""))
+        if action == "risk_kill_record":  # a kill the hub itself decided (latency anomaly)
+            return self.risk.kill_from_record(detail["record"])
+        if action == "risk_lift":
+            return self.risk.lift(at, Scope(detail["scope"]), detail["target"] or None, operator=detail["operator"])
+        if action == "risk_limit":
+            return self.risk.set_position_limit(at, detail["participant"], detail["instrument_id"], detail["base"])
+        if action == "risk_tick":
+            return self.risk.tick(at)
         if action in ("halt", "resume"):
             symbol, asset_class, halted = detail["symbol"], detail["asset_class"], action == "halt"
             ids, _ = self._scope(symbol, asset_class)
@@ -983,6 +1171,8 @@ class Hub:
             self._open_sessions[detail["session"]] = (pid, bool(detail["cancel_on_disconnect"]))
         elif action == "session_close":
             self._open_sessions.pop(detail["session"], None)
+            self.risk.on_session_closed(detail.get("at", 0), detail["session"])
+        return []
 
     def end_of_session(self, who: Identity, symbol: str, asset_class: int) -> tuple[int, int, str]:
         """Expire DAY orders in a scope. Returns (first sequence, expired count, error text)."""

@@ -7,12 +7,14 @@ answers UNAVAILABLE; anything unexpected is logged and answered INTERNAL, never 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 
 import grpc
 
 from compliance.fees import Month
+from compliance.risk.events import Scope as RiskScope
 from hub.auth import UNDECODABLE, Authenticator, Identity
 from hub.core import Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
 from hub.journal import JournalUnavailableError
@@ -25,7 +27,7 @@ from hub.v1 import market_data_pb2 as mdpb
 from hub.v1 import market_data_pb2_grpc as mdpb_grpc
 from hub.v1 import order_entry_pb2 as oepb
 from hub.v1 import order_entry_pb2_grpc as oepb_grpc
-from matching.types import RejectReason
+from matching.types import AssetClass, RejectReason
 
 log = logging.getLogger("hub.service")
 _INT64_MAX = 2**63 - 1
@@ -269,6 +271,19 @@ class AccountService(apb_grpc.AccountServicer):
         return apb.Positions(positions=rows)
 
     @guarded
+    def GetRisk(self, who, request, context):
+        view = self.hub.risk_view(who)
+        symbol = {i.instrument_id: i.symbol for i in self.hub.instruments.values()}
+        return apb.RiskState(
+            limits=[apb.InstrumentLimit(symbol=symbol[lv.instrument_id], position_limit=lv.position_limit,
+                                        limit_factor_bps=lv.limit_factor_bps, net_position=lv.net_position)
+                    for lv in view.limits],
+            base_currency=view.base_currency, equity=view.equity, initial_requirement=view.initial_requirement,
+            maintenance_requirement=view.maintenance_requirement, margin_call=view.margin_call,
+            reduce_only=view.reduce_only, kill_switch=view.kill_switch,
+            detail_json=json.dumps(view.detail, sort_keys=True, default=str))
+
+    @guarded
     def GetStatement(self, who, request, context):
         month = _month(request.month, self.hub, context)
         statement = self.hub.statement(who.participant_id, month)
@@ -322,6 +337,45 @@ class AdminService(adpb_grpc.AdminServicer):
         if error:
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
         return adpb.AdminAck(accepted=True, sequence=seq, affected_orders=expired)
+
+    def _kill_target(self, request) -> tuple[int, str] | str:
+        if request.scope == adpb.KILL_HUB:
+            return RiskScope.HUB, ""
+        if request.scope == adpb.KILL_ASSET_CLASS:
+            if request.asset_class not in AssetClass._value2member_map_:
+                return "KILL_ASSET_CLASS needs an asset_class"
+            return RiskScope.ASSET_CLASS, AssetClass(request.asset_class).name
+        if request.scope == adpb.KILL_PARTICIPANT:
+            if request.participant_id not in self.hub._class_of:
+                return f"unknown participant {request.participant_id[:64]!r}"
+            return RiskScope.PARTICIPANT, request.participant_id
+        return "scope is required (KILL_HUB, KILL_ASSET_CLASS or KILL_PARTICIPANT)"
+
+    @guarded
+    def Kill(self, who, request, context):
+        target = self._kill_target(request)
+        if isinstance(target, str):
+            return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=target)
+        before = self.hub.resting_count()
+        seq = self.hub.kill(who, target[0], target[1], note=request.reason[:200])
+        return adpb.AdminAck(accepted=True, sequence=seq, affected_orders=max(0, before - self.hub.resting_count()))
+
+    @guarded
+    def LiftKill(self, who, request, context):
+        target = self._kill_target(request)
+        if isinstance(target, str):
+            return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=target)
+        return adpb.AdminAck(accepted=True, sequence=self.hub.lift(who, target[0], target[1]))
+
+    @guarded
+    def SetPositionLimit(self, who, request, context):
+        inst = self.hub.by_symbol.get(request.symbol)
+        if inst is None or request.participant_id not in self.hub._class_of or request.base_limit < 0:
+            return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE,
+                                 reject_text="needs a known participant, a known symbol and base_limit >= 0")
+        seq = self.hub.set_position_limit(who, request.participant_id, inst.instrument_id,
+                                          request.base_limit or None)  # 0 restores the default
+        return adpb.AdminAck(accepted=True, sequence=seq)
 
     @guarded
     def GetRevenue(self, who, request, context):

@@ -189,15 +189,16 @@ class RiskEngine:
     # -- PRE-TRADE (hot path, pure) ------------------------------------------------------------
 
     def check_order(self, ts: int, participant: str, session: str, instrument_id: int, side: int,
-                    order_type: int, price: int, quantity: int) -> RiskReject | None:
+                    order_type: int, price: int, quantity: int, *, throttled: bool = True) -> RiskReject | None:
         """Decide a new order; None = accept. Pure: changes nothing (call ``on_order_entered``
         once the order is sequenced). Checks in this order: kill switch (BLOCK), LULD pause,
         session rate, order rate, price band, max quantity, max notional, reduce-only, position
         limit, margin. Market orders (price ignored) are valued at the band edge of their side.
         An order whose worst case does not leave the flat side it starts from (it can only
         reduce the position) skips the margin check. ``session`` "" (a unary call) uses a
-        per-participant session bucket."""
-        return self._check(ts, participant, session, instrument_id, side, order_type, price, quantity, 0)
+        per-participant session bucket. ``throttled=False`` (mass-quote orders: post-only, limited
+        per message instead) skips the two rate checks; pass the same to ``on_order_entered``."""
+        return self._check(ts, participant, session, instrument_id, side, order_type, price, quantity, 0, throttled)
 
     def check_replace(self, ts: int, participant: str, session: str, order_id: int, price: int,
                       quantity: int) -> RiskReject | None:
@@ -211,7 +212,7 @@ class RiskEngine:
                            o.remaining)
 
     def _check(self, ts: int, participant: str, session: str, iid: int, side: int, order_type: int,
-               price: int, qty: int, released: int) -> RiskReject | None:
+               price: int, qty: int, released: int, throttled: bool = True) -> RiskReject | None:
         ins = self._inst.get(iid)
         if ins is None:
             return _R_UNKNOWN
@@ -230,18 +231,19 @@ class RiskEngine:
             w = self._luld_block.get(iid)
             if w is not None and w[0] <= ts < w[1]:
                 return _R_PAUSED
-        b = self._sessions.get(session or participant)
-        if b is not None and ts > b[1]:
-            if b[0] + (ts - b[1]) * self._sess_rate < TOKEN:
+        if throttled:
+            b = self._sessions.get(session or participant)
+            if b is not None and ts > b[1]:
+                if b[0] + (ts - b[1]) * self._sess_rate < TOKEN:
+                    return _R_SESSION
+            elif b is not None and b[0] < TOKEN:
                 return _R_SESSION
-        elif b is not None and b[0] < TOKEN:
-            return _R_SESSION
-        b = p.buckets.get(iid)
-        if b is not None and ts > b[1]:
-            if b[0] + (ts - b[1]) * self._order_rate < TOKEN:
+            b = p.buckets.get(iid)
+            if b is not None and ts > b[1]:
+                if b[0] + (ts - b[1]) * self._order_rate < TOKEN:
+                    return _R_RATE
+            elif b is not None and b[0] < TOKEN:
                 return _R_RATE
-        elif b is not None and b[0] < TOKEN:
-            return _R_RATE
 
         ref = ins.ref
         buy = side == _BUY
@@ -312,7 +314,8 @@ class RiskEngine:
     # -- SEQUENCED ORDER FLOW ------------------------------------------------------------------
 
     def on_order_entered(self, ts: int, participant: str, session: str, order_id: int, instrument_id: int,
-                         side: int, price: int, quantity: int, time_in_force: int = TimeInForce.DAY) -> None:
+                         side: int, price: int, quantity: int, time_in_force: int = TimeInForce.DAY, *,
+                         throttled: bool = True) -> None:
         """The hub sequenced this new order (it passed ``check_order``): consume the session and
         order-rate tokens and add its quantity to the open exposure until trades, ``on_order_done``
         or ``on_order_replaced`` change it. Call it for every NewOrder command in the ledger,
@@ -320,7 +323,8 @@ class RiskEngine:
         ins = self._inst.get(instrument_id)
         if ins is None:
             return
-        self._take_tokens(ts, participant, session, instrument_id)
+        if throttled:
+            self._take_tokens(ts, participant, session, instrument_id)
         p = self._participant(participant)
         is_buy = side == _BUY
         self._orders[order_id] = OrderState(participant, instrument_id, is_buy, price, quantity, session,

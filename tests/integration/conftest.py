@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
+from compliance.risk import InstrumentRiskConfig
 from hub.client import HubClient
 from hub.config import HubConfig
 from hub.core import Hub
@@ -25,8 +26,21 @@ class RunningHub:
         return f"{HOST}:{self.port}"
 
 
+def gateway_config(base: HubConfig | None = None) -> HubConfig:
+    """The embedded defaults with two risk controls opened up, the order-rate throttle (50/s) and
+    the price band (5 %): they have tests of their own, and these push thousands of orders at
+    prices far from the reference through the gateway."""
+    base = base or HubConfig.default()
+    risk = base.risk.with_(
+        rates=replace(base.risk.rates, orders_per_second=10**6, order_burst=10**6,
+                      session_messages_per_second=10**6, session_burst=10**6),
+        instruments=tuple(InstrumentRiskConfig(instrument_id=i.instrument_id, price_band_bps=10_000)
+                          for i in base.instruments))
+    return replace(base, risk=risk)
+
+
 def default_config() -> HubConfig:
-    return HubConfig.default().with_network(host=HOST, port=0)
+    return gateway_config().with_network(host=HOST, port=0)
 
 
 @pytest.fixture

@@ -28,8 +28,19 @@ def _strip(reports) -> list[cpb.ExecutionReport]:
     return out
 
 
+def _scalper_fee(price: int, quantity: int, aggressor: bool) -> int:
+    """Both sides here are scalpers: 0.1 bp of notional as taker, a net 0.1 bp rebate as maker.
+    AAPL prices have 4 decimals, so 0.1 bp of price x qty is price * qty / 10**7 cents; charges
+    round up and rebates toward zero (the venue's rounding rule)."""
+    exact_numerator, denominator = price * quantity, 10**7
+    return -(-exact_numerator // denominator) if aggressor else -(exact_numerator // denominator)
+
+
 def _report(ack, order_id: int, coid: str, account: int, exec_type: int, side: int, price: int, leaves: int = 0,
             **fields) -> cpb.ExecutionReport:
+    if exec_type == cpb.EXEC_TRADE:
+        fields.update(fee=_scalper_fee(fields["last_price"], fields["last_quantity"], fields.get("aggressor", False)),
+                      fee_currency="USD", fee_schedule="default-v1")
     return cpb.ExecutionReport(sequence=ack.sequence, symbol="AAPL", order_id=order_id, client_order_id=coid,
                                account=account, exec_type=exec_type, side=side, price=price,
                                leaves_quantity=leaves, **fields)

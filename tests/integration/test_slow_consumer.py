@@ -17,6 +17,7 @@ from hub.client import LocalBook, Stream
 from hub.config import HubConfig, LimitsConfig
 from hub.v1 import market_data_pb2 as mdpb
 from hub.v1 import market_data_pb2_grpc as mdpb_grpc
+from tests.integration.conftest import gateway_config
 from tests.integration.support import HOST, engine_depth, md_sequence, read_n, token, wait_until
 
 SYMBOLS = ("AAPL", "MSFT")
@@ -25,7 +26,7 @@ QUEUE = 50
 
 
 def _config() -> HubConfig:
-    return replace(HubConfig.default(), limits=replace(LimitsConfig(), market_data_queue=QUEUE)).with_network(
+    return replace(gateway_config(), limits=replace(LimitsConfig(), market_data_queue=QUEUE)).with_network(
         host=HOST, port=0)
 
 
