@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from hub.config import ParticipantClass
 from hub.core import Hub, OrderMeta
 from hub.journal import EntryKind
 from ledger.records import RecordType, canonical_json, decode
@@ -60,10 +61,14 @@ def _replaying(where: str) -> Iterator[None]:
 
 
 class _Batch:
-    """Consecutive commands of one engine awaiting replay, with the events recorded for them."""
+    """Consecutive commands of one engine and one hub time (one journal entry) awaiting replay, with
+    the events recorded for them. The hub routes a batch's events at one hub time, and what it
+    derives from them (execution reports, fees, risk) depends on that time: a batch must not span
+    two entries."""
 
     def __init__(self) -> None:
         self.asset_class = 0
+        self.hub_time_ns = 0
         self.commands: list[bytes] = []
         self.metas: list[OrderMeta | None] = []
         self.events: list[bytes] = []
@@ -83,15 +88,20 @@ class _Batch:
         return count
 
 
-def _meta(hub: Hub, rec, engine_record: bytes) -> OrderMeta | None:
+def _meta(hub: Hub, rec, engine_record: bytes, classes: dict[str, ParticipantClass]) -> OrderMeta | None:
+    """The registry entry the order had when it was live, with its entry time and the minimum resting
+    time the fairness rules gave it then (quotes have none), so both still hold after a restart."""
     (cmd,) = decode_commands(engine_record)
     if type(cmd) is not NewOrder:
         return None
     inst = hub.instruments.get(cmd.instrument_id)
     if inst is None:
         return None
+    min_rest = 0 if rec.is_quote else hub.fairness.min_resting_ns(
+        classes.get(rec.participant, ParticipantClass.NONE), cmd.order_type, bool(cmd.post_only), cmd.quantity)
     return OrderMeta(rec.participant, rec.client_order_id, rec.session, cmd.instrument_id, inst.symbol, cmd.side,
-                     cmd.account, cmd.price, cmd.time_in_force, cmd.display_quantity, rec.is_quote)
+                     cmd.account, cmd.price, cmd.time_in_force, cmd.display_quantity, rec.is_quote,
+                     entry_ns=cmd.ts, min_rest_ns=min_rest)
 
 
 def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
@@ -101,18 +111,20 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report.checkpoint_size = last_cp.tree_size if last_cp else 0
     batch = _Batch()
     last_config: bytes = b""
+    classes = {p.id: p.participant_class for p in hub.config.participants}
     for idx, seq, payload, _leaf, _chain in store.iter_records():
         with _replaying(f"record {idx} (seq {seq})"):
             rec = decode(payload)
             if rec.record_type == RecordType.EVENT:
                 batch.events.append(rec.engine_record)
             elif rec.record_type == RecordType.COMMAND:
-                if batch.commands and (rec.asset_class != batch.asset_class or len(batch.commands) >= _BATCH):
+                if batch.commands and (rec.asset_class != batch.asset_class or rec.hub_time_ns != batch.hub_time_ns
+                                       or len(batch.commands) >= _BATCH):
                     report.commands += batch.flush(hub)
                 if not batch.commands:
-                    batch.asset_class, batch.first_idx = rec.asset_class, idx
+                    batch.asset_class, batch.hub_time_ns, batch.first_idx = rec.asset_class, rec.hub_time_ns, idx
                 batch.commands.append(rec.engine_record)
-                batch.metas.append(_meta(hub, rec, rec.engine_record))
+                batch.metas.append(_meta(hub, rec, rec.engine_record, classes))
             else:
                 report.commands += batch.flush(hub)
                 hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], rec.detail_json())
