@@ -1,0 +1,354 @@
+"""The ledger as written by a real hub: append-only in the database itself, gap-free records,
+stored tree nodes and signed checkpoints that agree with an independent recomputation,
+inclusion / consistency proofs that verify with ledger.merkle alone; and a store that fails
+(SQLite disk full, PostgreSQL writes revoked) makes the hub refuse commands, acknowledge nothing
+it did not record, and catch up when the store returns. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from hub.client import HubClient
+from hub.config import HubConfig
+from hub.core import HubUnavailableError
+from hub.server import run_server
+from hub.v1 import common_pb2 as cpb
+from ledger.merkle import leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion
+from ledger.records import RecordType, decode
+from ledger.schema import connect
+from ledger.store import CHAIN_TAG
+from tests.ledger.conftest import (
+    LedgerDB,
+    assert_seq_gap_free,
+    drive_mixed,
+    identities,
+    new_orders_in,
+    order,
+    start_hub,
+    stop_hub,
+    wait_for,
+)
+
+# -- 1. append-only, enforced by the database -----------------------------------------------------
+
+UPDATES = {
+    "ledger_record": "UPDATE ledger_record SET payload = :junk WHERE idx = 0",
+    "ledger_node": "UPDATE ledger_node SET hash = :junk",
+    "ledger_checkpoint": "UPDATE ledger_checkpoint SET root_hash = :junk",
+    "ledger_meta": "UPDATE ledger_meta SET value = 'x'",
+}
+JUNK = bytes(32)
+
+
+def _table_rows(db: LedgerDB, table: str) -> list:
+    return [tuple(r) for r in db.query(f"SELECT * FROM {table} ORDER BY 1, 2" if table == "ledger_node"
+                                       else f"SELECT * FROM {table} ORDER BY 1")]
+
+
+@pytest.fixture
+def small_ledger(ledger_db: LedgerDB) -> LedgerDB:
+    journal = ledger_db.journal(checkpoint_every=5)
+    hub = start_hub(journal)
+    drive_mixed(hub, 3)
+    stop_hub(hub)
+    return ledger_db
+
+
+@pytest.mark.parametrize("table", list(UPDATES))
+def test_database_refuses_update_delete_and_truncate_of_ledger_rows(small_ledger: LedgerDB, table: str) -> None:
+    db = small_ledger
+    before = _table_rows(db, table)
+    assert before, f"{table} should hold rows for this test to mean anything"
+    statements = [UPDATES[table], f"DELETE FROM {table}"]
+    if db.is_pg:
+        statements.append(f"TRUNCATE {table}")
+    for sql in statements:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only") as caught:
+            db.execute(sql, {"junk": JUNK})
+        assert table in str(caught.value), f"{sql!r}: the refusal should name the table"
+        assert _table_rows(db, table) == before, f"{sql!r} was refused but changed rows"
+    assert db.verify().ok
+
+
+def test_appending_is_still_allowed_next_to_the_refusals(small_ledger: LedgerDB) -> None:
+    """The triggers refuse changes, not inserts: a restarted journal keeps appending."""
+    db = small_ledger
+    size = len(db.records())
+    hub = start_hub(db.journal())
+    drive_mixed(hub, 1)
+    stop_hub(hub)
+    assert len(db.records()) > size
+    assert db.verify().ok
+
+
+# -- 2. what the journal writes --------------------------------------------------------------------
+
+
+@pytest.fixture
+def written(ledger_db: LedgerDB) -> tuple[LedgerDB, bytes]:
+    """A closed ledger written by a hub (a few hundred records, several checkpoints); and the state
+    digest the hub had when it stopped."""
+    journal = ledger_db.journal(checkpoint_every=15)
+    hub = start_hub(journal)
+    drive_mixed(hub, 8)
+    digest = hub.state_digest_bytes()
+    stop_hub(hub)
+    return ledger_db, digest
+
+
+def _expected_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every complete perfect subtree of level >= 1, computed level by level from the leaves."""
+    nodes: dict[tuple[int, int], bytes] = {}
+    level, current = 0, leaves
+    while len(current) > 1:
+        level += 1
+        current = [node_hash(current[i], current[i + 1]) for i in range(0, len(current) - 1, 2)]
+        nodes.update({(level, i): h for i, h in enumerate(current)})
+    return nodes
+
+
+def test_records_are_gap_free_canonical_and_chained(written) -> None:
+    db, _ = written
+    rows = db.records()
+    assert len(rows) > 250
+    assert [r[0] for r in rows] == list(range(len(rows))), "leaf indices must be 0..n-1 without a gap"
+    assert_seq_gap_free(rows)
+    kinds = Counter(RecordType(r[2]) for r in rows)
+    assert set(kinds) == set(RecordType), f"every record type should occur, got {kinds}"
+    chain = bytes(32)
+    for idx, seq, rtype, payload, leaf, link in rows:
+        rec = decode(payload)
+        assert (rec.record_type, rec.seq) == (rtype, seq), f"record {idx}: columns differ from the payload"
+        assert leaf == leaf_hash(payload), f"record {idx}: leaf hash is not SHA-256(0x00 || payload)"
+        chain = hashlib.sha256(CHAIN_TAG + chain + leaf).digest()
+        assert link == chain, f"record {idx}: hash chain link is wrong"
+
+
+def test_stored_nodes_are_exactly_the_complete_subtrees(written) -> None:
+    db, _ = written
+    leaves = [r[4] for r in db.records()]
+    stored = {(r.level, r.node_index): bytes(r.hash) for r in db.query("SELECT level, node_index, hash FROM ledger_node")}
+    assert stored == _expected_nodes(leaves)
+
+
+def test_checkpoints_are_signed_and_commit_to_the_merkle_root_of_all_leaves_before_them(written) -> None:
+    db, digest = written
+    rows = db.records()
+    leaves = [r[4] for r in rows]
+    store = db.store()
+    checkpoints = store.checkpoints()
+    assert len(checkpoints) >= 4, "the workload should close several blocks"
+    assert checkpoints[-1].tree_size == len(rows), "a clean stop closes the last block"
+    assert checkpoints[-1].state_digest == digest, "the last checkpoint commits to the state at stop"
+    verifier = db.verifier
+    for cp in checkpoints:
+        signed = verifier.verify(cp.note)
+        assert signed.root == cp.root_hash == root_of(leaves[:cp.tree_size]), f"checkpoint {cp.tree_size}"
+        assert (signed.tree_size, signed.state_digest, signed.hub_time_ns) == (cp.tree_size, cp.state_digest,
+                                                                               cp.hub_time_ns)
+        assert cp.last_seq == rows[cp.tree_size - 1][1], "last_seq is the sequence of the block's last record"
+
+
+def _check_inclusion(db: LedgerDB, every_checkpoint: bool) -> None:
+    store = db.store()
+    leaves = [r[4] for r in db.records()]
+    checkpoints = store.checkpoints()
+    verifier = db.verifier
+    proofs = 0
+    for cp in checkpoints:
+        root = verifier.verify(cp.note).root
+        if every_checkpoint or cp is checkpoints[-1]:
+            indices = set(range(cp.tree_size))
+        else:  # the ends, and both sides of the largest power of two below the size
+            split = 1 << max((cp.tree_size - 1).bit_length() - 1, 0)
+            indices = {0, split - 1, split, cp.tree_size - 1}
+        for index in sorted(i for i in indices if 0 <= i < cp.tree_size):
+            proof = store.inclusion_proof(index, cp.tree_size)
+            assert verify_inclusion(index, cp.tree_size, leaves[index], proof, root), (index, cp.tree_size)
+            proofs += 1
+    assert proofs > len(leaves)
+    # and the check can fail: the same path for the neighbouring leaf, or against an older root
+    last = checkpoints[-1]
+    proof = store.inclusion_proof(3, last.tree_size)
+    assert verify_inclusion(3, last.tree_size, leaves[3], proof, last.root_hash)
+    assert not verify_inclusion(3, last.tree_size, leaves[2], proof, last.root_hash)
+    assert not verify_inclusion(3, last.tree_size, leaves[3], proof, checkpoints[-2].root_hash)
+
+
+def test_inclusion_proof_of_every_record_verifies_against_the_latest_signed_root(written) -> None:
+    """Every record against the latest signed root; against each older one, its ends and both
+    sides of the split where the tree's left subtree ends."""
+    _check_inclusion(written[0], every_checkpoint=False)
+
+
+@pytest.mark.slow
+def test_inclusion_proof_of_every_record_verifies_against_every_signed_root(written) -> None:
+    _check_inclusion(written[0], every_checkpoint=True)
+
+
+def test_consistency_proofs_between_every_pair_of_checkpoints_verify(written) -> None:
+    db, _ = written
+    store = db.store()
+    roots = {cp.tree_size: db.verifier.verify(cp.note).root for cp in store.checkpoints()}
+    sizes = sorted(roots)
+    pairs = 0
+    for i, small in enumerate(sizes):
+        for big in sizes[i:]:
+            proof = store.consistency_proof(small, big)
+            assert verify_consistency(small, big, roots[small], roots[big], proof), (small, big)
+            pairs += 1
+    assert pairs == len(sizes) * (len(sizes) + 1) // 2
+    proof = store.consistency_proof(sizes[0], sizes[-1])
+    assert not verify_consistency(sizes[0], sizes[-1], roots[sizes[1]], roots[sizes[-1]], proof)
+
+
+def test_a_restarted_journal_continues_the_same_tree(written) -> None:
+    """The tail (chain, compact range, checkpoint size) is reloaded from the database: records
+    appended after a restart extend the tree the old checkpoints signed."""
+    db, _ = written
+    old = db.store().checkpoints()[-1]
+    hub = start_hub(db.journal(checkpoint_every=25))
+    drive_mixed(hub, 4, seed=11)
+    stop_hub(hub)
+    store = db.store()
+    new = store.checkpoints()[-1]
+    assert new.tree_size > old.tree_size
+    assert verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash,
+                              store.consistency_proof(old.tree_size, new.tree_size))
+    rows = db.records()
+    assert_seq_gap_free(rows)
+    assert new.root_hash == root_of([r[4] for r in rows])
+    assert db.verify().ok
+
+
+# -- 6. storage failure: refuse, never ack what is not recorded, catch up when storage returns -----
+
+
+class _SqliteDiskFull:
+    """'Disk full' for the journal's own connections: PRAGMA max_page_count pinned to the current
+    size on every checkout, so the next page the writer needs is refused (SQLITE_FULL)."""
+
+    error = "database or disk is full"
+
+    def __init__(self, db: LedgerDB) -> None:
+        self.engine = db.engine()
+        self._pages: int | None = None
+        sa.event.listen(self.engine, "checkout", self._apply)
+
+    def _apply(self, dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001 - pool event signature
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA max_page_count = {self._pages or 2_000_000_000}")
+        cur.close()
+
+    def start(self) -> None:
+        with self.engine.connect() as conn:
+            self._pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+
+    def end(self) -> None:
+        self._pages = None
+
+    def close(self) -> None:
+        pass
+
+
+class _PgWritesRevoked:
+    """A failing PostgreSQL store: the journal writes as its own role, whose INSERT right on the
+    records table is revoked (and granted back) by the database owner."""
+
+    error = "permission denied for table ledger_record"
+
+    def __init__(self, db: LedgerDB) -> None:
+        self.db = db
+        self.role = f"ledger_writer_{uuid.uuid4().hex[:10]}"
+        db.execute(f"CREATE ROLE {self.role} LOGIN")
+        db.execute(f"GRANT USAGE, CREATE ON SCHEMA {db.schema} TO {self.role}")
+        url = sa.engine.make_url(db.url).set(username=self.role).render_as_string(hide_password=False)
+        self.engine = connect(url, schema=db.schema)
+
+    def start(self) -> None:
+        self.db.execute(f"REVOKE INSERT ON ledger_record FROM {self.role}")
+
+    def end(self) -> None:
+        self.db.execute(f"GRANT INSERT ON ledger_record TO {self.role}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.db.execute(f"DROP OWNED BY {self.role}")
+        self.db.execute(f"DROP ROLE {self.role}")
+
+
+@pytest.fixture
+def outage(ledger_db: LedgerDB):
+    failure = _PgWritesRevoked(ledger_db) if ledger_db.is_pg else _SqliteDiskFull(ledger_db)
+    yield failure
+    failure.close()
+
+
+def test_a_failing_store_makes_the_hub_refuse_commands_and_catch_up_when_it_returns(
+        ledger_db: LedgerDB, outage) -> None:
+    config = HubConfig.default().with_network(host="127.0.0.1", port=0)
+    who = identities(config)
+    journal = ledger_db.journal(engine=outage.engine, commit_timeout_s=1.0)
+    with run_server(config, journal, grace=0.5) as (hub, port), \
+            HubClient(f"127.0.0.1:{port}", "dev-inst-2", timeout=10) as client:
+        drive_mixed(hub, 2)
+        acked: dict[str, int] = {}
+        for i in range(3):
+            acked[f"ok-{i}"] = client.submit("MSFT", "buy", 1, 419_0000, client_order_id=f"ok-{i}").order_id
+
+        outage.start()
+        in_doubt = ""
+        for i in range(500):  # SQLite: the first writes may still fit into pages already allocated
+            cid = f"during-{i}"
+            try:
+                ack = client.submit("MSFT", "buy", 1, 419_0000, client_order_id=cid)
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc.details()
+                assert "ledger" in exc.details()
+                in_doubt = cid  # sequenced, then not committed in time: not acknowledged
+                break
+            acked[cid] = ack.order_id
+        assert in_doubt, "the store never failed"
+        assert not journal.available and outage.error in journal.error
+
+        refused = []
+        for i in range(3):
+            with pytest.raises(grpc.RpcError) as caught:
+                client.submit("MSFT", "buy", 1, 419_0000, client_order_id=f"refused-{i}")
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            refused.append(f"refused-{i}")
+        with pytest.raises(HubUnavailableError, match="ledger unavailable"):
+            hub.submit_order(who["inst-1"], order("AAPL", cpb.BUY, 189_0000, 1, cid="refused-inproc"))
+        with pytest.raises(HubUnavailableError):
+            hub.set_halted(who["operator"], "AAPL", 0, True)
+        refused.append("refused-inproc")
+
+        outage.end()
+        wait_for(lambda: journal.available, timeout=15, what="the journal to write its backlog")
+        ack = client.submit("MSFT", "buy", 1, 419_0000, client_order_id="after")
+        assert ack.accepted
+        acked["after"] = ack.order_id
+        last_seq = hub.last_sequence
+
+    found = new_orders_in(ledger_db)
+    by_cid = Counter(cid for _, participant, cid in found if participant == "inst-2")
+    for cid, order_id in acked.items():
+        assert by_cid[cid] == 1, f"acknowledged order {cid} must be in the ledger exactly once"
+        assert (order_id, "inst-2", cid) in found
+    assert by_cid[in_doubt] == 1, "the order in flight when storage failed is written with the backlog"
+    assert not any(by_cid[cid] for cid in refused), "refused commands were never sequenced"
+    rows = ledger_db.records()
+    assert_seq_gap_free(rows)
+    assert rows[-1][1] == last_seq
+    report = ledger_db.verify()
+    assert report.ok, report.failure
+
+    hub = start_hub(ledger_db.journal())
+    assert hub.recovery.checkpoint_verified and hub.recovery.records == len(rows)
+    stop_hub(hub)
