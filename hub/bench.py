@@ -771,7 +771,7 @@ def latency_stats(samples: list[LatencySample]) -> dict[str, float]:
         "mean_us": (sum(values) / len(values) if values else 0) * us,
         "count": len(values), "late_sends": sum(s.late_sends for s in samples),
         "achieved_per_s": len(values) / max(1e-9, sum(s.seconds for s in samples)),
-        "reply_bytes_mean": tally.reply_bytes / max(1, tally.replies),
+        "reply_bytes_mean": tally.reply_bytes / max(1, tally.replies - tally.refused - tally.errors),
     }
 
 
@@ -786,7 +786,7 @@ def rate_stats(samples: list[RateSample]) -> dict[str, float]:
         "messages_per_s": replies / seconds,
         "server_cpu_cores": sum(s.server_cpu * s.seconds for s in samples) / seconds,
         "client_cpu_cores": sum(s.client_cpu * s.seconds for s in samples) / seconds,
-        "reply_bytes_mean": tally.reply_bytes / max(1, tally.replies),
+        "reply_bytes_mean": tally.reply_bytes / max(1, tally.replies - tally.refused - tally.errors),
         "seconds": seconds,
     }
 
