@@ -1197,10 +1197,8 @@ class Hub:
     def status(self) -> dict:
         with self._lock:
             engines = []
-            overall = hashlib.sha256()
             for ac, engine in self.engines.items():
                 digest = engine.digest()
-                overall.update(digest)
                 ids = engine.instrument_ids
                 engines.append({
                     "asset_class": int(ac), "implementation": engine.implementation,
@@ -1208,7 +1206,8 @@ class Hub:
                     "resting": sum(1 for m in self._orders.values() if m.instrument_id in ids),
                     "halted": [self.instruments[i].symbol for i in ids if self.is_halted(i)],
                 })
-            return {"last_sequence": self._seq, "time": self._clock(), "digest": overall.hexdigest(),
+            # The same digest the ledger's checkpoints sign: engines, fees and risk.
+            return {"last_sequence": self._seq, "time": self._clock(), "digest": self.state_digest_bytes().hex(),
                     "engines": engines, "sessions": len(self._sessions),
                     "subscribers": self.market_data.subscriber_count()}
 

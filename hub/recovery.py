@@ -10,6 +10,7 @@ cancelled, as new journaled commands.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 from hub.config import ParticipantClass
 from hub.core import Hub, OrderMeta
 from hub.journal import EntryKind
+from ledger.merkle import CompactRange
 from ledger.records import RecordType, canonical_json, decode
-from ledger.store import LedgerStore
+from ledger.signing import SignatureError
+from ledger.store import GENESIS_CHAIN, LedgerStore, chain_link
 from matching.types import AssetClass, NewOrder, decode_commands
 
 log = logging.getLogger("hub.recovery")
@@ -104,6 +107,39 @@ def _meta(hub: Hub, rec, engine_record: bytes, classes: dict[str, ParticipantCla
                      entry_ns=cmd.ts, min_rest_ns=min_rest)
 
 
+class _Integrity:
+    """What recovery replays must be what was committed: every payload matches its leaf hash,
+    the hash chain holds, and the last checkpoint's root and signature match the records (the
+    full independent check is ``hub ledger verify``; this is the part replay cannot skip)."""
+
+    def __init__(self, store: LedgerStore, last_cp) -> None:
+        self._chain = GENESIS_CHAIN
+        self._tree = CompactRange()
+        self._last_cp = last_cp
+        self._verifier = getattr(getattr(store, "_signer", None), "verifier", lambda: None)()
+
+    def check(self, idx: int, seq: int, payload: bytes, leaf: bytes, chain: bytes) -> None:
+        computed = hashlib.sha256(b"\x00" + payload).digest()
+        if computed != leaf:
+            raise RecoveryError(f"record {idx} (seq {seq}): payload does not match its leaf hash; run hub ledger verify")
+        self._chain = chain_link(self._chain, computed)
+        if self._chain != chain:
+            raise RecoveryError(f"record {idx} (seq {seq}): hash chain broken; run hub ledger verify")
+        self._tree.append(computed)
+
+    def check_checkpoint(self) -> None:
+        cp = self._last_cp
+        if self._tree.root() != cp.root_hash:
+            raise RecoveryError(f"checkpoint at tree size {cp.tree_size}: root does not match the records")
+        if self._verifier is not None:
+            try:
+                signed = self._verifier.verify(cp.note)
+            except SignatureError as exc:
+                raise RecoveryError(f"checkpoint at tree size {cp.tree_size}: signature invalid ({exc})") from None
+            if (signed.tree_size, signed.root, signed.state_digest) != (cp.tree_size, cp.root_hash, cp.state_digest):
+                raise RecoveryError(f"checkpoint at tree size {cp.tree_size}: columns differ from the signed note")
+
+
 def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     started = time.perf_counter()
     report = RecoveryReport()
@@ -112,8 +148,10 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     batch = _Batch()
     last_config: bytes = b""
     classes = {p.id: p.participant_class for p in hub.config.participants}
-    for idx, seq, payload, _leaf, _chain in store.iter_records():
+    integrity = _Integrity(store, last_cp)
+    for idx, seq, payload, leaf, chain in store.iter_records():
         with _replaying(f"record {idx} (seq {seq})"):
+            integrity.check(idx, seq, payload, leaf, chain)
             rec = decode(payload)
             if rec.record_type == RecordType.EVENT:
                 batch.events.append(rec.engine_record)
@@ -132,6 +170,7 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
                     last_config = rec.detail
             report.records = idx + 1
             if last_cp is not None and idx + 1 == last_cp.tree_size:
+                integrity.check_checkpoint()
                 report.commands += batch.flush(hub)
                 rebuilt = hub.state_digest_bytes()
                 if rebuilt != last_cp.state_digest:

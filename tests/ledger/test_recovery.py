@@ -6,6 +6,7 @@ orders; a ledger the hub cannot replay exactly stops it before it ever reports S
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import socket
 import threading
 import time
@@ -287,8 +288,8 @@ def test_a_refused_start_does_not_sign_the_unverified_tail_of_a_crashed_ledger(
 @pytest.mark.parametrize("where", ["signed", "unsigned"])
 def test_a_tampered_event_stops_the_hub_before_serving(ledger_db: LedgerDB, monkeypatch: pytest.MonkeyPatch,
                                                        where: str) -> None:
-    """A fill's quantity changed in the database (before or after the last checkpoint): replay
-    produces the event the engine really made, which differs from the stored one."""
+    """A fill's quantity changed in the database (before or after the last checkpoint): recovery
+    finds the payload no longer matches its leaf hash before it replays anything."""
     build_ledger(ledger_db, rounds=10)
     if where == "unsigned":
         journal = ledger_db.journal(checkpoint_every=10**9)
@@ -305,8 +306,35 @@ def test_a_tampered_event_stops_the_hub_before_serving(ledger_db: LedgerDB, monk
     tampered = payload[:engine_at] + encode_event(trade._replace(quantity=trade.quantity + 1))
     ledger_db.drop_triggers()
     ledger_db.execute("UPDATE ledger_record SET payload = :p WHERE idx = :i", {"p": tampered, "i": idx})
-    _refused_start(ledger_db, {}, monkeypatch, "produced different events than the ledger recorded")
+    _refused_start(ledger_db, {}, monkeypatch, f"record {idx} .*payload does not match its leaf hash")
     assert not ledger_db.verify().ok
+
+
+def test_an_event_rewritten_with_its_hashes_recomputed_is_caught_by_replay(ledger_db: LedgerDB,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attacker who also recomputes the leaf hash and the chain from there on (but cannot sign)
+    is stopped by replay itself: the engine makes a different fill than the stored one."""
+    build_ledger(ledger_db, rounds=10)
+    journal = ledger_db.journal(checkpoint_every=10**9)  # what follows stays unsigned
+    hub = start_hub(journal)
+    drive_mixed(hub, 3, seed=9)
+    journal.flush()
+    journal.close()
+    rows = ledger_db.records()
+    idx, payload, trade = next((r[0], r[3], ev) for r in reversed(rows) if r[2] == RecordType.EVENT
+                               for ev in decode_events(decode(r[3]).engine_record) if type(ev) is Trade)
+    last_cp = ledger_db.query("SELECT max(tree_size) AS m FROM ledger_checkpoint")[0].m
+    assert idx >= last_cp, "the flow must leave a trade after the last checkpoint"
+    tampered = payload[:len(payload) - RECORD_SIZE] + encode_event(trade._replace(quantity=trade.quantity + 1))
+    ledger_db.drop_triggers()
+    chain = bytes(ledger_db.query("SELECT chain_hash FROM ledger_record WHERE idx = :i", {"i": idx - 1})[0].chain_hash)
+    for i, _seq, _rtype, body in (r[:4] for r in rows if r[0] >= idx):
+        body = tampered if i == idx else body
+        leaf = hashlib.sha256(b"\x00" + body).digest()
+        chain = hashlib.sha256(b"hub-ledger/chain/v1" + chain + leaf).digest()
+        ledger_db.execute("UPDATE ledger_record SET payload = :p, leaf_hash = :l, chain_hash = :c WHERE idx = :i",
+                          {"p": body, "l": leaf, "c": chain, "i": i})
+    _refused_start(ledger_db, {}, monkeypatch, "produced different events than the ledger recorded")
 
 
 # -- what recovery restores beyond the engines' digest -----------------------------------------------
@@ -366,12 +394,9 @@ def test_the_minimum_resting_time_still_applies_after_a_restart(ledger_db: Ledge
     assert reason, f"a cancel 60 s early went through after the restart ({text})"
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (reported): recovery replays payloads without checking them "
-                                       "against their leaf hashes; what the state digest does not cover (client order "
-                                       "ids, sessions) can be rewritten unnoticed")
 def test_recovery_refuses_a_command_whose_client_order_id_was_rewritten(ledger_db: LedgerDB) -> None:
-    """(Rewriting a command's owner is caught, since fees and positions per participant are in the
-    digest; its client order id is not.)"""
+    """The state digest does not cover client order ids: recovery checks every payload against
+    its leaf hash and the chain before replaying it."""
     from ledger.records import encode_command
 
     build_ledger(ledger_db, rounds=4)
@@ -382,5 +407,5 @@ def test_recovery_refuses_a_command_whose_client_order_id_was_rewritten(ledger_d
     ledger_db.drop_triggers()
     ledger_db.execute("UPDATE ledger_record SET payload = :p WHERE idx = :i", {"p": forged, "i": idx})
     assert not ledger_db.verify().ok, "the control: the verifier sees the rewrite"
-    with pytest.raises(RecoveryError):
+    with pytest.raises(RecoveryError, match=f"record {idx} .*leaf hash"):
         start_hub(ledger_db.journal())
