@@ -10,6 +10,7 @@ commands, so nothing is acknowledged that was not recorded and nothing recorded 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -239,6 +240,8 @@ class LedgerJournal(LedgerStore):
         self._insert_records = self._sql("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, "
                                          "leaf_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
         self._insert_nodes = self._sql("INSERT INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)")
+        self._explicit_begin = engine.dialect.name == "sqlite"  # pysqlite runs in autocommit (see schema)
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
         self._insert_records_multi = self._multi(self._insert_records)
         self._insert_nodes_multi = self._multi(self._insert_nodes)
         self._insert_checkpoint = self._sql("INSERT INTO ledger_checkpoint (tree_size, root_hash, state_digest, "
@@ -393,25 +396,56 @@ class LedgerJournal(LedgerStore):
                 note = self._signer.sign(Checkpoint(self._origin, size, root, digest, ts)).note
                 checkpoints.append((size, root, digest, ts, last_seq, note))
                 checkpoint_size = size
-        with self.engine.begin() as conn:
-            if rows:
-                self._insert_many(conn, self._insert_records, self._insert_records_multi, rows)
-            if nodes:
-                self._insert_many(conn, self._insert_nodes, self._insert_nodes_multi, nodes)
-            if checkpoints:
-                conn.exec_driver_sql(self._insert_checkpoint, checkpoints)
+        self._commit(rows, nodes, checkpoints)
         return _Tail(size, chain, CompactRange(size, frontier), last_seq, checkpoint_size)
 
-    @staticmethod
-    def _insert_many(conn: sa.Connection, single: str, multi: str, rows: list[tuple]) -> None:
-        """The rows in order: whole groups through the multi-row statement, the rest one by one."""
-        whole = len(rows) - len(rows) % _ROWS_PER_INSERT
-        if whole:
-            flat = itertools.chain.from_iterable
-            conn.exec_driver_sql(multi, [tuple(flat(rows[i:i + _ROWS_PER_INSERT]))
-                                         for i in range(0, whole, _ROWS_PER_INSERT)])
-        if whole < len(rows):
-            conn.exec_driver_sql(single, rows[whole:])
+    def _commit(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
+        """One transaction on a pooled connection, driven through its DBAPI cursor: SQLAlchemy's own
+        transaction and statement machinery costs more than the inserts of a small batch, and every
+        commit is on an acknowledgement's path. Driver errors are raised as SQLAlchemy's DBAPIError,
+        like any other database failure."""
+        raw = self.engine.raw_connection()
+        cursor = None
+        statement = "BEGIN"
+        try:
+            cursor = raw.cursor()
+            if self._explicit_begin:
+                cursor.execute("BEGIN")
+            for statement, params in self._statements(rows, nodes, checkpoints):
+                cursor.executemany(statement, params)
+            statement = "COMMIT"
+            if self._explicit_begin:
+                cursor.execute("COMMIT")
+            else:
+                raw.commit()
+        except self._dbapi_error as exc:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            lost = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+            if lost:
+                raw.invalidate()
+            raise sa.exc.DBAPIError.instance(statement, None, exc, self._dbapi_error, hide_parameters=True,
+                                             connection_invalidated=lost, dialect=self.engine.dialect) from exc
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+            raw.close()
+
+    def _statements(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> Iterator[tuple[str, list]]:
+        """(statement, parameter sets) inserting the rows in order: whole groups of rows through the
+        multi-row INSERT, the rest one row per parameter set."""
+        flat = itertools.chain.from_iterable
+        n = _ROWS_PER_INSERT
+        for single, multi, table in ((self._insert_records, self._insert_records_multi, rows),
+                                     (self._insert_nodes, self._insert_nodes_multi, nodes)):
+            whole = len(table) - len(table) % n
+            if whole:
+                yield multi, [tuple(flat(table[i:i + n])) for i in range(0, whole, n)]
+            if whole < len(table):
+                yield single, table[whole:]
+        if checkpoints:
+            yield self._insert_checkpoint, checkpoints
 
 
 def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, key_name: str = "hub.local",
