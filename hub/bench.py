@@ -269,8 +269,8 @@ class EchoService:
         threading.Thread(target=read, name="echo-session", daemon=True).start()
         yield oepb.SessionResponse(opened=oepb.SessionOpened(session_id="echo", participant_id="echo"))
         while not outbox.closed:
-            yield from outbox.take(0.1)
-        yield from outbox.take(0)
+            yield from outbox.take(0.1)[0]
+        yield from outbox.take(0)[0]
 
 
 def build_echo_server(config: HubConfig) -> tuple[grpc.Server, int]:

@@ -162,7 +162,8 @@ class ReportQueue:
         self.overflowed = False
         self.closed = False
 
-    def put(self, item) -> None:
+    def put(self, item, ticket: int = 0) -> None:
+        """Queue an item that may be sent once journal ticket ``ticket`` is committed (0: now)."""
         with self._cv:
             if self.overflowed or self.closed:
                 return
@@ -170,16 +171,18 @@ class ReportQueue:
                 self.overflowed = True
                 self._items.clear()
             else:
-                self._items.append(item)
+                self._items.append((item, ticket))
             self._cv.notify()
 
-    def take(self, timeout: float) -> list:
+    def take(self, timeout: float) -> tuple[list, int]:
+        """Everything queued, and the journal ticket that must be committed before sending it."""
         with self._cv:
             if not self._items and not self.overflowed and not self.closed:
                 self._cv.wait(timeout)
-            items = list(self._items)
+            items = [item for item, _ in self._items]
+            ticket = max((t for _, t in self._items), default=0)
             self._items.clear()
-            return items
+            return items, ticket
 
     def close(self) -> None:
         with self._cv:
@@ -261,6 +264,8 @@ class Hub:
         self._fee_records: list[FeeRecord] = []
         self._fixed_charges: list[FixedFeeCharge] = []
         self._post_trade: dict[int, dict] = {}  # seq -> fees of the command being routed
+        self._pending_deliveries: list[tuple[ReportQueue, cpb.ExecutionReport]] = []
+        self.last_ticket = 0  # the newest journal ticket: streams send nothing newer before its commit
         self.risk = RiskEngine(config.risk, config.instruments)
         self._risk_events: list[RiskEvent] = []  # raised while routing the current command
         self._replaying = False  # recovery feeds the risk engine but never acts on its events
@@ -356,7 +361,9 @@ class Hub:
                 first, first + len(commands) - 1, ts, EntryKind.ENGINE, source, int(asset_class),
                 packed, evbuf, session=session_id, arrival_ns=arrival, client_order_ids=client_ids,
                 quote_flags=quote_flags, post_trade=self._post_trade_records(commands)))
-            self.market_data.publish(first, ts, events)
+            self.last_ticket = ticket
+            self._flush_deliveries(ticket)
+            self.market_data.publish(first, ts, events, ticket)
             self.maybe_checkpoint()
             if self._risk_events:
                 raised, self._risk_events = self._risk_events, []
@@ -366,9 +373,11 @@ class Hub:
             self.journal.wait_committed(ticket)
         return outcome
 
-    def _settle(self, result: tuple[Outcome | None, int, str]) -> tuple[Outcome | None, int, str]:
-        """Wait, without the sequencer, until the command of a ``wait=False`` run is committed."""
-        if result[0] is not None:
+    def _settle(self, result: tuple[Outcome | None, int, str], settle: bool = True) -> tuple[Outcome | None, int, str]:
+        """Wait, without the sequencer, until the command of a ``wait=False`` run is committed.
+        ``settle=False`` leaves the wait to the caller (a pipelined session waits once per batch
+        of replies, with ``outcome.ticket``)."""
+        if settle and result[0] is not None:
             self.journal.wait_committed(result[0].ticket)
         return result
 
@@ -379,14 +388,21 @@ class Hub:
             self._risk_events.extend(events)
 
     def _enter_risk(self, cmd: Command, meta: OrderMeta | None) -> None:
-        """Tell the risk engine a command was sequenced (live in ``before``, and on replay)."""
+        """Tell the risk engine a command was sequenced (live in ``before``, and on replay).
+        Commands the engine refuses on their own fields change no risk state (no rate tokens):
+        malformed input leaves the state digest as it was."""
+        inst = self.instruments.get(cmd.instrument_id)
+        if inst is None:
+            return
         if type(cmd) is NewOrder and meta is not None:
+            if validation.check_new_order(cmd, inst, cmd.order_id - 1) is not None:
+                return
             self.risk.on_order_entered(cmd.ts, meta.participant_id, meta.session_id, cmd.order_id, cmd.instrument_id,
                                        cmd.side, cmd.price, cmd.quantity, cmd.time_in_force,
                                        throttled=not meta.is_quote)
         elif type(cmd) is Replace:
             owner = self._orders.get(cmd.order_id)
-            if owner is not None:
+            if owner is not None and validation.check_replace(cmd, inst) is None:
                 self.risk.on_replace_entered(cmd.ts, owner.participant_id, owner.session_id, cmd.order_id)
 
     def _act_on_risk(self, events: list[RiskEvent], journal: bool = True) -> None:
@@ -508,6 +524,7 @@ class Hub:
             finally:
                 self._replaying = False
                 self._risk_events = []
+                self._pending_deliveries = []
             for cmd, meta in zip(commands, metas, strict=True):
                 if meta is not None and meta.is_quote and cmd.order_id in self._orders:
                     key = (meta.participant_id, meta.account, meta.instrument_id)
@@ -577,16 +594,24 @@ class Hub:
 
     def _deliver(self, meta: OrderMeta, report: cpb.ExecutionReport, session_id: str, caller: str,
                  outcome: Outcome) -> None:
+        """Route one report to its owner only. Streams get it once the command's journal entry is
+        appended (``_flush_deliveries``), tagged with its ticket: they send it after the commit."""
         pid = meta.participant_id
         self._history[pid].append(report)
+        pending = self._pending_deliveries
         for q in self._drop_copies.get(pid, ()):
-            q.put(report)
+            pending.append((q, report))
         if pid == caller:
             outcome.reports.append(report)
         if meta.session_id and (meta.session_id != session_id or pid != caller):
             session = self._sessions.get(meta.session_id)
             if session is not None:
-                session.outbox.put(report)
+                pending.append((session.outbox, report))
+
+    def _flush_deliveries(self, ticket: int) -> None:
+        pending, self._pending_deliveries = self._pending_deliveries, []
+        for queue, report in pending:
+            queue.put(report, ticket)
 
     def _route(self, events: list[Event], ts: int, session_id: str, caller: str, outcome: Outcome) -> None:
         orders = self._orders
@@ -701,7 +726,8 @@ class Hub:
             return who.default_stp
         return _PROTO_STP.get(wire, _INVALID_STP)
 
-    def submit_order(self, who: Identity, spec: OrderSpec, session_id: str = "") -> tuple[Outcome | None, int, str]:
+    def submit_order(self, who: Identity, spec: OrderSpec, session_id: str = "",
+                     settle: bool = True) -> tuple[Outcome | None, int, str]:
         """Returns (outcome, reject reason or 0, text). Outcome None: refused at the gateway.
 
         Fairness applies here: the order may wait behind its latency floor or join its asset
@@ -746,15 +772,15 @@ class Hub:
 
         window = self.fairness.batch_window(inst.asset_class)
         if window is not None:
-            result = self._settle(self.scheduler.batch(inst.asset_class, window, arrival, False, run).result())
+            result = self._settle(self.scheduler.batch(inst.asset_class, window, arrival, False, run).result(), settle)
         else:
             taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
                                          self._marketable(inst, spec.side, spec.price))
             floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
             if floor:
-                result = self._settle(self.scheduler.hold(arrival + floor, run).result())
+                result = self._settle(self.scheduler.hold(arrival + floor, run).result(), settle)
             else:
-                result = self._settle(self._now(arrival, run))
+                result = self._settle(self._now(arrival, run), settle)
         self.observe_ack_latency(inst.asset_class, self._clock() - arrival)
         return result
 
@@ -779,15 +805,17 @@ class Hub:
             meta = None  # someone else's order looks exactly like no order
         return inst, meta
 
-    def cancel_order(self, who: Identity, symbol: str, order_id: int, session_id: str = "") -> tuple[Outcome | None, int, str]:
-        return self._amend(who, "cancel", symbol, order_id, session_id, None)
+    def cancel_order(self, who: Identity, symbol: str, order_id: int, session_id: str = "",
+                     settle: bool = True) -> tuple[Outcome | None, int, str]:
+        return self._amend(who, "cancel", symbol, order_id, session_id, None, settle=settle)
 
     def replace_order(self, who: Identity, symbol: str, order_id: int, price: int, quantity: int,
-                      session_id: str = "") -> tuple[Outcome | None, int, str]:
-        return self._amend(who, "replace", symbol, order_id, session_id, (price, quantity))
+                      session_id: str = "", settle: bool = True) -> tuple[Outcome | None, int, str]:
+        return self._amend(who, "replace", symbol, order_id, session_id, (price, quantity), settle=settle)
 
     def _amend(self, who: Identity, what: str, symbol: str, order_id: int, session_id: str,
-               new_values: tuple[int, int] | None, enforce_resting: bool = True) -> tuple[Outcome | None, int, str]:
+               new_values: tuple[int, int] | None, enforce_resting: bool = True,
+               settle: bool = True) -> tuple[Outcome | None, int, str]:
         arrival = self._clock()
         inst, meta = self._own_order(who, symbol, order_id)
         problem: tuple[int, str] | None = None
@@ -836,11 +864,11 @@ class Hub:
             if arrival < rested_enough_at:  # hold mode: it may join a batch only once the order has rested enough
                 joined = self.scheduler.hold(rested_enough_at, lambda release_ns: self.scheduler.batch(
                     inst.asset_class, window, release_ns, is_cancel, run))
-                return self._settle(joined.result().result())
-            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, is_cancel, run).result())
+                return self._settle(joined.result().result(), settle)
+            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, is_cancel, run).result(), settle)
         if arrival < rested_enough_at:  # hold mode: applied the moment the order has rested enough
-            return self._settle(self.scheduler.hold(rested_enough_at, run).result())
-        return self._settle(self._now(arrival, run))
+            return self._settle(self.scheduler.hold(rested_enough_at, run).result(), settle)
+        return self._settle(self._now(arrival, run), settle)
 
     def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:
         """Cancel the participant's orders (one account or all, one instrument or all).

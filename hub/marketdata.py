@@ -22,13 +22,13 @@ class Subscriber:
     def __init__(self, instrument_ids: frozenset[int], capacity: int) -> None:
         self.instrument_ids = instrument_ids
         self._capacity = capacity
-        self._queue: deque[mdpb.MarketDataUpdate] = deque()
+        self._queue: deque[tuple[mdpb.MarketDataUpdate, int]] = deque()  # (update, journal ticket)
         self._cv = threading.Condition(threading.Lock())
         self.needs_resync = False
         self.closed = False
         self.dropped = 0
 
-    def offer(self, update: mdpb.MarketDataUpdate) -> None:
+    def offer(self, update: mdpb.MarketDataUpdate, ticket: int = 0) -> None:
         with self._cv:
             if self.needs_resync or self.closed:
                 self.dropped += 1
@@ -38,17 +38,19 @@ class Subscriber:
                 self._queue.clear()
                 self.needs_resync = True
             else:
-                self._queue.append(update)
+                self._queue.append((update, ticket))
             self._cv.notify()
 
-    def take(self, timeout: float) -> list[mdpb.MarketDataUpdate]:
-        """Everything queued (possibly nothing after ``timeout``); check needs_resync after."""
+    def take(self, timeout: float) -> tuple[list[mdpb.MarketDataUpdate], int]:
+        """Everything queued (possibly nothing after ``timeout``) and the journal ticket that must
+        be committed before it is sent; check needs_resync after."""
         with self._cv:
             if not self._queue and not self.needs_resync and not self.closed:
                 self._cv.wait(timeout)
-            items = list(self._queue)
+            items = [u for u, _ in self._queue]
+            ticket = max((t for _, t in self._queue), default=0)
             self._queue.clear()
-            return items
+            return items, ticket
 
     def reset(self) -> None:
         """Called with the sequencer held, right before the fresh snapshot is taken."""
@@ -103,27 +105,35 @@ class MarketDataHub:
             halted=halted,
         )
 
-    def _send(self, ch: _Channel, seq: int, ts: int, **body) -> None:
+    def _send(self, ch: _Channel, seq: int, ts: int, ticket: int = 0, **body) -> None:
         ch.md_seq += 1
         update = mdpb.MarketDataUpdate(symbol=ch.symbol, md_sequence=ch.md_seq, sequence=seq,
                                        hub_time_ns=ts, **body)
         for sub in ch.subscribers:
-            sub.offer(update)
+            sub.offer(update, ticket)
 
-    def publish(self, seq: int, ts: int, events: Iterable[Event]) -> None:
-        """Turn one command's engine events into public updates (never order ids or accounts)."""
+    def publish(self, seq: int, ts: int, events: Iterable[Event], ticket: int = 0) -> None:
+        """Turn one command's engine events into public updates (never order ids or accounts);
+        subscribers send them once journal ticket ``ticket`` is committed."""
+        channels = self._channels
         for ev in events:
-            if type(ev) is BookDelta:
-                self._send(self._channels[ev.instrument_id], ev.seq, ts, delta=mdpb.BookDeltaUpdate(
-                    side=ev.side, price=ev.price, quantity=ev.visible_quantity))
-            elif type(ev) is Trade:
-                self._send(self._channels[ev.instrument_id], ev.seq, ts, trade=mdpb.TradeUpdate(
-                    trade_id=ev.trade_id, price=ev.price, quantity=ev.quantity,
-                    aggressor_side=ev.aggressor_side))
-            elif type(ev) is TopOfBook:
-                self._send(self._channels[ev.instrument_id], ev.seq, ts, top=mdpb.TopOfBookUpdate(
-                    bid_price=ev.bid_price, bid_quantity=ev.bid_quantity,
-                    ask_price=ev.ask_price, ask_quantity=ev.ask_quantity))
+            t = type(ev)
+            if t is BookDelta or t is Trade or t is TopOfBook:
+                ch = channels[ev.instrument_id]
+                if not ch.subscribers:
+                    ch.md_seq += 1  # nobody listens: keep the sequence, skip building the message
+                    continue
+                if t is BookDelta:
+                    self._send(ch, ev.seq, ts, ticket, delta=mdpb.BookDeltaUpdate(
+                        side=ev.side, price=ev.price, quantity=ev.visible_quantity))
+                elif t is Trade:
+                    self._send(ch, ev.seq, ts, ticket, trade=mdpb.TradeUpdate(
+                        trade_id=ev.trade_id, price=ev.price, quantity=ev.quantity,
+                        aggressor_side=ev.aggressor_side))
+                else:
+                    self._send(ch, ev.seq, ts, ticket, top=mdpb.TopOfBookUpdate(
+                        bid_price=ev.bid_price, bid_quantity=ev.bid_quantity,
+                        ask_price=ev.ask_price, ask_quantity=ev.ask_quantity))
 
     def publish_status(self, instrument_id: int, seq: int, ts: int, halted: bool) -> None:
         self._send(self._channels[instrument_id], seq, ts,

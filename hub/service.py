@@ -80,22 +80,29 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
 
     # Each handler below is also the session's handler for the same request type.
 
-    def _submit(self, who: Identity, req: oepb.NewOrderRequest, session_id: str = "") -> oepb.OrderAck:
-        outcome, reason, text = self.hub.submit_order(who, _spec(req), session_id)
-        return _order_ack(outcome, reason, text, client_order_id=req.client_order_id)
+    # The order-entry helpers return the ack and the journal ticket that must be committed before
+    # it is sent: unary calls wait here (settle), sessions pipeline and wait once per batch.
 
-    def _cancel(self, who: Identity, req: oepb.CancelRequest, session_id: str = "") -> oepb.OrderAck:
-        if req.order_id > _INT64_MAX:
-            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id)
-        outcome, reason, text = self.hub.cancel_order(who, req.symbol, req.order_id, session_id)
-        return _order_ack(outcome, reason, text, req.order_id)
+    def _submit(self, who: Identity, req: oepb.NewOrderRequest, session_id: str = "",
+                settle: bool = True) -> tuple[oepb.OrderAck, int]:
+        outcome, reason, text = self.hub.submit_order(who, _spec(req), session_id, settle=settle)
+        return (_order_ack(outcome, reason, text, client_order_id=req.client_order_id),
+                outcome.ticket if outcome is not None else 0)
 
-    def _replace(self, who: Identity, req: oepb.ReplaceRequest, session_id: str = "") -> oepb.OrderAck:
+    def _cancel(self, who: Identity, req: oepb.CancelRequest, session_id: str = "",
+                settle: bool = True) -> tuple[oepb.OrderAck, int]:
         if req.order_id > _INT64_MAX:
-            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id)
+            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
+        outcome, reason, text = self.hub.cancel_order(who, req.symbol, req.order_id, session_id, settle=settle)
+        return _order_ack(outcome, reason, text, req.order_id), outcome.ticket if outcome is not None else 0
+
+    def _replace(self, who: Identity, req: oepb.ReplaceRequest, session_id: str = "",
+                 settle: bool = True) -> tuple[oepb.OrderAck, int]:
+        if req.order_id > _INT64_MAX:
+            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
         outcome, reason, text = self.hub.replace_order(who, req.symbol, req.order_id, req.price, req.quantity,
-                                                       session_id)
-        return _order_ack(outcome, reason, text, req.order_id)
+                                                       session_id, settle=settle)
+        return _order_ack(outcome, reason, text, req.order_id), outcome.ticket if outcome is not None else 0
 
     def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> oepb.MassCancelAck:
         count, reason, text = self.hub.mass_cancel(who, req.symbol, req.account)
@@ -109,17 +116,26 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
             quotes=[oepb.QuoteAck(symbol=s, bid_order_id=b, bid_reject_reason=br, ask_order_id=a,
                                   ask_reject_reason=ar) for s, b, br, a, ar in rows])
 
+    def _committed(self, ticket: int, context: grpc.ServicerContext) -> None:
+        """Block until journal ticket ``ticket`` is committed; a ledger that cannot commit ends the
+        stream with UNAVAILABLE (what was not recorded is never sent)."""
+        if ticket:
+            try:
+                self.hub.journal.wait_committed(ticket)
+            except JournalUnavailableError as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
     @guarded
     def SubmitOrder(self, who, request, context):
-        return self._submit(who, request)
+        return self._submit(who, request)[0]
 
     @guarded
     def CancelOrder(self, who, request, context):
-        return self._cancel(who, request)
+        return self._cancel(who, request)[0]
 
     @guarded
     def ReplaceOrder(self, who, request, context):
-        return self._replace(who, request)
+        return self._replace(who, request)[0]
 
     @guarded
     def MassCancel(self, who, request, context):
@@ -129,18 +145,22 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
     def MassQuote(self, who, request, context):
         return self._mass_quote(who, request)
 
-    def _session_reply(self, who: Identity, session: SessionState, req: oepb.SessionRequest) -> oepb.SessionResponse:
+    def _session_reply(self, who: Identity, session: SessionState,
+                       req: oepb.SessionRequest) -> tuple[oepb.SessionResponse, int]:
+        """The reply to one session request and the journal ticket it waits for (0: none)."""
         if req is UNDECODABLE:
             return oepb.SessionResponse(order_ack=oepb.OrderAck(
-                reject_reason=cpb.REJECT_MISSING_FIELD, reject_text="request does not deserialise"))
+                reject_reason=cpb.REJECT_MISSING_FIELD, reject_text="request does not deserialise")), 0
         rid = req.request_id
         body = req.WhichOneof("body")
-        if body == "new_order":
-            return oepb.SessionResponse(request_id=rid, order_ack=self._submit(who, req.new_order, session.session_id))
-        if body == "cancel":
-            return oepb.SessionResponse(request_id=rid, order_ack=self._cancel(who, req.cancel, session.session_id))
-        if body == "replace":
-            return oepb.SessionResponse(request_id=rid, order_ack=self._replace(who, req.replace, session.session_id))
+        if body in ("new_order", "cancel", "replace"):
+            handler = {"new_order": self._submit, "cancel": self._cancel, "replace": self._replace}[body]
+            ack, ticket = handler(who, getattr(req, body), session.session_id, settle=False)
+            return oepb.SessionResponse(request_id=rid, order_ack=ack), ticket
+        return self._session_other(who, session, req, rid, body), 0
+
+    def _session_other(self, who: Identity, session: SessionState, req: oepb.SessionRequest, rid: int,
+                       body: str | None) -> oepb.SessionResponse:
         if body == "mass_quote":
             return oepb.SessionResponse(request_id=rid,
                                         mass_quote_ack=self._mass_quote(who, req.mass_quote, session.session_id))
@@ -169,7 +189,8 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
             # ordered outbox that the response stream drains.
             try:
                 for req in request_iterator:
-                    session.outbox.put(self._session_reply(who, session, req))
+                    reply, ticket = self._session_reply(who, session, req)
+                    session.outbox.put(reply, ticket)
             except grpc.RpcError:
                 pass  # the client went away; cancel-on-disconnect below still applies
             except Exception as exc:  # noqa: BLE001 - reported as INTERNAL on the stream
@@ -183,7 +204,11 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
         yield oepb.SessionResponse(opened=oepb.SessionOpened(session_id=session.session_id,
                                                              participant_id=who.participant_id))
         while True:
-            for item in session.outbox.take(_POLL_S):
+            items, ticket = session.outbox.take(_POLL_S)
+            # Pipelined: requests were sequenced without waiting; one wait covers the whole batch
+            # of replies (group commit), and nothing leaves before it is durable.
+            self._committed(ticket, context)
+            for item in items:
                 if isinstance(item, cpb.ExecutionReport):
                     yield oepb.SessionResponse(execution=item)
                 else:
@@ -196,7 +221,9 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
             if session.outbox.closed and not context.is_active():
                 return
             if session.outbox.closed:
-                for item in session.outbox.take(0):
+                items, ticket = session.outbox.take(0)
+                self._committed(ticket, context)
+                for item in items:
                     yield item if not isinstance(item, cpb.ExecutionReport) else oepb.SessionResponse(execution=item)
                 return
 
@@ -206,22 +233,30 @@ class MarketDataService(mdpb_grpc.MarketDataServicer):
         self.hub = hub
         self.auth = auth
 
+    _committed = OrderEntryService._committed
+
     def Subscribe(self, request, context):
         ids = self.hub.instrument_ids_for(request.symbols)
         if isinstance(ids, str):
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {ids[:64]!r}")
         sub, snapshots = self.hub.subscribe(ids)
+        snapshot_ticket = self.hub.last_ticket  # a snapshot may show what is not committed yet
         context.add_callback(sub.close)  # wake the loop the moment the call ends: its stream slot frees at once
         try:
+            self._committed(snapshot_ticket, context)
             for snap in snapshots:
                 yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
             while context.is_active() and not sub.closed:
-                yield from sub.take(_POLL_S)
+                updates, ticket = sub.take(_POLL_S)
+                self._committed(ticket, context)  # public data only once it is durable
+                yield from updates
                 if sub.needs_resync:
                     for symbol in sorted(self.hub.instruments[i].symbol for i in sub.instrument_ids):
                         yield mdpb.MarketDataUpdate(symbol=symbol, resync=mdpb.ResyncNotice(
                             reason="subscriber queue overflowed; a fresh snapshot follows"))
-                    for snap in self.hub.resync(sub):
+                    snapshots = self.hub.resync(sub)
+                    self._committed(self.hub.last_ticket, context)
+                    for snap in snapshots:
                         yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
         finally:
             self.hub.unsubscribe(sub)
@@ -295,7 +330,9 @@ class AccountService(apb_grpc.AccountServicer):
         context.add_callback(queue.close)
         try:
             while context.is_active() and not queue.closed:
-                yield from queue.take(_POLL_S)
+                reports, ticket = queue.take(_POLL_S)
+                OrderEntryService._committed(self, ticket, context)
+                yield from reports
                 if queue.overflowed:
                     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                   "drop copy fell too far behind; reconnect and use Account.GetExecutions")
