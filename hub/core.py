@@ -760,6 +760,11 @@ class Hub:
             self._enter_risk(cmd, meta)
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+            if self.is_halted(inst.instrument_id):  # halted while the order waited (floor or batch)
+                text = f"{inst.symbol} is halted"
+                self._gateway_reject(who, "new_order", GatewayReject.INSTRUMENT_HALTED, text,
+                                     {"symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
+                return None, int(GatewayReject.INSTRUMENT_HALTED), text
             refused = self._risk_check_new(who, session_id, inst, spec)
             if refused is not None:
                 self._gateway_reject(who, "new_order", refused, f"risk: {refused.name}",
@@ -845,6 +850,11 @@ class Hub:
             self._enter_risk(commands[0], None)
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+            if new_values is not None and self.is_halted(inst.instrument_id):  # halted while the replace was held
+                text = f"{inst.symbol} is halted"
+                self._gateway_reject(who, what, GatewayReject.INSTRUMENT_HALTED, text,
+                                     {"symbol": inst.symbol, "order_id": order_id}, arrival)
+                return None, int(GatewayReject.INSTRUMENT_HALTED), text
             if new_values is not None:
                 probe = Replace(0, 0, inst.instrument_id, order_id, account, *new_values)
                 refused = (None if validation.check_replace(probe, inst) is not None else self.risk.check_replace(
@@ -886,6 +896,7 @@ class Hub:
         classes = [inst.asset_class] if inst else list(self.engines)
         iid = inst.instrument_id if inst else ALL_INSTRUMENTS
         count = 0
+        self.scheduler.release_due()  # it waits for nothing: whatever is due goes first
         for ac in classes:
             for acct in accounts:
                 outcome = self._run_engine(
@@ -921,6 +932,7 @@ class Hub:
             results[index] = [q.symbol, 0, 0, 0, 0]
             groups[inst.asset_class].append((index, q, inst))
         reports: list[cpb.ExecutionReport] = []
+        self.scheduler.release_due()  # it waits for nothing: whatever is due goes first
         for ac, entries in groups.items():
             ticket = 0
             with self._lock:  # the cancels must see the quote ids the previous message left
@@ -1152,6 +1164,7 @@ class Hub:
         scope = self._scope(symbol, asset_class)
         if isinstance(scope, str):
             return 0, scope
+        self.scheduler.release_due()  # orders already due behind the floor go first
         seq, _ = self._record(EntryKind.ADMIN, who.participant_id,
                               {"action": "halt" if halted else "resume", "scope": scope[1], "symbol": symbol,
                                "asset_class": int(asset_class)})
@@ -1214,6 +1227,7 @@ class Hub:
             targets = [(AssetClass(asset_class), ALL_INSTRUMENTS)]
         else:
             targets = [(ac, ALL_INSTRUMENTS) for ac in self.engines]
+        self.scheduler.release_due()  # orders already due behind the floor go first
         first, expired = 0, 0
         for ac, iid in targets:
             outcome = self._run_engine(ac, who.participant_id, "", who.participant_id, 1,

@@ -471,3 +471,15 @@ def test_participant_class_batches_apply_to_every_participant_class(make_hub):
     h = make_hub(fairness(preset=Preset.PARTICIPANT_CLASS))
     batch = run_batch(h, 1, [Cmd(p, "new", price=FX_REF - 20 - i) for i, p in enumerate(TRADERS)])
     assert {r.ts for r in batch.results} == {batch.end}
+
+
+def test_a_batched_order_is_refused_if_its_instrument_was_halted_before_the_batch_was_released(make_hub):
+    h = make_hub(fairness())
+    start = h.clock.now
+    _, length = expected_window(1)
+    held = h.start_held(h.submit, "inst-1", "EURUSD", cpb.BUY, FX_LOT, FX_REF - 5)
+    h.clock.now = start + 10_000
+    h.hub.set_halted(h.who["operator"], "EURUSD", 0, True)
+    h.release(start + length)
+    assert held.result(timeout=10).reason == cpb.REJECT_INSTRUMENT_HALTED
+    assert h.resting("EURUSD") == {}

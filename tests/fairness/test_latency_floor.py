@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from hub.core import QuoteSpec
 from hub.fairness import FairnessConfig, Preset
 from hub.journal import EntryKind
 from hub.v1 import common_pb2 as cpb
@@ -203,3 +204,54 @@ def test_off_preset_delays_no_order(make_hub):
     for participant in ("inst-1", "scalper-1", "mm-1"):
         r = h.call(h.submit, participant, "AAPL", cpb.BUY, 10, P)
         assert _journal_times(h, r) == (h.clock.now, h.clock.now)
+
+
+# -- WHAT CHANGED WHILE AN ORDER WAITED ----------------------------------------------------------
+
+
+def test_an_order_held_behind_the_floor_is_refused_if_its_instrument_was_halted_meanwhile(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.now
+    held = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 50_000
+    assert h.hub.set_halted(h.who["operator"], "AAPL", 0, True)[1] == ""
+    h.release(t + FLOOR)
+    r = held.result(timeout=10)
+    assert r.outcome is None and r.reason == cpb.REJECT_INSTRUMENT_HALTED
+    assert h.resting("AAPL") == {}
+    rejected = h.last_entry()
+    assert rejected.kind == EntryKind.GATEWAY_REJECT and (rejected.arrival_ns, rejected.ts) == (t, t + FLOOR)
+
+
+def test_an_order_held_behind_the_floor_is_accepted_if_the_halt_was_lifted_before_its_release(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.now
+    held = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 20_000
+    h.hub.set_halted(h.who["operator"], "AAPL", 0, True)
+    h.clock.now = t + 40_000
+    h.hub.set_halted(h.who["operator"], "AAPL", 0, False)
+    h.release(t + FLOOR)
+    r = held.result(timeout=10)
+    assert r.reason == 0 and r.order_id in h.resting("AAPL")
+
+
+@pytest.mark.parametrize("command", ["mass_quote", "mass_cancel", "halt"])
+def test_a_command_that_waits_for_nothing_never_overtakes_a_held_order_already_due(make_hub, command):
+    """Not only single orders: mass quotes, mass cancels and halts release what is due before them."""
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    h.hub.scheduler.close()  # no scheduler thread: only the next command's arrival can release it
+    t = h.clock.now
+    institution = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P)
+    h.clock.now = t + 150_000
+    before = h.hub.last_sequence
+    if command == "mass_quote":
+        h.hub.mass_quote(h.who["mm-1"], [QuoteSpec("AAPL", P - 100, 5, P + 100, 5)], 0)
+    elif command == "mass_cancel":
+        h.hub.mass_cancel(h.who["mm-1"], "AAPL", 0)
+    else:
+        h.hub.set_halted(h.who["operator"], "AAPL", 0, True)
+    assert h.hub.scheduler.pending == 0
+    inst = institution.result(timeout=10)
+    assert inst.reason == 0 and inst.seq == before + 1  # first, then the command that arrived after it was due
+    assert _journal_times(h, inst) == (t, t + 150_000)

@@ -235,3 +235,15 @@ def test_cancel_on_disconnect_is_not_blocked_by_the_minimum(make_hub):
     order = h.call(h.submit, "scalper-1", "AAPL", cpb.SELL, 10, P, tif=cpb.DAY, session_id=session.session_id)
     assert h.hub.close_session(who, session) == 1
     assert order.order_id not in h.resting("AAPL")
+
+
+def test_hold_mode_a_held_replace_is_refused_if_the_instrument_was_halted_meanwhile(make_hub):
+    h = make_hub(FairnessConfig(min_resting_mode=RestingMode.HOLD))
+    order = _rest(h)
+    h.clock.now = order.ts + 1
+    held = h.start_held(h.replace, "scalper-1", "AAPL", order.order_id, P + TICK, 10)
+    h.clock.now = order.ts + 2
+    h.hub.set_halted(h.who["operator"], "AAPL", 0, True)
+    h.release(order.ts + MIN_REST)
+    assert held.result(timeout=10).reason == cpb.REJECT_INSTRUMENT_HALTED
+    _assert_untouched(h, order.order_id)
