@@ -108,6 +108,23 @@ def _entry_records(entry: JournalEntry) -> list[tuple[int, int, bytes]]:
     return [(int.from_bytes(p[2:10], "little", signed=True), p[1], p) for p in entry_payloads(entry)]
 
 
+def _fetchall(engine: Engine, sql: str, params: tuple) -> list[tuple]:
+    """All rows of one query as plain DBAPI tuples; driver errors raised as SQLAlchemy's DBAPIError."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi_error, dialect=engine.dialect) from exc
+    finally:
+        raw.close()
+
+
 @dataclass(slots=True)
 class _Tail:
     """Where the ledger ends: everything the next record's hashes depend on."""
@@ -144,19 +161,23 @@ class LedgerStore:
         return 0 if last is None else last + 1
 
     def iter_records(self, start: int = 0, batch: int = 20_000) -> Iterator[tuple[int, int, bytes, bytes, bytes]]:
-        """(idx, seq, payload, leaf_hash, chain_hash) in index order."""
-        t = LedgerRecord.__table__
+        """(idx, seq, payload, leaf_hash, chain_hash) in index order (plain DBAPI rows: recovery and
+        the projections read every record, and a SQLAlchemy Row per record costs more than the read)."""
+        sql = ("SELECT idx, seq, payload, leaf_hash, chain_hash FROM ledger_record WHERE idx >= ? "
+               f"ORDER BY idx LIMIT {int(batch)}")
+        if self.engine.dialect.paramstyle != "qmark":
+            sql = sql.replace("?", "%s")
         next_idx = start
         while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(t.c.idx, t.c.seq, t.c.payload, t.c.leaf_hash, t.c.chain_hash)
-                    .where(t.c.idx >= next_idx).order_by(t.c.idx).limit(batch)).all()
+            rows = _fetchall(self.engine, sql, (next_idx,))
             if not rows:
                 return
-            for row in rows:
-                yield row.idx, row.seq, bytes(row.payload), bytes(row.leaf_hash), bytes(row.chain_hash)
-            next_idx = rows[-1].idx + 1
+            if all(type(v) is bytes for v in rows[0][2:]):
+                yield from rows
+            else:  # a driver that returns memoryview (psycopg2) or bytearray
+                for idx, seq, payload, leaf, chain in rows:
+                    yield idx, seq, bytes(payload), bytes(leaf), bytes(chain)
+            next_idx = rows[-1][0] + 1
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         t = LedgerCheckpoint.__table__

@@ -75,9 +75,10 @@ _MAX_LEVEL = 64  # a tree of fewer than 2**63 leaves has no node above this
 
 def _raw_rows(engine: Engine, sql: str, params: tuple = ()) -> Iterator[list[tuple]]:
     """The rows of one query as plain DBAPI tuples, in batches (no SQLAlchemy Row per record: the
-    verifier reads every row of the ledger)."""
+    verifier reads every row of the ledger); driver errors raised as SQLAlchemy's DBAPIError."""
     if engine.dialect.paramstyle != "qmark":
         sql = sql.replace("?", "%s")
+    dbapi_error = engine.dialect.loaded_dbapi.Error
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -87,6 +88,8 @@ def _raw_rows(engine: Engine, sql: str, params: tuple = ()) -> Iterator[list[tup
                 yield rows
         finally:
             cursor.close()
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi_error, dialect=engine.dialect) from exc
     finally:
         raw.close()
 
