@@ -1,19 +1,20 @@
 """Fairness benchmark: what the fairness controls cost, measured on this machine in one run.
 
-    python -m hub.fairness_bench [--orders N] [--rate R] [--rounds K] [--quick] [--json]
+    python -m hub.fairness_bench [--orders N] [--rate R] [--gateway-rate R] [--rounds K] [--quick] [--json]
 
 (a) Latency-floor release lateness. An in-process hub on the real clock with the default rules
     (participant_class preset: institution orders wait 100 us) takes ``--orders`` institution
-    orders at a steady ``--rate`` from two threads (two institutions); lateness is how long after
+    orders at a steady ``--rate`` (default 1000/s) from two threads (two institutions); lateness is how long after
     its release time each held order was actually sequenced (``hub.scheduler.lateness``), with the
     process CPU time per wall second (the scheduler's last-stretch spin shows up there). The same
     figures are taken inside the rules-ON gateway of (b), under gRPC load.
 (b) Gateway order-to-ack over a streaming session, rules ON (default preset, institution token:
     the 100 us floor applies) versus OFF (preset off), measured in the same run. Two server
     processes (``--serve on|off``, journal in memory so the ledger's cost does not blur the
-    difference), one session each, paced NewOrders (alternately buy and sell 1 AAPL at the
-    reference price, self-trade allowed, so the book stays at most one order deep), in ``--rounds``
-    rounds alternating which server goes first. Target: ON p50 <= 1.1 x OFF p50 + the floor.
+    difference), one session each, paced NewOrders at ``--gateway-rate`` (default 250/s: a latency
+    measurement, far from saturation) (alternately buy and sell 1 AAPL at the reference price,
+    self-trade allowed, so the book stays at most one order deep), in ``--rounds`` rounds
+    alternating which server goes first. Target: ON p50 <= 1.1 x OFF p50 + the floor.
 (c) Fee computation cost per fill: ``compliance.fees.FeeEngine.on_trade`` (both sides priced),
     and with the two ledger records built (``to_dict`` + canonical JSON) as the hub does per fill.
     Skipped, and said so, when compliance/fees.py is not there.
@@ -363,8 +364,11 @@ def format_report(r: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m hub.fairness_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--orders", type=int, default=3000, help="orders per measurement (default 3000)")
-    p.add_argument("--rate", type=float, default=1000.0, help="offered orders per second (default 1000)")
+    p.add_argument("--orders", type=int, default=2000, help="orders per measurement (default 2000)")
+    p.add_argument("--rate", type=float, default=1000.0, help="(a): offered orders per second (default 1000)")
+    p.add_argument("--gateway-rate", type=float, default=250.0,
+                   help="(b): orders per second per server (default 250: latency, not saturation; each ON order "
+                        "holds its session for the floor, so near saturation queueing would dominate)")
     p.add_argument("--rounds", type=int, default=6, help="interleaved ON/OFF rounds (default 6)")
     p.add_argument("--fills", type=int, default=20_000, help="fills priced for (c) (default 20000)")
     p.add_argument("--skip-gateway", action="store_true", help="only (a) and (c): no server processes")
@@ -382,7 +386,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "cpus": os.cpu_count()}
     result["lateness_in_process"] = release_lateness(orders, args.rate)
     if not args.skip_gateway:
-        result["gateway"] = gateway_on_off(orders, args.rate, rounds, warmup=50 if args.quick else 300)
+        result["gateway"] = gateway_on_off(orders, args.gateway_rate, rounds, warmup=50 if args.quick else 300)
     result["fees"] = fee_cost(fills)
     gateway = result.get("gateway", {})
     result["ok"] = (not result["lateness_in_process"]["failed"] and not any(gateway.get("rejected", {}).values())
