@@ -389,17 +389,17 @@ def test_batch_permutation_is_uniform_over_all_orders_of_a_small_batch():
 
 def _ledger_batches(store) -> list[tuple[dict, list]]:
     """(batch record detail, its commands' records) for every batch in the ledger; a batch's commands
-    must follow its record with nothing in between but their own events."""
+    must follow its record with nothing in between but their own records (events, post-trade)."""
     out: list[tuple[dict, list]] = []
     want = 0
+    sequenced_apart = {RecordType.ADMIN, RecordType.GATEWAY_REJECT, RecordType.CONFIG}  # records of their own
     for _idx, _seq, payload, _leaf, _chain in store.iter_records():
         rec = decode(payload)
         if want:
-            if rec.record_type == RecordType.EVENT:
-                continue
-            assert rec.record_type == RecordType.COMMAND, f"batch {out[-1][0]['batch']} interrupted by {rec}"
-            out[-1][1].append(rec)
-            want -= 1
+            assert rec.record_type not in sequenced_apart, f"batch {out[-1][0]['batch']} interrupted by {rec}"
+            if rec.record_type == RecordType.COMMAND:
+                out[-1][1].append(rec)
+                want -= 1
         elif rec.record_type == RecordType.ADMIN and rec.detail_json().get("action") == "batch":
             out.append((rec.detail_json(), []))
             want = out[-1][0]["cancels"] + out[-1][0]["others"]
