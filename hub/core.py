@@ -503,8 +503,10 @@ class Hub:
         return tuple(canonical_json(self._post_trade[c.seq]) if c.seq in self._post_trade else b""
                      for c in commands)
 
-    def replay_engine_commands(self, asset_class: AssetClass, packed: bytes, metas: list[OrderMeta | None]) -> bytes:
-        """Recovery: re-run journaled commands (no journaling, no fan-out); returns their events.
+    def replay_engine_commands(self, asset_class: AssetClass, packed: bytes,
+                               metas: list[OrderMeta | None]) -> tuple[bytes, tuple[bytes, ...]]:
+        """Recovery: re-run journaled commands (no journaling, no fan-out); returns their events and,
+        per command, the fee record the live path journaled (b"" where none).
 
         ``metas`` gives, per command, the registry entry a new order had when it was live."""
         commands = decode_commands(packed)
@@ -520,7 +522,9 @@ class Hub:
                 evbuf = self.engines[asset_class].process_packed(packed)
                 events = decode_events(evbuf)
                 scratch = Outcome(commands[0].seq, commands[0].ts, events)
+                self._post_trade = {}
                 self._route(events, commands[0].ts, "", "", scratch)
+                fees = self._post_trade_records(commands) or (b"",) * len(commands)
             finally:
                 self._replaying = False
                 self._risk_events = []
@@ -530,7 +534,7 @@ class Hub:
                     key = (meta.participant_id, meta.account, meta.instrument_id)
                     self._quotes[key] = [q for q in self._quotes.get(key, []) if q in self._orders] + [cmd.order_id]
             self._seq = max(self._seq, commands[-1].seq)
-        return evbuf
+        return evbuf, fees
 
     def replay_record(self, seq: int, kind: EntryKind, detail: dict) -> None:
         """Recovery: apply a non-engine record (its sequence number is consumed either way)."""

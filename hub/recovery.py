@@ -75,19 +75,25 @@ class _Batch:
         self.commands: list[bytes] = []
         self.metas: list[OrderMeta | None] = []
         self.events: list[bytes] = []
+        self.post_trade: list[bytes] = []  # the fee records the ledger holds for these commands
         self.first_idx = 0
 
     def flush(self, hub: Hub) -> int:
         if not self.commands:
             return 0
         with _replaying(f"records from index {self.first_idx}"):
-            produced = hub.replay_engine_commands(AssetClass(self.asset_class), b"".join(self.commands), self.metas)
+            produced, fees = hub.replay_engine_commands(AssetClass(self.asset_class), b"".join(self.commands),
+                                                        self.metas)
         if produced != b"".join(self.events):
             raise RecoveryError(
                 f"replaying records from index {self.first_idx} produced different events than the ledger "
                 "recorded: the engine is not the one that wrote this ledger, or its configuration changed")
+        if [f for f in fees if f] != self.post_trade:
+            raise RecoveryError(
+                f"replaying records from index {self.first_idx} charged different fees than the ledger recorded: "
+                "the fee schedule or its state is not the one that wrote this ledger")
         count = len(self.commands)
-        self.commands, self.metas, self.events = [], [], []
+        self.commands, self.metas, self.events, self.post_trade = [], [], [], []
         return count
 
 
@@ -155,6 +161,8 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
             rec = decode(payload)
             if rec.record_type == RecordType.EVENT:
                 batch.events.append(rec.engine_record)
+            elif rec.record_type == RecordType.POST_TRADE:
+                batch.post_trade.append(rec.detail)
             elif rec.record_type == RecordType.COMMAND:
                 if batch.commands and (rec.asset_class != batch.asset_class or rec.hub_time_ns != batch.hub_time_ns
                                        or len(batch.commands) >= _BATCH):

@@ -28,6 +28,7 @@ class RecordType(IntEnum):
     GATEWAY_REJECT = 3  # a request refused before any engine saw it
     ADMIN = 4  # hub-level state changes: halts, sessions, configuration
     CONFIG = 5  # instruments and participants in force (so reports need no other source)
+    POST_TRADE = 6  # the fees (and monthly fixed fees) the preceding command's trades were charged
 
 
 class RecordFormatError(ValueError):

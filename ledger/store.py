@@ -81,6 +81,8 @@ def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
             cmds[i * RECORD_SIZE:(i + 1) * RECORD_SIZE])
         for ev in by_seq.get(seq, ()):
             yield records.encode_event(seq, entry.ts, entry.asset_class, ev)
+        if entry.post_trade and entry.post_trade[i]:
+            yield records.encode_detail(RecordType.POST_TRADE, seq, entry.ts, 0, "", "", entry.post_trade[i])
 
 
 def _entry_records(entry: JournalEntry) -> list[tuple[int, int, bytes]]:
@@ -88,7 +90,8 @@ def _entry_records(entry: JournalEntry) -> list[tuple[int, int, bytes]]:
     the common entry (one command and the events it caused) built without regrouping the events."""
     cmds = entry.commands
     evbuf = entry.events
-    if entry.kind == EntryKind.ENGINE and len(cmds) == RECORD_SIZE and not len(evbuf) % RECORD_SIZE:
+    if (entry.kind == EntryKind.ENGINE and len(cmds) == RECORD_SIZE and not len(evbuf) % RECORD_SIZE
+            and not any(entry.post_trade)):
         seq, ts = entry.seq_first, entry.ts
         out = [(seq, _COMMAND, records.encode_command(
             seq, ts, entry.arrival_ns, entry.asset_class, entry.source, entry.session,

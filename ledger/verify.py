@@ -27,7 +27,7 @@ from ledger.signing import Checkpoint, SignatureError, Verifier
 
 CHAIN_TAG = b"hub-ledger/chain/v1"  # the format's constant, restated here on purpose
 _HEADER = struct.Struct("<BBqq")
-_EVENT = int(RecordType.EVENT)
+_FOLLOWS_COMMAND = {int(RecordType.EVENT), int(RecordType.POST_TRADE)}  # they repeat their command's seq
 
 
 @dataclass
@@ -155,7 +155,7 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
                 if rseq != seq:
                     raise _Failure(f"record {idx} (seq {seq}): sequence column differs from the record's own "
                                    f"({rseq})")
-                wanted = prev_seq if rtype == _EVENT else prev_seq + 1
+                wanted = prev_seq if rtype in _FOLLOWS_COMMAND else prev_seq + 1
                 if rseq != wanted:
                     raise _Failure(f"record {idx} (seq {seq}): sequence {rseq} where {wanted} was due (gap or "
                                    "reorder)")

@@ -276,10 +276,11 @@ def new_orders_in(db: LedgerDB) -> list[tuple[int, str, str]]:
 
 
 def assert_seq_gap_free(rows: list) -> None:
-    """Commands, rejects, admin and config records take the next sequence number; events repeat it."""
+    """Commands, rejects, admin and config records take the next sequence number; events and the
+    fee record of a command's trades repeat it."""
     prev = 0
     for idx, seq, rtype, *_ in rows:
-        wanted = prev if rtype == RecordType.EVENT else prev + 1
+        wanted = prev if rtype in (RecordType.EVENT, RecordType.POST_TRADE) else prev + 1
         assert seq == wanted, f"record {idx}: sequence {seq} where {wanted} was due"
         prev = seq
 

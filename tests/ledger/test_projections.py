@@ -77,3 +77,33 @@ def test_projections_can_be_rebuilt_from_scratch_identically(tmp_path):
     with engine.connect() as conn:
         second = conn.execute(sa.select(proj_order_event).order_by(proj_order_event.c.row_id)).all()
     assert first == second and len(first) > 10
+
+
+def test_every_fill_carries_its_fee_in_the_ledger_as_on_the_execution_reports(tmp_path):
+    import json
+
+    from compliance.fees import FeeRecord
+    from ledger.records import RecordType, decode
+    from ledger.store import LedgerStore
+
+    config = replace(HubConfig.default(), data_dir=str(tmp_path)).with_network(port=0)
+    with run_server(config, open_ledger_journal(config)) as (_hub, port):
+        maker, taker = HubClient(f"127.0.0.1:{port}", "dev-scalper-1"), HubClient(f"127.0.0.1:{port}", "dev-inst-1")
+        maker.submit("AAPL", "sell", 300, 190_0000)
+        hit = taker.submit("AAPL", "buy", 200, 190_0000, time_in_force="ioc")
+        maker_reports = [r for r in maker.executions() if r.exec_type == 3]
+        for c in (maker, taker):
+            c.close()
+    reported = {(r.order_id, r.fee) for r in hit.executions if r.exec_type == 3}
+    reported |= {(r.order_id, r.fee) for r in maker_reports}
+    store = LedgerStore(connect(sqlite_url(tmp_path)))
+    recorded = []
+    for _idx, _seq, payload, _leaf, _chain in store.iter_records():
+        rec = decode(payload)
+        if rec.record_type == RecordType.POST_TRADE:
+            recorded += [FeeRecord.from_dict(f) for f in json.loads(rec.detail)["fees"]]
+    assert len(recorded) == 2 and {f.role.value for f in recorded} == {"maker", "taker"}
+    assert {f.fee for f in recorded} == {fee for _, fee in reported}
+    # hand-computed: 200 AAPL at 190.00 = 38,000 USD; scalper maker -0.1 bp -> -38 cents (toward zero: -38);
+    # institution taker 0.1 bp (38 cents) + 0.0030 USD/share (60 cents) = 98 cents
+    assert sorted(f.fee for f in recorded) == [-38, 98]
