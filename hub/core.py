@@ -763,7 +763,10 @@ class Hub:
             self._register(cmd.order_id, meta)
             self._enter_risk(cmd, meta)
 
-        def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
+        released = [arrival]  # when the order left its fairness wait (set at release)
+
+        def run(release_ns: int) -> tuple[Outcome | None, int, str]:
+            released[0] = release_ns
             if self.is_halted(inst.instrument_id):  # halted while the order waited (floor or batch)
                 text = f"{inst.symbol} is halted"
                 self._gateway_reject(who, "new_order", GatewayReject.INSTRUMENT_HALTED, text,
@@ -790,7 +793,9 @@ class Hub:
                 result = self._settle(self.scheduler.hold(arrival + floor, run).result(), settle)
             else:
                 result = self._settle(self._now(arrival, run), settle)
-        self.observe_ack_latency(inst.asset_class, self._clock() - arrival)
+        # The latency breaker watches the hub's own delay: from release (after any deliberate
+        # fairness wait: floor, batch window) to the ack.
+        self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
         return result
 
     def _now(self, arrival: int, run: Callable[[int], object]):
@@ -1179,6 +1184,9 @@ class Hub:
         returns the risk events it raised (acted on live only)."""
         action = detail.get("action")
         at = detail.get("at", 0)
+        if action == "batch":
+            self.scheduler.continue_after(detail["batch"])
+            return []
         if action == "risk_kill":
             return self.risk.kill(at, Scope(detail["scope"]), detail["target"] or None, mode=KillMode(detail["mode"]),
                                   operator=detail["operator"], note=detail.get("note", ""))

@@ -89,7 +89,7 @@ class FairnessConfig:
     post_only_exempt_min_quantity: int = 100  # order_attributes preset: big post-only orders skip the floor
     #: Asset class -> (min, max) batch window in ns; absent: no batching for that class.
     batching: dict[AssetClass, tuple[int, int]] = field(default_factory=dict)
-    batch_seed: int = 0  # 0: the hub draws one at start and journals it
+    batch_seed: int = 0  # 0: the hub draws one at start; each batch's derived seed is journaled
 
     def resting_scope(self) -> Scope | None:
         if self.preset == Preset.PARTICIPANT_CLASS:
@@ -246,6 +246,7 @@ class ReleaseScheduler:
         self._batches: dict[AssetClass, _Batch] = {}
         self._closed: list[tuple[AssetClass, _Batch, list[int]]] = []
         self._batch_numbers = itertools.count(1)
+        self._last_batch = 0
         self._arrivals = itertools.count()
         self._cv = threading.Condition(threading.Lock())
         self._stop = False
@@ -275,6 +276,7 @@ class ReleaseScheduler:
                 current = None
             if current is None:
                 number = next(self._batch_numbers)
+                self._last_batch = number
                 seed = derive(self._seed, int(asset_class), number)
                 lo, hi = window
                 length = lo + seed % (hi - lo + 1)
@@ -283,6 +285,14 @@ class ReleaseScheduler:
             (current.cancels if is_cancel else current.others).append(held)
             self._cv.notify()
         return future
+
+    def continue_after(self, batch_number: int) -> None:
+        """Recovery: go on numbering after the last journaled batch, so a configured seed never
+        gives the same windows and shuffles twice."""
+        with self._cv:
+            if batch_number >= self._last_batch:
+                self._last_batch = batch_number
+                self._batch_numbers = itertools.count(batch_number + 1)
 
     def _close_batch(self, ac: AssetClass) -> None:
         """Move a batch into the release heap in its shuffled order (cancels first), all with the
