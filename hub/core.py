@@ -21,11 +21,14 @@ from enum import IntEnum
 
 from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
 from compliance.risk import RiskEngine
+from compliance.risk.breakers import LatencyMonitor
 from compliance.risk.events import (
     CancelOrders,
     InstrumentPaused,
     InstrumentResumed,
     KillMode,
+    KillReason,
+    KillSwitchActivated,
     RiskEvent,
     RiskReject,
     Scope,
@@ -39,7 +42,7 @@ from compliance.statements import (
 from hub.auth import Identity
 from hub.config import HubConfig
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
-from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry
+from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
 from hub.marketdata import MarketDataHub, Subscriber
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
@@ -267,6 +270,8 @@ class Hub:
         self._pending_deliveries: list[tuple[ReportQueue, cpb.ExecutionReport]] = []
         self.last_ticket = 0  # the newest journal ticket: streams send nothing newer before its commit
         self.risk = RiskEngine(config.risk, config.instruments)
+        breakers = config.risk.breakers
+        self._latency = LatencyMonitor(breakers.latency_threshold_ns, breakers.latency_consecutive)  # live-only
         self._risk_events: list[RiskEvent] = []  # raised while routing the current command
         self._replaying = False  # recovery feeds the risk engine but never acts on its events
         self.fairness = FairnessRules(config.fairness)
@@ -441,14 +446,25 @@ class Hub:
                 self._act_on_risk(raised)
 
     def observe_ack_latency(self, asset_class: AssetClass, latency_ns: int) -> None:
-        """Order-to-ack latency of one order; three in a row above the threshold halt the class."""
+        """Order-to-ack latency of one order; three in a row above the threshold halt the class.
+
+        The (live-only) monitor decides; the halt takes effect only as a journaled input, applied
+        from its record like an operator kill. A hub that cannot journal (stopping, ledger down)
+        therefore never holds a halt its ledger lacks: that state would no longer match what the
+        checkpoints sign, and the next start would refuse to recover."""
         with self._lock:
-            raised = self.risk.on_ack_latency(self._clock(), asset_class, latency_ns)
-            if raised:
-                kill = next(e for e in raised if e.kind == "kill_switch_activated")
+            if not self._latency.observe(int(asset_class), latency_ns):
+                return
+            target = AssetClass(asset_class).name
+            if self.risk.kill_mode(Scope.ASSET_CLASS, target) >= KillMode.BLOCK:
+                return  # already halted: nothing new to journal
+            kill = KillSwitchActivated(ts=self._clock(), scope=Scope.ASSET_CLASS, target=target, mode=KillMode.BLOCK,
+                                       reason=KillReason.LATENCY, operator="latency-monitor")
+            try:
                 self._record(EntryKind.ADMIN, "risk", {"action": "risk_kill_record", "record": kill.record(),
                                                        "replayed": True})
-                self._act_on_risk(raised)
+            except (HubUnavailableError, JournalUnavailableError):
+                return  # not journaled, so not applied; the order's own ack is not the place to fail
 
     def kill(self, who: Identity, scope: int, target: str, mode: int = KillMode.BLOCK, note: str = "") -> int:
         """Operator kill switch: journaled, effective for the very next order, cancels in scope."""
