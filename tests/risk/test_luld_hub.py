@@ -35,6 +35,7 @@ def test_a_quote_at_the_band_edge_for_15s_pauses_the_instrument_for_5_minutes(ma
     rh.hub.risk_tick()
     assert kinds(rh.risk_events())[-1] == "instrument_paused"
     assert _statuses(sub) == [True], "market data tells everyone"
+    assert rh.replace("mm-1", "AAPL", edge.order_id, P, 10).reason == RiskReject.INSTRUMENT_PAUSED
     assert rh.cancel("mm-1", "AAPL", edge.order_id).accepted, "cancels still work in a pause"
     assert rh.buy("scalper-1", "MSFT", 419_0000, 1).accepted, "other instruments trade on"
 
