@@ -274,6 +274,7 @@ class Hub:
         self._latency = LatencyMonitor(breakers.latency_threshold_ns, breakers.latency_consecutive)  # live-only
         self._risk_events: list[RiskEvent] = []  # raised while routing the current command
         self._replaying = False  # recovery feeds the risk engine but never acts on its events
+        self._risk_cancels: deque[int] = deque()  # order ids risk wants cancelled, not yet sequenced
         self.fairness = FairnessRules(config.fairness)
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
         self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
@@ -417,9 +418,22 @@ class Hub:
             self._record(EntryKind.ADMIN, "risk", {"action": "risk_events", "events": [e.record() for e in events]})
         for ev in events:
             if isinstance(ev, CancelOrders):
-                self._cancel_for_risk(ev.order_ids)
+                self._risk_cancels.extend(ev.order_ids)  # carried out by drain_risk_cancels, in chunks
             elif isinstance(ev, InstrumentPaused | InstrumentResumed):
                 self.market_data.publish_status(ev.instrument_id, self._seq, ev.ts, isinstance(ev, InstrumentPaused))
+
+    def drain_risk_cancels(self, chunk: int = 128) -> int:
+        """Carry out the cancels risk asked for in small sequenced batches, letting go of the
+        sequencer between them: orders arriving meanwhile (already refused by the switch, which is
+        set before any cancel) and other commands are not held up behind 10,000 cancels."""
+        done = 0
+        while True:
+            with self._lock:
+                if not self._risk_cancels:
+                    return done
+                take = min(chunk, len(self._risk_cancels))
+                done += self._cancel_for_risk(tuple(self._risk_cancels.popleft() for _ in range(take)))
+            time.sleep(0)  # give waiting threads the sequencer between chunks
 
     def _cancel_for_risk(self, order_ids: tuple[int, ...]) -> int:
         """Cancel orders the risk engine named, one engine batch per asset class."""
@@ -444,6 +458,7 @@ class Hub:
             if raised:  # a tick that changed nothing is not journaled (and changes nothing on replay)
                 self._record(EntryKind.ADMIN, "risk", {"action": "risk_tick", "at": at, "replayed": True})
                 self._act_on_risk(raised)
+        self.drain_risk_cancels()
 
     def observe_ack_latency(self, asset_class: AssetClass, latency_ns: int) -> None:
         """Order-to-ack latency of one order; three in a row above the threshold halt the class.
@@ -465,12 +480,14 @@ class Hub:
                                                        "replayed": True})
             except (HubUnavailableError, JournalUnavailableError):
                 return  # not journaled, so not applied; the order's own ack is not the place to fail
+        self.drain_risk_cancels()
 
     def kill(self, who: Identity, scope: int, target: str, mode: int = KillMode.BLOCK, note: str = "") -> int:
         """Operator kill switch: journaled, effective for the very next order, cancels in scope."""
         seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
             "action": "risk_kill", "at": self._clock(), "scope": int(scope), "target": target, "mode": int(mode),
             "operator": who.participant_id, "note": note})
+        self.drain_risk_cancels()
         return seq
 
     def lift(self, who: Identity, scope: int, target: str) -> int:
@@ -812,6 +829,7 @@ class Hub:
         # The latency breaker watches the hub's own delay: from release (after any deliberate
         # fairness wait: floor, batch window) to the ack.
         self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
+        self.drain_risk_cancels()  # a trade or a latency halt may have asked for cancels
         return result
 
     def _now(self, arrival: int, run: Callable[[int], object]):
@@ -841,7 +859,9 @@ class Hub:
 
     def replace_order(self, who: Identity, symbol: str, order_id: int, price: int, quantity: int,
                       session_id: str = "", settle: bool = True) -> tuple[Outcome | None, int, str]:
-        return self._amend(who, "replace", symbol, order_id, session_id, (price, quantity), settle=settle)
+        result = self._amend(who, "replace", symbol, order_id, session_id, (price, quantity), settle=settle)
+        self.drain_risk_cancels()  # a replace can trade, and a trade can trip a breaker
+        return result
 
     def _amend(self, who: Identity, what: str, symbol: str, order_id: int, session_id: str,
                new_values: tuple[int, int] | None, enforce_resting: bool = True,

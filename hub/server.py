@@ -137,6 +137,9 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
         yield hub, port
     finally:
         mark_serving(health_servicer, False)
+        if recovered:
+            with contextlib.suppress(Exception):
+                hub.drain_risk_cancels()  # cancels a kill switch asked for are sequenced before we stop
         hub.accepting = False
         server.stop(grace).wait()
         hub.stop_checkpointer()
