@@ -22,7 +22,7 @@ from hub.journal import EntryKind
 from ledger.merkle import CompactRange
 from ledger.records import RecordType, canonical_json, decode
 from ledger.signing import SignatureError
-from ledger.store import GENESIS_CHAIN, LedgerStore, chain_link
+from ledger.store import GENESIS_CHAIN, LedgerJournal, LedgerStore, chain_link
 from matching.types import AssetClass, NewOrder, decode_commands
 
 log = logging.getLogger("hub.recovery")
@@ -122,7 +122,8 @@ class _Integrity:
         self._chain = GENESIS_CHAIN
         self._tree = CompactRange()
         self._last_cp = last_cp
-        self._verifier = getattr(getattr(store, "_signer", None), "verifier", lambda: None)()
+        # A journal knows its own public key; a bare store (read-only tooling) cannot check signatures.
+        self._verifier = store.verifier() if isinstance(store, LedgerJournal) else None
 
     def check(self, idx: int, seq: int, payload: bytes, leaf: bytes, chain: bytes) -> None:
         computed = hashlib.sha256(b"\x00" + payload).digest()

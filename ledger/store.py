@@ -273,6 +273,10 @@ class LedgerJournal(LedgerStore):
         self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._writer.start()
 
+    def verifier(self):
+        """The verifier of this journal's own checkpoint signatures (its public key)."""
+        return self._signer.verifier()
+
     def _sql(self, qmark: str) -> str:
         return qmark if self.engine.dialect.paramstyle == "qmark" else qmark.replace("?", "%s")
 

@@ -409,3 +409,17 @@ def test_recovery_refuses_a_command_whose_client_order_id_was_rewritten(ledger_d
     assert not ledger_db.verify().ok, "the control: the verifier sees the rewrite"
     with pytest.raises(RecoveryError, match=f"record {idx} .*leaf hash"):
         start_hub(ledger_db.journal())
+
+
+def test_a_checkpoint_whose_signature_was_altered_stops_the_hub_before_serving(ledger_db: LedgerDB,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery checks the last checkpoint's signature with the journal's own key, not only its root."""
+    build_ledger(ledger_db, rounds=4)
+    (last,) = ledger_db.query("SELECT tree_size, note FROM ledger_checkpoint ORDER BY tree_size DESC LIMIT 1")
+    body, _, signature_line = last.note.rstrip("\n").rpartition("\n")
+    *head, sig = signature_line.split(" ")
+    forged_sig = ("A" if sig[10] != "A" else "B").join((sig[:10], sig[11:]))
+    forged = body + "\n" + " ".join([*head, forged_sig]) + "\n"
+    ledger_db.drop_triggers()
+    ledger_db.execute("UPDATE ledger_checkpoint SET note = :n WHERE tree_size = :s", {"n": forged, "s": last.tree_size})
+    _refused_start(ledger_db, {}, monkeypatch, f"checkpoint at tree size {last.tree_size}: signature invalid")
