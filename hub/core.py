@@ -510,24 +510,29 @@ class Hub:
         with self._lock:
             return self.risk.participant_view(self._clock(), who.participant_id)
 
-    def _risk_check_new(self, who: Identity, session_id: str, inst: Instrument, spec: OrderSpec) -> RiskReject | None:
-        """Pre-trade risk, at sequencing time. Orders the engine will refuse anyway skip it."""
-        probe = NewOrder(0, 0, inst.instrument_id, 1, 1, spec.side, spec.order_type, spec.time_in_force,
-                         spec.price, spec.quantity, spec.display_quantity, int(spec.post_only), 0)
-        if validation.check_new_order(probe, inst, 0) is not None:
-            return None
-        return self.risk.check_order(self._clock(), who.participant_id, session_id, inst.instrument_id, spec.side,
-                                     spec.order_type, spec.price, spec.quantity)
-
-    def _risk_check_quote(self, who: Identity, session_id: str, inst: Instrument, side: int, price: int,
-                          quantity: int) -> RiskReject | None:
-        """Pre-trade risk of one quote side: every check but the order-rate throttles (quotes are
-        post-only and limited per message instead)."""
-        probe = NewOrder(0, 0, inst.instrument_id, 1, 1, side, OrderType.LIMIT, TimeInForce.GTC, price, quantity, 0, 1, 0)
+    def _risk_check(self, who: Identity, session_id: str, inst: Instrument, side: int, order_type: int,
+                    time_in_force: int, price: int, quantity: int, display_quantity: int = 0,
+                    post_only: bool = False, throttled: bool = True) -> RiskReject | None:
+        """Pre-trade risk of a new order, at sequencing time. Orders the engine will refuse on
+        their own fields skip it. Quote sides pass ``throttled=False``: every check but the
+        order-rate throttles (quotes are post-only and limited per message instead)."""
+        probe = NewOrder(0, 0, inst.instrument_id, 1, 1, side, order_type, time_in_force, price, quantity,
+                         display_quantity, int(post_only), 0)
         if validation.check_new_order(probe, inst, 0) is not None:
             return None
         return self.risk.check_order(self._clock(), who.participant_id, session_id, inst.instrument_id, side,
-                                     OrderType.LIMIT, price, quantity, throttled=False)
+                                     order_type, price, quantity, throttled=throttled)
+
+    def _risk_check_new(self, who: Identity, session_id: str, inst: Instrument, spec: OrderSpec) -> RiskReject | None:
+        """Pre-trade risk of a new order as the gateway decoded it (what submit_order runs)."""
+        return self._risk_check(who, session_id, inst, spec.side, spec.order_type, spec.time_in_force, spec.price,
+                                spec.quantity, spec.display_quantity, spec.post_only)
+
+    def _refuse_for_risk(self, who: Identity, what: str, refused: RiskReject, fields: dict,
+                         arrival: int) -> tuple[None, int, str]:
+        """Journal a risk reject like any gateway reject and answer it."""
+        self._gateway_reject(who, what, refused, f"risk: {refused.name}", fields, arrival)
+        return None, int(refused), refused.name
 
     def _post_trade_records(self, commands: list[Command]) -> tuple[bytes, ...]:
         """Per command, the canonical JSON of the fees its trades were charged ("" when none)."""
@@ -807,9 +812,8 @@ class Hub:
                 return None, int(GatewayReject.INSTRUMENT_HALTED), text
             refused = self._risk_check_new(who, session_id, inst, spec)
             if refused is not None:
-                self._gateway_reject(who, "new_order", refused, f"risk: {refused.name}",
-                                     {"symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
-                return None, int(refused), refused.name
+                return self._refuse_for_risk(who, "new_order", refused, {
+                    "symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
                                        1, build, register, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
@@ -905,9 +909,8 @@ class Hub:
                 refused = (None if validation.check_replace(probe, inst) is not None else self.risk.check_replace(
                     self._clock(), who.participant_id, session_id, order_id, *new_values))
                 if refused is not None:
-                    self._gateway_reject(who, what, refused, f"risk: {refused.name}",
-                                         {"symbol": inst.symbol, "order_id": order_id}, arrival)
-                    return None, int(refused), refused.name
+                    return self._refuse_for_risk(who, what, refused, {"symbol": inst.symbol, "order_id": order_id},
+                                                 arrival)
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
                                        1, build, enter, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
@@ -995,7 +998,8 @@ class Hub:
                                                        (Side.SELL, q.ask_price, q.ask_quantity, 4)):
                         if not qty:
                             continue
-                        refused = self._risk_check_quote(who, session_id, inst, side, px, qty)
+                        refused = self._risk_check(who, session_id, inst, side, OrderType.LIMIT, TimeInForce.GTC,
+                                                   px, qty, post_only=True, throttled=False)
                         if refused is not None:
                             results[index][reason_slot] = int(refused)
                         else:
