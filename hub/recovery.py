@@ -23,7 +23,7 @@ from ledger.merkle import CompactRange
 from ledger.records import RecordType, canonical_json, decode
 from ledger.signing import SignatureError
 from ledger.store import GENESIS_CHAIN, LedgerJournal, LedgerStore, chain_link
-from matching.types import AssetClass, NewOrder, decode_commands
+from matching.types import RECORD_SIZE, AssetClass, NewOrder, decode_commands
 
 log = logging.getLogger("hub.recovery")
 _BATCH = 4096
@@ -95,6 +95,20 @@ class _Batch:
         count = len(self.commands)
         self.commands, self.metas, self.events, self.post_trade = [], [], [], []
         return count
+
+
+def _replay_risk_cancel(hub: Hub, idx: int, rec, detail: dict) -> None:
+    """A compact risk-cancel step (one record for many cancels): redo it through the engine; the
+    events produced now must be the recorded ones (their count and SHA-256), and the orders and
+    remaining quantities the record lists must be the ones those events cancelled."""
+    produced, cancelled, remaining = hub.replay_risk_cancel(rec.seq, rec.hub_time_ns, detail)
+    if (len(produced) // RECORD_SIZE != detail["events"]
+            or hashlib.sha256(produced).hexdigest() != detail["events_sha256"]):
+        raise RecoveryError(
+            f"replaying the risk cancels of record {idx} (seq {rec.seq}) produced different events than the "
+            "ledger recorded: the engine is not the one that wrote this ledger, or its state differs")
+    if cancelled != detail["orders"] or remaining != detail["remaining"]:
+        raise RecoveryError(f"record {idx} (seq {rec.seq}) lists other risk cancels than its events")
 
 
 def _meta(hub: Hub, rec, engine_record: bytes, classes: dict[str, ParticipantClass]) -> OrderMeta | None:
@@ -174,7 +188,11 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
                 batch.metas.append(_meta(hub, rec, rec.engine_record, classes))
             else:
                 report.commands += batch.flush(hub)
-                hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], rec.detail_json())
+                detail = rec.detail_json()
+                if rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_cancel":
+                    _replay_risk_cancel(hub, idx, rec, detail)
+                else:
+                    hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail)
                 if rec.record_type == RecordType.CONFIG:
                     last_config = rec.detail
             report.records = idx + 1

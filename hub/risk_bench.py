@@ -44,7 +44,6 @@ import timeit
 from dataclasses import replace
 from typing import Any
 
-import hub.core as core
 from compliance.risk import ParticipantRiskConfig, RiskConfig, Scope
 from hub.auth import Identity
 from hub.config import HubConfig, ParticipantClass, ParticipantConfig, Role, hash_token
@@ -275,10 +274,10 @@ class _Phases:
             def __init__(self, inner) -> None:
                 self._inner = inner
 
-            def process_packed(self, packed: bytes) -> bytes:
+            def cancel_orders(self, seq: int, order_ids: bytes) -> bytes:
                 t0 = time.perf_counter_ns()
                 try:
-                    return self._inner.process_packed(packed)
+                    return self._inner.cancel_orders(seq, order_ids)
                 finally:
                     phases._add(name, time.perf_counter_ns() - t0)
 
@@ -296,8 +295,8 @@ class _Phases:
 
 
 PHASE_ORDER = (
-    "risk: set switch, list orders in scope", "hub: cancel orders (total, see below)", "  encode cancel commands",
-    "  engine: process cancels", "  decode engine events", "  route: risk release + execution reports",
+    "risk: set switch, list orders in scope", "hub: cancel orders (total, see below)",
+    "  engine: cancel_orders", "  route: risk release, registry, reports", "    risk: bulk release",
     "  journal append (queue)", "  market data publish", "  checkpoint (state digest)",
     "ledger writer: records + hashes + SQL (total)", "ledger writer: SQL insert + commit",
 )
@@ -308,10 +307,9 @@ def _install_phases(hub: Hub) -> _Phases:
     names = iter(PHASE_ORDER)
     ph.wrap(hub.risk, "kill", next(names))
     ph.wrap(hub, "_cancel_for_risk", next(names))
-    ph.wrap(core, "encode_commands", next(names), module=True)
     ph.wrap_engines(hub, next(names))
-    ph.wrap(core, "decode_events", next(names), module=True)
-    ph.wrap(hub, "_route", next(names))
+    ph.wrap(hub, "_route_risk_cancels", next(names))
+    ph.wrap(hub.risk, "on_orders_done", next(names))
     ph.wrap(hub.journal, "append", next(names))
     ph.wrap(hub.market_data, "publish", next(names))
     ph.wrap(hub, "maybe_checkpoint", next(names))
@@ -410,15 +408,21 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
             del hub.risk.kill
             del hub._risk_check_new
 
-            # the ledger holds every cancel, and only after the kill record
+            # the ledger holds every cancel (engine Cancelled events or compact risk-cancel records),
+            # and only after the kill record
             kill_seq = last_seq_before + 1
             cancelled = 0
             for _idx, _seq, payload, _leaf, _chain in journal.iter_records(records_before):
                 rec = decode(payload)
                 if rec.record_type == RecordType.EVENT and type(decode_events(rec.engine_record)[0]) is Cancelled:
-                    cancelled += 1
-                    if rec.seq <= kill_seq:
-                        raise RuntimeError(f"a cancel (seq {rec.seq}) sequenced before the kill ({kill_seq})")
+                    count = 1
+                elif rec.record_type == RecordType.ADMIN and rec.detail_json().get("action") == "risk_cancel":
+                    count = len(rec.detail_json()["orders"])
+                else:
+                    continue
+                cancelled += count
+                if rec.seq <= kill_seq:
+                    raise RuntimeError(f"a cancel (seq {rec.seq}) sequenced before the kill ({kill_seq})")
             cancel_records = journal.tree_size - records_before
         finally:
             hub.accepting = False

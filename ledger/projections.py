@@ -236,6 +236,16 @@ class _Builder:
                 "symbol": r["symbol"], "side": r["side"], "price": ev.price, "quantity": ev.quantity,
                 "liquidity": liquidity})
 
+    def on_risk_cancel(self, rec, detail: dict) -> None:
+        """A compact risk-cancel step (``risk_cancel`` ADMIN record): each listed order was cancelled
+        by the venue's risk controls (CAMO, reason RISK) at the record's sequence number."""
+        for order_id in detail["orders"]:
+            order = self.orders.get(order_id)
+            if order is not None:
+                order.row["remaining"] = order.displayed = 0
+                self._event(rec.seq, rec.hub_time_ns, order, "CAMO", reason=int(CancelReason.RISK))
+                self._close(order_id, "CANCELLED")
+
     def on_gateway_reject(self, rec) -> None:
         detail = rec.detail_json()
         self._event(rec.seq, rec.hub_time_ns, None, "REMO", participant=rec.participant,
@@ -259,6 +269,10 @@ def rebuild_projections(engine: Engine, store: LedgerStore | None = None) -> Pro
             builder.on_command(rec)
         elif rec.record_type == RecordType.GATEWAY_REJECT:
             builder.on_gateway_reject(rec)
+        elif rec.record_type == RecordType.ADMIN and b'"risk_cancel"' in rec.detail:
+            detail = rec.detail_json()
+            if detail.get("action") == "risk_cancel":
+                builder.on_risk_cancel(rec, detail)
         elif rec.record_type == RecordType.CONFIG:
             config = json.loads(rec.detail)
             builder.instruments = {i["instrument_id"]: i for i in config.get("instruments", [])}

@@ -102,6 +102,7 @@ cdef enum CancelReason:
     CR_IMMEDIATE_REMAINDER = 2
     CR_SELF_TRADE_PREVENTION = 3
     CR_MASS_CANCEL = 4
+    CR_RISK = 5
 
 cdef int64_t MAX_PRICE = 1000000000000000  # matching.types.MAX_PRICE
 
@@ -849,10 +850,17 @@ cdef class CythonEngine:
                 if (account != 0 and o.account == account) or (account == 0 and o.tif == DAY):
                     victims.push_back(pair[int64_t, int64_t](o.book, o.order_id))
             inc(it)
+        return self._remove_victims(victims, event_kind, CR_MASS_CANCEL)
+
+    cdef int64_t _remove_victims(self, vector[pair[int64_t, int64_t]]& victims, int64_t event_kind,
+                                 int64_t reason) noexcept:
+        """Remove (book, order id) pairs, book by book in instrument order and by order id within a
+        book: one BookDelta per level changed and one TopOfBook per book, not per order."""
         sort(victims.begin(), victims.end())
         cdef size_t i
         cdef int b = NIL
         cdef int32_t slot
+        cdef COrder* o
         for i in range(victims.size()):
             if victims[i].first != b:
                 if b != NIL:
@@ -862,12 +870,36 @@ cdef class CythonEngine:
             slot = self.resting[victims[i].second]
             o = &self.pool[slot]
             self._touch(b, o.side, o.price)
-            self._order_event(event_kind, b, o, CR_MASS_CANCEL)
+            self._order_event(event_kind, b, o, reason)
             self._unlink(slot)
             self._free(slot)
         if b != NIL:
             self._flush_book(b)
         return <int64_t>victims.size()
+
+    def cancel_orders(self, int64_t seq, const unsigned char[::1] order_ids not None):
+        """Risk cancels: remove the listed resting orders (packed little-endian int64 ids; ids not
+        resting here are skipped) as one step stamped ``seq``, reason RISK. Events: a Cancelled per
+        order, then per book the changed levels and the new top. Deterministic for replay."""
+        cdef Py_ssize_t n = order_ids.shape[0]
+        if n % 8:
+            raise ValueError("order id buffer is not a whole number of int64")
+        cdef vector[pair[int64_t, int64_t]] victims
+        cdef unordered_map[int64_t, int32_t].iterator it
+        cdef int64_t oid
+        cdef Py_ssize_t i
+        for i in range(0, n, 8):
+            memcpy(&oid, &order_ids[i], 8)
+            it = self.resting.find(oid)
+            if it != self.resting.end():
+                victims.push_back(pair[int64_t, int64_t](self.pool[deref(it).second].book, oid))
+        self.seq = seq
+        self.last_seq = seq
+        self.out.clear()
+        self._remove_victims(victims, E_CANCELLED, CR_RISK)
+        if self.out.empty():
+            return b""
+        return PyBytes_FromStringAndSize(<char*>self.out.data(), <Py_ssize_t>(self.out.size() * 8))
 
     cdef void _mass_cancel(self, const int64_t* c) noexcept:
         # c: kind seq ts instrument account

@@ -440,6 +440,17 @@ class ReferenceEngine:
         count = self._remove_all(out, books, lambda o: o.time_in_force == TimeInForce.DAY, None)
         out.events.append(SessionEndReport(cmd.seq, cmd.instrument_id, count))
 
+    def cancel_orders(self, seq: int, order_ids: bytes) -> bytes:
+        """Risk cancels (see the Cython engine): the listed resting orders, reason RISK, book by book
+        in instrument order and by order id within a book; ids not resting here are skipped."""
+        if len(order_ids) % 8:
+            raise ValueError("order id buffer is not a whole number of int64")
+        wanted = set(memoryview(order_ids).cast("q"))
+        self.last_seq = seq
+        out = _Emitter(seq)
+        self._remove_all(out, list(self._books.values()), lambda o: o.order_id in wanted, CancelReason.RISK)
+        return encode_events(out.events)
+
     def _remove_all(self, out: _Emitter, books: list[_Book], selected, cancel_reason) -> int:
         """Remove the selected orders of each book in order-id order; None reason means expiry."""
         count = 0

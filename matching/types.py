@@ -94,6 +94,7 @@ class CancelReason(IntEnum):
     IMMEDIATE_REMAINDER = 2  # unfilled remainder of an IOC or market order
     SELF_TRADE_PREVENTION = 3
     MASS_CANCEL = 4
+    RISK = 5  # the hub's risk controls (kill switch, margin reduce-only): never a command field
 
 
 class CommandKind(IntEnum):

@@ -367,6 +367,29 @@ class RiskEngine:
         self._refresh_initial(p, ins, ps)
         self._maybe_release_holder(p, ins, ps)
 
+    def on_orders_done(self, ts: int, order_ids) -> None:
+        """``on_order_done`` for many orders at once (risk cancels): the open quantities are
+        released order by order, the margin caches refreshed once per position touched. The
+        final state equals the one-by-one calls (the refresh depends only on the position)."""
+        orders, participants, inst = self._orders, self._participants, self._inst
+        touched: dict[tuple[str, int], tuple[ParticipantState, PositionState]] = {}
+        for order_id in order_ids:
+            o = orders.pop(order_id, None)
+            if o is None:
+                continue
+            p = participants[o.participant]
+            del p.orders[order_id]
+            ps = p.positions[o.instrument_id]
+            if o.is_buy:
+                ps.open_buy -= o.remaining
+            else:
+                ps.open_sell -= o.remaining
+            touched[(o.participant, o.instrument_id)] = (p, ps)
+        for (_, iid), (p, ps) in touched.items():
+            ins = inst[iid]
+            self._refresh_initial(p, ins, ps)
+            self._maybe_release_holder(p, ins, ps)
+
     def on_order_replaced(self, ts: int, order_id: int, price: int, remaining: int) -> None:
         """Engine Replaced event: new price and remaining (open) quantity."""
         o = self._orders.get(order_id)

@@ -91,6 +91,7 @@ class CancelReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANCEL_IMMEDIATE_REMAINDER: _ClassVar[CancelReason]
     CANCEL_SELF_TRADE_PREVENTION: _ClassVar[CancelReason]
     CANCEL_MASS_CANCEL: _ClassVar[CancelReason]
+    CANCEL_RISK: _ClassVar[CancelReason]
 
 class ExecType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -168,6 +169,7 @@ CANCEL_USER_REQUESTED: CancelReason
 CANCEL_IMMEDIATE_REMAINDER: CancelReason
 CANCEL_SELF_TRADE_PREVENTION: CancelReason
 CANCEL_MASS_CANCEL: CancelReason
+CANCEL_RISK: CancelReason
 EXEC_TYPE_UNSPECIFIED: ExecType
 EXEC_NEW: ExecType
 EXEC_REJECTED: ExecType

@@ -199,9 +199,11 @@ def admin_details(journal) -> list[tuple[int, dict]]:
     raise TypeError(f"cannot read ADMIN records of {type(journal).__name__}")
 
 
-def ledger_cancels(store: LedgerStore) -> dict[int, int]:
-    """Order id -> sequence of every engine Cancelled event the ledger holds."""
-    from matching.types import decode_events
+def ledger_cancels(store: LedgerStore, reasons: dict[int, int] | None = None) -> dict[int, int]:
+    """Order id -> sequence of every cancel the ledger holds: engine Cancelled events and the orders
+    of compact ``risk_cancel`` records (one record per risk-cancel step). ``reasons`` gets each
+    order's cancel reason (CancelReason.RISK for the compact records)."""
+    from matching.types import CancelReason, decode_events
 
     out = {}
     for _idx, _seq, payload, _leaf, _chain in store.iter_records():
@@ -210,7 +212,19 @@ def ledger_cancels(store: LedgerStore) -> dict[int, int]:
             (ev,) = decode_events(rec.engine_record)
             if type(ev) is Cancelled:
                 out[ev.order_id] = ev.seq
+                if reasons is not None:
+                    reasons[ev.order_id] = ev.reason
+        elif rec.record_type == RecordType.ADMIN and b'"risk_cancel"' in rec.detail:
+            for oid in rec.detail_json()["orders"]:
+                out[oid] = rec.seq
+                if reasons is not None:
+                    reasons[oid] = CancelReason.RISK
     return out
+
+
+def risk_cancel_records(store: LedgerStore) -> list[tuple[int, dict]]:
+    """(sequence, detail) of every compact ``risk_cancel`` record."""
+    return [(seq, d) for seq, d in admin_details(store) if d.get("action") == "risk_cancel"]
 
 
 def kinds(events: list[dict]) -> list[str]:

@@ -12,8 +12,21 @@ import pytest
 
 from compliance.risk import KillMode, KillReason, ParticipantRiskConfig, RiskConfig, RiskReject, Scope
 from hub.v1 import common_pb2 as cpb
-from matching.types import AssetClass
-from tests.risk.support import BUY, MS, SEC, SELL, TICK, FakeClock, M, P, RiskHub, kinds, ledger_cancels
+from matching.types import AssetClass, CancelReason
+from tests.risk.support import (
+    BUY,
+    MS,
+    SEC,
+    SELL,
+    TICK,
+    FakeClock,
+    M,
+    P,
+    RiskHub,
+    kinds,
+    ledger_cancels,
+    risk_cancel_records,
+)
 
 R = RiskReject
 ES_PX = 6000_00
@@ -106,12 +119,23 @@ def test_kill_is_effective_for_the_very_next_order_and_cancels_in_the_ledger(mak
     ids = _book(rh)
     kill_seq = rh.kill(Scope.HUB, "")
     refused = rh.buy("scalper-2", "AAPL", P - TICK, 1)
-    assert refused.reason == R.KILL_SWITCH and rh.hub.last_sequence == kill_seq + len(ids) + 1
+    # one risk-cancel step per asset class with orders (equity, future, crypto), then the refusal
+    assert refused.reason == R.KILL_SWITCH and rh.hub.last_sequence == kill_seq + 3 + 1
     rh.hub.journal.flush()
-    cancels = ledger_cancels(rh.hub.journal)
+    reasons: dict[int, int] = {}
+    cancels = ledger_cancels(rh.hub.journal, reasons)
     assert set(cancels) == set(ids.values())
-    assert all(kill_seq < seq <= kill_seq + len(ids) for seq in cancels.values()), \
+    assert set(reasons.values()) == {CancelReason.RISK}
+    assert all(kill_seq < seq <= kill_seq + 3 for seq in cancels.values()), \
         "the cancels are sequenced right after the switch, before anything else"
+    steps = risk_cancel_records(rh.hub.journal)
+    assert [d["asset_class"] for _, d in steps] == [AssetClass.EQUITY, AssetClass.FUTURE, AssetClass.CRYPTO]
+    assert steps[0][1]["orders"] == sorted([ids["s1 AAPL"], ids["s2 AAPL"], ids["s2 MSFT"]])
+    assert steps[0][1]["remaining"] == [10, 10, 10]
+    for name in ids:  # the owners are told the venue's risk controls cancelled them
+        owner = {"s1": "scalper-1", "s2": "scalper-2", "mm": "mm-1"}[name.split()[0]]
+        (report,) = [r for r in rh.hub.executions(rh.who[owner], kill_seq, 0) if r.order_id == ids[name]]
+        assert (report.exec_type, report.cancel_reason) == (cpb.EXEC_CANCELLED, cpb.CANCEL_RISK)
 
 
 def test_drawdown_of_exactly_2_percent_switches_the_participant_to_reduce_only(make_hub) -> None:

@@ -72,3 +72,16 @@ def test_a_killed_participant_cannot_quote_and_its_quotes_are_pulled(make_hub) -
     rh.kill(Scope.PARTICIPANT, MM)
     assert rh.resting_ids(MM) == set()
     assert _quote(rh, QuoteSpec("MSFT", M - 100, 10, M + 100, 10)) == [(RiskReject.KILL_SWITCH,) * 2]
+
+
+def test_quotes_pulled_by_a_kill_are_reported_as_risk_cancels(make_hub) -> None:
+    from compliance.risk import Scope
+    from hub.v1 import common_pb2 as cpb
+
+    rh = make_hub()
+    _, rows, _, _ = rh.hub.mass_quote(rh.who[MM], [QuoteSpec("MSFT", M - 100, 10, M + 100, 10)], 0)
+    quote_ids = {rows[0][1], rows[0][3]}
+    kill_seq = rh.kill(Scope.PARTICIPANT, MM)
+    pulled = [r for r in rh.hub.executions(rh.who[MM], kill_seq, 0) if r.order_id in quote_ids]
+    assert sorted((r.exec_type, r.cancel_reason, r.leaves_quantity) for r in pulled) == [
+        (cpb.EXEC_CANCELLED, cpb.CANCEL_RISK, 0)] * 2, "the venue's risk controls, not the market maker, pulled them"

@@ -34,5 +34,6 @@ def test_quick_risk_bench_prints_one_json_object_with_all_figures_and_passes_its
     assert run["post_kill_order_reason"] == "KILL_SWITCH"
     assert 0 < run["switch_set_ms"] <= run["post_kill_order_refused_ms"] <= run["post_kill_order_reject_acked_ms"]
     assert run["switch_set_ms"] <= run["kill_returned_ms"] <= run["last_cancel_committed_ms"]
-    assert run["ledger_records_written"] > 300
+    # compact: the kill, one risk-cancel record per asset class and the probe's reject; not 2-4 records per order
+    assert 2 <= run["ledger_records_written"] <= 1 + 4 + 1
     assert kill["lock_free_check"]["ok"]

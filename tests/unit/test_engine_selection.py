@@ -253,7 +253,7 @@ def test_wire_enumerations_keep_their_numbers():
     assert [EVENT_KIND[t] for t in (Accepted, Rejected, Trade, Done, Cancelled, Expired, Replaced,
                                     BookDelta, TopOfBook, MassCancelReport, SessionEndReport)] == list(EventKind)
     assert [r.value for r in RejectReason] == [*range(101, 119), 201, 301, 302]
-    assert [r.value for r in CancelReason] == [1, 2, 3, 4]
+    assert [r.value for r in CancelReason] == [1, 2, 3, 4, 5]  # 5: RISK (the hub's risk cancels)
 
 
 def test_engine_events_use_the_same_codec(make_engine):

@@ -1,0 +1,190 @@
+"""Risk cancels as compact sequenced steps: per asset class one ``cancel_orders`` engine call and one
+``risk_cancel`` ledger record (orders, remaining quantities, SHA-256 of the engine events) instead of
+a command record and its events per order. Both engines produce the same bytes; the bulk risk
+release equals the one-by-one one; a restart replays the steps to the signed state digest and
+refuses a ledger whose steps no longer reproduce; RTS 24 projections see each order cancelled by
+the venue (CAMO, reason RISK)."""
+
+from __future__ import annotations
+
+import random
+from array import array
+
+import pytest
+from matching._cengine import CythonEngine
+
+from compliance.risk import RiskConfig, RiskEngine, Scope
+from hub.recovery import RecoveryError, _replay_risk_cancel
+from hub.v1 import common_pb2 as cpb
+from ledger.projections import proj_order, proj_order_event, rebuild_projections
+from ledger.records import Record, RecordType
+from matching.instruments import DEFAULT_INSTRUMENTS, by_asset_class
+from matching.reference import ReferenceEngine
+from matching.types import (
+    AssetClass,
+    BookDelta,
+    Cancelled,
+    CancelReason,
+    NewOrder,
+    TopOfBook,
+    decode_events,
+    encode_commands,
+)
+from tests.risk.support import RiskHub, ledger_cancels, risk_cancel_records
+
+EQUITIES = by_asset_class(DEFAULT_INSTRUMENTS)[AssetClass.EQUITY]
+
+
+def _load(engines, rng: random.Random, n: int) -> list[int]:
+    """The same random resting book (several orders per level, both sides, all equities) in each engine."""
+    commands = []
+    for oid in range(1, n + 1):
+        inst = rng.choice(EQUITIES)
+        side = rng.choice((1, 2))
+        ticks = rng.randint(1, 12) * (-1 if side == 1 else 1)
+        commands.append(NewOrder(oid, 1_000 + oid, inst.instrument_id, oid, 1001 + oid % 3, side, 1, 1,
+                                 inst.reference_price + ticks * inst.tick_size, inst.lot_size * rng.randint(1, 5)))
+    packed = encode_commands(commands)
+    for engine in engines:
+        engine.process_packed(packed)
+    return list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_both_engines_cancel_the_same_orders_with_the_same_event_bytes(seed: int) -> None:
+    rng = random.Random(seed)
+    engines = [CythonEngine(AssetClass.EQUITY, EQUITIES), ReferenceEngine(AssetClass.EQUITY, EQUITIES)]
+    ids = _load(engines, rng, 400)
+    victims = rng.sample(ids, 250) + [10_000, 77_777]  # and ids not resting: skipped
+    rng.shuffle(victims)
+    packed = array("q", victims).tobytes()
+    out = [e.cancel_orders(5_000, packed) for e in engines]
+    assert out[0] == out[1]
+    assert engines[0].digest() == engines[1].digest()
+    events = decode_events(out[0])
+    cancels = [ev for ev in events if type(ev) is Cancelled]
+    assert sorted(ev.order_id for ev in cancels) == sorted(v for v in victims if v <= 400)
+    assert {ev.reason for ev in cancels} == {CancelReason.RISK} and {ev.seq for ev in events} == {5_000}
+    # per book: cancels in order-id order, then one delta per level changed and one top
+    assert all(type(ev) in (Cancelled, BookDelta, TopOfBook) for ev in events)
+    assert sum(type(ev) is TopOfBook for ev in events) <= len(EQUITIES)
+    levels = [(ev.instrument_id, ev.side, ev.price) for ev in events if type(ev) is BookDelta]
+    assert len(levels) == len(set(levels))
+    # the survivors are untouched: cancelling them one by one still works in both engines
+    rest = [oid for oid in ids if oid not in set(victims)]
+    for e in engines:
+        views = {v.order_id: v for i in EQUITIES for v in e.orders(i.instrument_id)}
+        assert sorted(views) == rest
+    assert engines[0].cancel_orders(5_001, b"") == engines[1].cancel_orders(5_001, b"") == b""
+
+
+def test_the_cython_engine_refuses_a_torn_id_buffer() -> None:
+    with pytest.raises(ValueError):
+        CythonEngine(AssetClass.EQUITY, EQUITIES).cancel_orders(1, b"\x01\x02\x03")
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_bulk_risk_release_equals_one_by_one(seed: int) -> None:
+    rng = random.Random(seed)
+    engines = [RiskEngine(RiskConfig(), DEFAULT_INSTRUMENTS) for _ in range(2)]
+    live = []
+    for oid in range(1, 600):
+        inst = rng.choice(DEFAULT_INSTRUMENTS)
+        pid = rng.choice(("scalper-1", "scalper-2", "mm-1"))
+        side = rng.choice((1, 2))
+        qty = inst.lot_size * rng.randint(1, 4)
+        for risk in engines:
+            risk.on_order_entered(oid, pid, "", oid, inst.instrument_id, side, inst.reference_price, qty,
+                                  throttled=False)
+        live.append(oid)
+        if oid % 7 == 0:  # some fills change the positions and remaining quantities on the way
+            for risk in engines:
+                risk.on_trade(oid, inst.instrument_id, inst.reference_price, inst.lot_size, pid, "inst-1",
+                              buy_order_id=oid if side == 1 else 0)
+    doomed = rng.sample(live, 400) + [99_999]
+    for oid in doomed:
+        engines[0].on_order_done(9_000, oid)
+    engines[1].on_orders_done(9_000, doomed)
+    assert engines[0].state_digest() == engines[1].state_digest()
+    engines[1].verify()  # every derived cache (open quantities, scans, margin) matches the primary state
+    for pid in ("scalper-1", "scalper-2", "mm-1"):
+        assert engines[0].margin(pid) == engines[1].margin(pid)
+
+
+def _many(rh: RiskHub, n: int) -> set[int]:
+    """``n`` resting orders over every instrument and three participants."""
+    ids = set()
+    owners = ("scalper-1", "scalper-2", "mm-1")
+    for i in range(n):
+        inst = DEFAULT_INSTRUMENTS[i % len(DEFAULT_INSTRUMENTS)]
+        side = cpb.BUY if i % 2 else cpb.SELL
+        ticks = (1 + (i // 16) % 40) * (-1 if side == cpb.BUY else 1)
+        sent = rh.order(owners[i % 3], inst.symbol, side, inst.reference_price + ticks * inst.tick_size,
+                        inst.lot_size)
+        assert sent.accepted, sent
+        ids.add(sent.order_id)
+    return ids
+
+
+def test_a_kill_cancels_in_steps_that_replay_to_the_signed_digest(make_hub, monkeypatch) -> None:
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 100)  # several steps per class
+    rh: RiskHub = make_hub(durable=True)
+    ids = _many(rh, 640)
+    kill_seq = rh.kill(Scope.HUB, "")
+    assert rh.resting_ids() == set() and rh.hub.risk.open_order_ids() == []
+    steps = risk_cancel_records(rh.hub.journal)
+    assert len(steps) == 7 * 4, "640 orders in steps of 100 (7), one record per asset class in each step"
+    assert [s for s, _ in steps] == list(range(kill_seq + 1, kill_seq + 1 + len(steps))), "consecutive, after the kill"
+    assert set(ledger_cancels(rh.hub.journal)) == ids
+    digest = rh.hub.state_digest()
+    history = {pid: [(r.order_id, r.cancel_reason) for r in rh.hub.executions(rh.who[pid], kill_seq, 0)]
+               for pid in ("scalper-1", "scalper-2", "mm-1")}
+    assert sum(len(v) for v in history.values()) == len(ids)
+    assert {reason for v in history.values() for _, reason in v} == {cpb.CANCEL_RISK}
+
+    rh.restart()
+    assert rh.hub.recovery.checkpoint_verified
+    assert rh.hub.state_digest() == digest, "the replayed steps rebuild the exact state"
+    assert rh.resting_ids() == set()
+    assert {pid: [(r.order_id, r.cancel_reason) for r in rh.hub.executions(rh.who[pid], kill_seq, 0)]
+            for pid in history} == history, "and the execution history"
+
+
+def test_recovery_refuses_a_risk_cancel_step_that_does_not_reproduce(make_hub) -> None:
+    rh: RiskHub = make_hub(durable=True)
+    _many(rh, 12)
+    rh.kill(Scope.HUB, "")
+    (seq, detail), *_ = risk_cancel_records(rh.hub.journal)
+    fresh = make_hub()  # a hub that never saw those orders: the step cancels nothing there
+    rec = Record(RecordType.ADMIN, seq, 1, detail=b"")
+    with pytest.raises(RecoveryError, match="produced different events"):
+        _replay_risk_cancel(fresh.hub, 7, rec, detail)
+
+    other = make_hub(durable=True)
+    _many(other, 12)  # the same orders (and ids): the events reproduce, but the record lists other quantities
+    wrong = detail | {"remaining": [q + 1 for q in detail["remaining"]]}
+    with pytest.raises(RecoveryError, match="lists other risk cancels"):
+        _replay_risk_cancel(other.hub, 7, rec, wrong)
+
+
+def test_projections_show_each_risk_cancel_as_a_venue_cancel(make_hub) -> None:
+    rh: RiskHub = make_hub(durable=True)
+    ids = _many(rh, 24)
+    rh.kill(Scope.HUB, "")
+    rh.hub.journal.flush()
+    engine = rh.hub.journal.engine
+    rebuild_projections(engine, rh.hub.journal)
+    with engine.connect() as conn:
+        rows = conn.execute(proj_order_event.select().where(proj_order_event.c.event == "CAMO")).all()
+        orders = conn.execute(proj_order.select()).all()
+    assert sorted(r.order_id for r in rows) == sorted(ids)
+    assert {(r.reason, r.remaining) for r in rows} == {(int(CancelReason.RISK), 0)}
+    assert {o.status for o in orders} == {"CANCELLED"}
+
+
+def test_a_user_cancel_is_still_reported_as_user_requested(make_hub) -> None:
+    rh: RiskHub = make_hub()
+    (oid,) = _many(rh, 1)
+    assert rh.cancel("scalper-1", DEFAULT_INSTRUMENTS[0].symbol, oid).accepted
+    (report,) = [r for r in rh.hub.executions(rh.who["scalper-1"], 0, 0) if r.exec_type == cpb.EXEC_CANCELLED]
+    assert report.cancel_reason == cpb.CANCEL_USER_REQUESTED
