@@ -1,10 +1,14 @@
 """The durable journal: group commit of Merkle leaves, signed checkpoints, proofs and reads.
 
-The sequencer appends journal entries in sequence order (cheap: a queue push); one writer
-thread turns them into canonical records, hashes them into the tree and the hash chain and
-commits whatever has queued up in one transaction. ``wait_committed`` releases acks only after
-that commit. If the database fails (unreachable, disk full), the batch stays queued and is
-retried until storage returns; meanwhile ``available`` is False and the hub refuses new
+The sequencer appends journal entries in sequence order (cheap: a queue push). Whatever has
+queued up is turned into canonical records, hashed into the tree and the hash chain and committed
+in one transaction (group commit) by whoever gets there first: a caller of ``wait_committed``
+whose entry is not committed yet and finds no write in progress leads the write itself
+(leader/follower group commit: no hand-off to another thread on the ack path, which costs a
+wake-up and a GIL transfer per order), and a writer thread commits backlogs and whatever nobody
+waits for within ``lazy_commit_s``. ``wait_committed`` releases acks only after that commit.
+If the database fails (unreachable, disk full), the batch stays queued and the writer thread
+retries it until storage returns; meanwhile ``available`` is False and the hub refuses new
 commands, so nothing is acknowledged that was not recorded and nothing recorded is lost.
 """
 
@@ -58,6 +62,8 @@ _COMMAND, _EVENT = int(RecordType.COMMAND), int(RecordType.EVENT)
 _EVENT_HEAD = struct.Struct("<BBqqB")  # records.encode_event's header and asset class, packed at once
 # Rows per multi-row INSERT: one statement execution per this many rows instead of one per row.
 _ROWS_PER_INSERT = 128
+# Queued entries at which the writer thread is woken instead of waiting for a leader or its sweep.
+_WRITER_BACKLOG = 512
 
 
 def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
@@ -243,7 +249,8 @@ class LedgerJournal(LedgerStore):
     """The hub's durable journal (implements hub.journal.Journal)."""
 
     def __init__(self, engine: Engine, signer: Signer, origin: str, *, checkpoint_every: int = 4096,
-                 checkpoint_interval_s: float = 0.25, commit_timeout_s: float = 5.0) -> None:
+                 checkpoint_interval_s: float = 0.25, commit_timeout_s: float = 5.0,
+                 lazy_commit_s: float = 0.002) -> None:
         super().__init__(engine)
         create_schema(engine)
         self._signer = signer
@@ -253,7 +260,15 @@ class LedgerJournal(LedgerStore):
         self._commit_timeout = commit_timeout_s
         self._tail = self.load_tail()
         self._queue: deque = deque()  # ("entry", ticket, JournalEntry) | ("checkpoint", digest, ts)
-        self._cv = threading.Condition()
+        state_lock = threading.RLock()
+        self._cv = threading.Condition(state_lock)  # guards the queue and the committed state
+        self._work = threading.Condition(state_lock)  # wakes the writer thread (backlog, stop)
+        self._write_lock = threading.Lock()  # one batch in flight: the writer thread's or a leader's
+        self._lazy_commit = lazy_commit_s
+        # SQLite: commits never checkpoint the WAL (see schema.connect); the writer thread does it
+        # off the ack path once this many commits have accumulated, or when it stops.
+        self._wal_checkpoint_every = 64 if engine.dialect.name == "sqlite" else 0
+        self._commits_at_wal_checkpoint = 0
         self._next_ticket = 0
         self._committed = 0
         self._since_checkpoint = 0
@@ -311,7 +326,8 @@ class LedgerJournal(LedgerStore):
             self._next_ticket += 1
             self._queue.append(("entry", self._next_ticket, entry))
             self._since_checkpoint += 1
-            self._cv.notify_all()
+            if len(self._queue) >= _WRITER_BACKLOG:  # nobody is leading fast enough: the writer helps
+                self._work.notify()
             return self._next_ticket
 
     def checkpoint_due(self) -> bool:
@@ -323,9 +339,18 @@ class LedgerJournal(LedgerStore):
             self._queue.append(("checkpoint", state_digest, ts))
             self._since_checkpoint = 0
             self._last_checkpoint_at = time.monotonic()
-            self._cv.notify_all()
 
     def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
+        if self._committed >= ticket:
+            return
+        # Lead the write if none is in flight and storage is healthy (after a failure the writer
+        # thread retries with back-off); otherwise the write in flight or the next one covers us.
+        if self._error is None and not self._stopping and self._write_lock.acquire(blocking=False):
+            try:
+                if self._committed < ticket:
+                    self._write_queued()
+            finally:
+                self._write_lock.release()
         with self._cv:
             done = self._cv.wait_for(lambda: self._committed >= ticket,
                                      self._commit_timeout if timeout is None else timeout)
@@ -345,6 +370,7 @@ class LedgerJournal(LedgerStore):
         with self._cv:
             already = self._stopping
             self._stopping = True
+            self._work.notify()
             self._cv.notify_all()
         if not already:
             self._writer.join(30)
@@ -356,33 +382,69 @@ class LedgerJournal(LedgerStore):
         backoff = 0.05
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._queue or self._stopping)
-                if not self._queue and self._stopping:
-                    return
-                batch = list(self._queue)
-            try:
-                tail = self._write(batch)
-            except (SQLAlchemyError, OSError) as exc:
-                with self._cv:
-                    self._error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                    self._cv.notify_all()
-                log.error("ledger write failed, will retry: %s", self._error)
+                if not self._queue and not self._stopping:
+                    # Woken for a backlog or a stop; otherwise it sweeps up what nobody waited for.
+                    self._work.wait(self._lazy_commit)
+                idle = not self._queue
+            if self._wal_checkpoint_every and self.commits - self._commits_at_wal_checkpoint >= (
+                    1 if idle and self._stopping else self._wal_checkpoint_every):
+                self._checkpoint_wal()
+            if idle:
                 if self._stopping:
                     return
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
                 continue
-            backoff = 0.05
+            with self._write_lock:
+                ok = self._write_queued()
+            if ok:
+                backoff = 0.05
+                continue
+            if self._stopping:
+                return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    def _checkpoint_wal(self) -> None:
+        """Copy committed WAL frames into the database without blocking writers or readers
+        (PASSIVE); concurrent commits go on appending to the WAL meanwhile."""
+        self._commits_at_wal_checkpoint = self.commits
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.fetchall()
+            cursor.close()
+        except self._dbapi_error as exc:  # a failed checkpoint loses nothing; the next one retries
+            log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            raw.close()
+
+    def _write_queued(self) -> bool:
+        """Write and commit everything queued now, as one batch; the caller holds ``_write_lock``.
+        False (and ``error`` set) if storage failed: the batch stays queued for the retry."""
+        with self._cv:
+            batch = list(self._queue)
+        if not batch:
+            return True
+        try:
+            tail = self._write(batch)
+        except (SQLAlchemyError, OSError) as exc:
             with self._cv:
-                self._tail = tail
-                for _ in batch:
-                    self._queue.popleft()
-                tickets = [item[1] for item in batch if item[0] == "entry"]
-                if tickets:
-                    self._committed = tickets[-1]
-                self._error = None
-                self.commits += 1
+                self._error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                self._work.notify()  # the writer thread owns the retries
                 self._cv.notify_all()
+            log.error("ledger write failed, will retry: %s", self._error)
+            return False
+        with self._cv:
+            self._tail = tail
+            for _ in batch:
+                self._queue.popleft()
+            tickets = [item[1] for item in batch if item[0] == "entry"]
+            if tickets:
+                self._committed = tickets[-1]
+            self._error = None
+            self.commits += 1
+            self._cv.notify_all()
+        return True
 
     def _write(self, batch: list) -> _Tail:
         tail = self._tail

@@ -7,6 +7,8 @@ it did not record, and catch up when the store returns. SQLite and PostgreSQL.""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 import uuid
 from collections import Counter
 
@@ -17,12 +19,14 @@ import sqlalchemy as sa
 from hub.client import HubClient
 from hub.config import HubConfig
 from hub.core import HubUnavailableError
+from hub.journal import EntryKind, JournalEntry
 from hub.server import run_server
 from hub.v1 import common_pb2 as cpb
 from ledger.merkle import leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion
 from ledger.records import RecordType, decode
 from ledger.schema import connect
-from ledger.store import CHAIN_TAG
+from ledger.store import CHAIN_TAG, LedgerJournal
+from matching.types import NewOrder, encode_commands
 from tests.ledger.conftest import (
     LedgerDB,
     assert_seq_gap_free,
@@ -352,3 +356,77 @@ def test_a_failing_store_makes_the_hub_refuse_commands_and_catch_up_when_it_retu
     hub = start_hub(ledger_db.journal())
     assert hub.recovery.checkpoint_verified and hub.recovery.records == len(rows)
     stop_hub(hub)
+
+
+# -- 5. group commit: the waiting caller leads, the writer thread sweeps --------------------------
+
+
+def _entry(seq: int) -> JournalEntry:
+    command = NewOrder(seq, 10**18 + seq, 1, seq, 1001, 1, 1, 1, 189_0000, 1, 0, 0, 0)
+    return JournalEntry(seq, seq, command.ts, EntryKind.ENGINE, "scalper-1", 1, encode_commands([command]),
+                        client_order_ids=("",), quote_flags=(False,), post_trade=(b"",))
+
+
+def test_a_waiting_caller_commits_its_own_entry_without_the_writer_thread(ledger_db: LedgerDB) -> None:
+    # A writer thread that would only wake after an hour: every commit below is led by wait_committed.
+    journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=3600.0)
+    try:
+        writers = set()
+        original = journal._write
+
+        def spy(batch):
+            writers.add(threading.current_thread().name)
+            return original(batch)
+
+        journal._write = spy
+        for seq in range(1, 6):
+            ticket = journal.append(_entry(seq))
+            started = time.monotonic()
+            journal.wait_committed(ticket, timeout=5.0)
+            assert time.monotonic() - started < 1.0
+        assert writers == {threading.current_thread().name}
+        assert journal.tree_size == 5 and journal.commits == 5
+        assert len(ledger_db.records()) == 5
+    finally:
+        journal.close()
+
+
+def test_entries_nobody_waits_for_are_committed_by_the_writer_thread_sweep(ledger_db: LedgerDB) -> None:
+    journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=0.01)
+    try:
+        for seq in range(1, 4):
+            journal.append(_entry(seq))
+        wait_for(lambda: journal.tree_size == 3, timeout=5, what="the writer thread's sweep")
+        assert len(ledger_db.records()) == 3
+    finally:
+        journal.close()
+
+
+def test_sqlite_commits_never_checkpoint_the_wal_the_writer_thread_does(ledger_db: LedgerDB) -> None:
+    if ledger_db.is_pg:
+        pytest.skip("the WAL is SQLite's")
+    engine = ledger_db.engine()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    journal = LedgerJournal(engine, ledger_db.signer, "test/ledger", lazy_commit_s=3600.0)
+    try:
+        checkpointed = []
+        original = journal._checkpoint_wal
+        journal._checkpoint_wal = lambda: (checkpointed.append(journal.commits), original())[1]
+        for seq in range(1, 64):
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        assert checkpointed == []  # 63 commits: below the threshold, and no commit checkpointed itself
+        journal.wait_committed(journal.append(_entry(64)), timeout=5.0)
+        journal._work.acquire()
+        journal._work.notify()  # wake the writer now instead of in an hour
+        journal._work.release()
+        wait_for(lambda: checkpointed == [64], timeout=5, what="the background WAL checkpoint")
+        # After a complete checkpoint the next commit restarts the WAL from its beginning: it holds
+        # that commit's few frames, not 65 commits' worth.
+        journal.wait_committed(journal.append(_entry(65)), timeout=5.0)
+        with engine.connect() as conn:
+            _busy, frames, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert 0 < frames < 64
+    finally:
+        journal.close()
+    assert [r[1] for r in ledger_db.records()] == list(range(1, 66))
