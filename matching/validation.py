@@ -23,6 +23,7 @@ _TYPES = frozenset(int(t) for t in OrderType)
 _TIFS = frozenset(int(t) for t in TimeInForce)
 _STP_MODES = frozenset(int(m) for m in StpMode)
 _IMMEDIATE = frozenset((TimeInForce.IOC, TimeInForce.FOK))
+_MARKET = int(OrderType.MARKET)
 
 
 def _check_quantity(quantity: int, inst: Instrument) -> RejectReason | None:
@@ -95,6 +96,31 @@ def check_new_order(cmd: NewOrder, inst: Instrument | None, last_order_id: int) 
     ):
         return RejectReason.INVALID_DISPLAY_QUANTITY
     return None
+
+
+def order_fields_refused(inst: Instrument, side: int, order_type: int, time_in_force: int, price: int,
+                         quantity: int, display_quantity: int, post_only: int) -> bool:
+    """Whether ``check_new_order`` refuses a new order with these fields and a valid id, account and
+    STP mode: the same checks without building a command (the hub asks it before every pre-trade risk
+    check, and only the yes/no matters there). The property tests hold it to ``check_new_order``."""
+    if side not in _SIDES or order_type not in _TYPES or time_in_force not in _TIFS:
+        return True
+    is_market = order_type == _MARKET
+    immediate = time_in_force in _IMMEDIATE
+    if (is_market and not immediate) or post_only not in (0, 1) or (post_only and (is_market or immediate)):
+        return True
+    if quantity <= 0 or quantity % inst.lot_size or quantity < inst.min_quantity or quantity > inst.max_quantity:
+        return True
+    if is_market:
+        if price != 0:
+            return True
+        price = inst.reference_price  # market orders are capped at the reference price
+    elif price <= 0 or price > MAX_PRICE or price % inst.tick_size:
+        return True
+    if quantity * inst.contract_multiplier > inst.max_notional_raw // price:
+        return True
+    d = display_quantity
+    return d != 0 and (d < 0 or is_market or immediate or d >= quantity or d % inst.lot_size or d < inst.min_quantity)
 
 
 def check_replace(cmd: Replace, inst: Instrument) -> RejectReason | None:

@@ -87,7 +87,7 @@ def collateral_to_base(currency: str, amount: int, cfg: MarginConfig) -> int:
 class MarginModel:
     """Class ratios and offset pairs; turns per-class scan/delta arrays into requirements."""
 
-    __slots__ = ("classes", "initial_bps", "offsets", "_ratios")
+    __slots__ = ("classes", "initial_bps", "offsets", "_ratios", "_single")
 
     def __init__(self, cfg: MarginConfig) -> None:
         self.classes = tuple(sorted(int(c.asset_class) for c in cfg.classes))
@@ -97,6 +97,8 @@ class MarginModel:
         self.initial_bps = tuple(ratios)
         self._ratios = tuple((c, ratios[c]) for c in self.classes)
         self.offsets = tuple((int(o.class_a), int(o.class_b), o.credit_bps) for o in cfg.offsets if o.credit_bps)
+        # one offset pair (the default configuration): ``initial`` computes its credit inline
+        self._single = self.offsets[0] if len(self.offsets) == 1 and self.offsets[0][0] != self.offsets[0][1] else None
 
     def credits(self, scan: list[int], delta: list[int]) -> list[int] | None:
         """Credit per class, or None when no pair is hedged (the common case)."""
@@ -129,6 +131,32 @@ class MarginModel:
         return total
 
     def initial(self, scan: list[int], delta: list[int]) -> int:
+        single = self._single
+        if single is not None:  # the same arithmetic as credits() for one pair, without its lists (hot path)
+            a, b, rate = single
+            da, db = delta[a], delta[b]
+            total = 0
+            if (da > 0 and db < 0) or (da < 0 and db > 0):
+                abs_a = da if da > 0 else -da
+                abs_b = db if db > 0 else -db
+                m = abs_a if abs_a < abs_b else abs_b
+                credit_a = scan[a] * m // abs_a * rate // 10_000
+                credit_b = scan[b] * m // abs_b * rate // 10_000
+                for c, ratio in self._ratios:
+                    if c == a:
+                        total -= ((credit_a - scan[c]) * ratio) // 10_000
+                    elif c == b:
+                        total -= ((credit_b - scan[c]) * ratio) // 10_000
+                    else:
+                        total -= (-scan[c] * ratio) // 10_000
+            else:
+                for c, ratio in self._ratios:
+                    total -= (-scan[c] * ratio) // 10_000
+            return total
+        return self.initial_general(scan, delta)
+
+    def initial_general(self, scan: list[int], delta: list[int]) -> int:
+        """``initial`` through ``credits`` for any number of pairs (the tests' oracle for the inline one)."""
         credit = self.credits(scan, delta) if self.offsets else None
         total = 0
         if credit is None:
