@@ -105,13 +105,14 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     try:
         if args.ledger_command == "verify":
             anchors = [Path(a).read_text() for a in args.anchor]
-            report = verify_ledger(engine, _verifier(args), anchors)
+            report = verify_ledger(engine, _verifier(args), anchors, workers=args.workers)
             if not report.ok:
                 print(f"LEDGER VERIFICATION FAILED after {report.records} good records: {report.failure}",
                       file=sys.stderr)
                 return 1
             print(f"ledger OK: {report.records} records, {report.checkpoints} signed checkpoints, "
-                  f"{report.anchors} external anchors, {report.records_per_s:,.0f} records/s")
+                  f"{report.anchors} external anchors, {report.records_per_s:,.0f} records/s "
+                  f"({report.workers} {'process' if report.workers == 1 else 'processes'})")
             for warning in report.warnings:
                 print(f"note: {warning}")
             return 0
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "verify":
             p.add_argument("--anchor", action="append", default=[],
                            help="a signed checkpoint note kept outside the database (repeatable)")
+            p.add_argument("--workers", type=int, default=None,
+                           help="processes checking record ranges in parallel (default: one per CPU for large "
+                                "ledgers; 1: all in this process)")
         if name == "prove-inclusion":
             p.add_argument("--index", type=int, required=True)
             p.add_argument("--size", type=int, default=0, help="tree size of a checkpoint (default: latest)")

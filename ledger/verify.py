@@ -1,21 +1,34 @@
 """Independent ledger verification: re-derive everything from the raw rows and a pinned key.
 
-Checks, in one pass over the records in index order: indices contiguous from 0; every leaf hash
-equals SHA-256(0x00 || payload); the hash chain; sequence numbers gap-free (a command, reject or
-admin record takes the next number, events repeat their command's); every stored tree node;
-every checkpoint's root against the recomputed tree, its fields against its signed note, and
-its signature against the pinned public key; optional externally kept checkpoints (anchors)
-against the tree at their size. The first failure is named by record index and sequence number
-or by checkpoint size. Nothing here writes, and nothing depends on the hub's writer code.
+Checks, over the records in index order: indices contiguous from 0; every leaf hash equals
+SHA-256(0x00 || payload); the hash chain; sequence numbers gap-free (a command, reject or admin
+record takes the next number, events repeat their command's); every stored tree node; every
+checkpoint's root against the recomputed tree, its fields against its signed note, and its
+signature against the pinned public key; optional externally kept checkpoints (anchors) against the
+tree at their size. The first failure is named by record index and sequence number or by
+checkpoint size. Nothing here writes, and nothing depends on the hub's writer code.
+
+The records are checked in ranges (:func:`_verify_range`). A range needs nothing from the ranges
+before it but the last stored row before it (its chain link and sequence number): if that row is
+wrong, an earlier range fails first. So with ``workers > 1`` the ranges are checked in forked
+worker processes, each on its own database connection, and the results are merged in ledger order:
+the checkpoints inside a range, then the range's own first failure, then the next range. The first
+failure named is therefore the same as one range over the whole ledger (``workers=1``, the same
+code in this process) names. A range returns its part of the Merkle tree as its aligned perfect
+subtrees; merging them rebuilds the frontier at every checkpoint, and the nodes spanning ranges.
 """
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
+from operator import add, itemgetter, not_
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -27,7 +40,14 @@ from ledger.signing import Checkpoint, SignatureError, Verifier
 
 CHAIN_TAG = b"hub-ledger/chain/v1"  # the format's constant, restated here on purpose
 _HEADER = struct.Struct("<BBqq")
-_FOLLOWS_COMMAND = {int(RecordType.EVENT), int(RecordType.POST_TRADE)}  # they repeat their command's seq
+_FOLLOWS_COMMAND = frozenset({int(RecordType.EVENT), int(RecordType.POST_TRADE)})  # they repeat their command's seq
+_LEAF_STATE, _NODE_STATE, _CHAIN_STATE = sha256(b"\x00"), sha256(b"\x01"), sha256(CHAIN_TAG)
+
+_BATCH = 5_000  # rows per query and per fetch: small enough that freed batches are reused, not refaulted
+_MAX_LEVEL = 64  # a tree of fewer than 2**63 leaves has no node above this
+PARALLEL_MIN_RECORDS = 50_000  # below this, starting worker processes costs more than it saves
+MAX_WORKERS = 8
+DEFAULT_WORKERS: int | None = None  # verify_ledger(workers=None) uses this; None = one per CPU, up to MAX_WORKERS
 
 
 @dataclass
@@ -39,6 +59,7 @@ class VerifyReport:
     failure: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    workers: int = 1  # processes that checked record ranges (1: this one only)
 
     @property
     def records_per_s(self) -> float:
@@ -46,7 +67,31 @@ class VerifyReport:
 
 
 class _Failure(Exception):
-    pass
+    def __init__(self, message: str, at: int = -1) -> None:
+        super().__init__(message)
+        self.at = at  # records known good before the failure (the failing record's index), -1 if not a record
+
+
+class _Unmergeable(Exception):
+    """The ranges do not fit together (a worker died, or the ledger changed under the workers)."""
+
+
+Pieces = list[tuple[int, bytes]]  # aligned perfect subtrees (level, hash), left to right, covering a range
+
+
+@dataclass
+class _RangeResult:
+    """What one range's check found: records [start, end) are good; ``failure`` (if any) is at ``end``."""
+
+    start: int
+    stop: int | None  # the range asked for: [start, stop), None = to the end of the ledger
+    end: int = 0
+    failure: str = ""
+    no_start: bool = False  # the row before ``start`` is missing or unreadable: an earlier range fails on it
+    marks: list[tuple[int, Pieces]] = field(default_factory=list)  # (tree size, pieces of [start, size))
+    pieces: Pieces = field(default_factory=list)  # pieces of [start, end)
+    nodes_ok: bool = True  # every stored node inside [start, end) present and equal (when checked)
+    levels: list[list[bytes]] | None = None  # the range's tree by level (kept only in-process, for naming)
 
 
 def _checkpoints(engine: Engine) -> list:
@@ -69,34 +114,335 @@ def _check_checkpoint(row, root: bytes, verifier: Verifier) -> None:
         raise _Failure(f"{where}: columns differ from the signed note")
 
 
-_BATCH = 5_000  # rows per query and per fetch: small enough that freed batches are reused, not refaulted
-_MAX_LEVEL = 64  # a tree of fewer than 2**63 leaves has no node above this
+class _Reader:
+    """One raw DBAPI connection: plain tuples (no SQLAlchemy Row per record: the verifier reads every
+    row of the ledger); driver errors raised as SQLAlchemy's DBAPIError."""
 
+    def __init__(self, engine: Engine) -> None:
+        self._dialect = engine.dialect
+        self._error = engine.dialect.loaded_dbapi.Error
+        self._qmark = engine.dialect.paramstyle == "qmark"
+        self._raw = engine.raw_connection()
 
-def _raw_rows(engine: Engine, sql: str, params: tuple = ()) -> Iterator[list[tuple]]:
-    """The rows of one query as plain DBAPI tuples, in batches (no SQLAlchemy Row per record: the
-    verifier reads every row of the ledger); driver errors raised as SQLAlchemy's DBAPIError."""
-    if engine.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
+    def batches(self, sql: str, params: tuple = ()):  # noqa: ANN201 - Iterator[list[tuple]]
+        if not self._qmark:
+            sql = sql.replace("?", "%s")
         try:
-            cursor.execute(sql, params)
-            while rows := cursor.fetchmany(_BATCH):
-                yield rows
-        finally:
-            cursor.close()
-    except dbapi_error as exc:
-        raise sa.exc.DBAPIError.instance(sql, params, exc, dbapi_error, dialect=engine.dialect) from exc
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(_BATCH):
+                    yield rows
+            finally:
+                cursor.close()
+        except self._error as exc:
+            raise sa.exc.DBAPIError.instance(sql, params, exc, self._error, dialect=self._dialect) from exc
+
+    def all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return [row for batch in self.batches(sql, params) for row in batch]
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+# -- records --------------------------------------------------------------------------------------
+
+
+def _first_failure(rows: list[tuple], expected: int, chain: bytes, prev_seq: int) -> NoReturn:
+    """The reference rule, one row at a time: raise the failure of the first bad row of ``rows``
+    (``expected``, ``chain`` and ``prev_seq`` are the state after the row before them)."""
+    for idx, seq, payload, leaf, link in rows:
+        if idx != expected:
+            raise _Failure(f"record {expected} is missing: the next stored record is {idx}", expected)
+        h = _LEAF_STATE.copy()
+        h.update(payload)
+        computed = h.digest()
+        if computed != leaf:
+            raise _Failure(f"record {idx} (seq {seq}): payload does not match its leaf hash (altered or swapped)", idx)
+        h = _CHAIN_STATE.copy()
+        h.update(chain)
+        h.update(computed)
+        chain = h.digest()
+        if chain != link:
+            raise _Failure(f"record {idx} (seq {seq}): hash chain broken (a record before it was removed, inserted "
+                           "or reordered)", idx)
+        try:
+            _, rtype, rseq, _ = _HEADER.unpack_from(payload)
+        except struct.error:
+            raise _Failure(f"record {idx} (seq {seq}): payload is not a ledger record", idx) from None
+        if rseq != seq:
+            raise _Failure(f"record {idx} (seq {seq}): sequence column differs from the record's own ({rseq})", idx)
+        wanted = prev_seq if rtype in _FOLLOWS_COMMAND else prev_seq + 1
+        if rseq != wanted:
+            raise _Failure(f"record {idx} (seq {seq}): sequence {rseq} where {wanted} was due (gap or reorder)", idx)
+        prev_seq = rseq
+        expected = idx + 1
+    raise AssertionError("a batch failed as a whole but no row of it fails")  # the two checks disagree: a bug
+
+
+_unpack_header = _HEADER.unpack_from
+_rtype_of, _seq_of = itemgetter(1), itemgetter(2)  # of a header (version, type, seq, hub time)
+_row_seq, _payload_of, _leaf_of, _link_of = itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)  # of a row
+_follows = _FOLLOWS_COMMAND.__contains__
+
+
+def _check_rows(rows: list[tuple], expected: int, chain: bytes, prev_seq: int) -> tuple[list[bytes], bytes, int]:
+    """Check a batch of (idx, seq, payload, leaf_hash, chain_hash) rows continuing at ``expected``;
+    returns their leaf hashes, the chain and the sequence number after them.
+
+    The same rule as :func:`_first_failure`, checked per column over the whole batch (one Python loop
+    for the hashes, the rest list comparisons in C); only a batch that fails goes row by row, to name
+    its first bad row. The batch passes here exactly when every row passes there: each comparison
+    holds for every row, and a row's chain input is its predecessor's, which passed."""
+    n = len(rows)
+    chain0 = chain
+    # The rows come ordered by a unique idx, so first and last in place means all in place.
+    if rows[0][0] != expected or rows[-1][0] != expected + n - 1:
+        _first_failure(rows, expected, chain, prev_seq)
+    leaves: list[bytes] = []
+    chains: list[bytes] = []
+    add_leaf, add_chain = leaves.append, chains.append
+    leaf_state, chain_state = _LEAF_STATE, _CHAIN_STATE
+    payloads = list(map(_payload_of, rows))  # column lists via itemgetter: far cheaper than zip(*rows)
+    for payload in payloads:
+        h = leaf_state.copy()
+        h.update(payload)
+        leaf = h.digest()
+        add_leaf(leaf)
+        h = chain_state.copy()
+        h.update(chain)
+        h.update(leaf)
+        chain = h.digest()
+        add_chain(chain)
+    try:
+        headers = list(map(_unpack_header, payloads))
+    except struct.error:
+        headers = []
+    rseqs = list(map(_seq_of, headers))
+    # wanted[i] = rseq[i - 1] + (0 if record i follows a command else 1)
+    wanted = list(map(add, [prev_seq, *rseqs[:-1]], map(not_, map(_follows, map(_rtype_of, headers)))))
+    if (len(headers) != n or leaves != list(map(_leaf_of, rows)) or chains != list(map(_link_of, rows))
+            or rseqs != list(map(_row_seq, rows)) or wanted != rseqs):
+        _first_failure(rows, expected, chain0, prev_seq)
+    return leaves, chain, rseqs[-1]
+
+
+# -- the tree -------------------------------------------------------------------------------------
+
+
+def _first_index(start: int, level: int) -> int:
+    """Index of the first node of ``level`` lying wholly at or after leaf ``start``."""
+    return -(-start >> level)
+
+
+def _build_levels(leaves: list[bytes], start: int) -> list[list[bytes]]:
+    """Every perfect subtree wholly inside leaves [start, start + len(leaves)), level by level:
+    ``levels[L][j]`` is node (L, _first_index(start, L) + j); level 0 is the leaves."""
+    levels = [leaves]
+    node_state = _NODE_STATE
+    first, below = start, leaves
+    while True:
+        skip = first & 1  # a right child whose left sibling lies before the range
+        pairs = (len(below) - skip) // 2
+        if pairs <= 0:
+            return levels
+        nodes: list[bytes] = []
+        add_node = nodes.append
+        it = iter(below[skip:skip + 2 * pairs])
+        for left, right in zip(it, it, strict=True):
+            h = node_state.copy()
+            h.update(left)
+            h.update(right)
+            add_node(h.digest())
+        levels.append(nodes)
+        first, below = (first + 1) >> 1, nodes
+
+
+def _pieces(levels: list[list[bytes]], start: int, end: int) -> Pieces:
+    """Leaves [start, end) as the fewest aligned perfect subtrees, left to right (from ``levels`` of a
+    range starting at ``start`` and reaching at least ``end``)."""
+    out: Pieces = []
+    pos = start
+    while pos < end:
+        level = (end - pos).bit_length() - 1
+        if pos:
+            level = min(level, (pos & -pos).bit_length() - 1)  # aligned: pos is a multiple of 2**level
+        out.append((level, levels[level][(pos >> level) - _first_index(start, level)]))
+        pos += 1 << level
+    return out
+
+
+def _merge(frontier: Pieces, size: int, pieces: Pieces, completed: list[tuple[int, int, bytes]] | None = None) -> int:
+    """Append ``pieces`` (aligned subtrees covering [size, ...)) to ``frontier`` (the tree's right
+    frontier at ``size``: (level, hash) per set bit of size, largest first), merging equal-sized
+    subtrees as RFC 6962 appends do; nodes completed by a merge go to ``completed``. Returns the new size."""
+    for level, node in pieces:
+        pos = size
+        size += 1 << level
+        while (pos >> level) & 1:  # a right child: its left sibling is the frontier's last subtree
+            left_level, left = frontier.pop()
+            if left_level != level:
+                raise AssertionError("pieces not aligned with the frontier")
+            h = _NODE_STATE.copy()
+            h.update(left)
+            h.update(node)
+            node = h.digest()
+            pos -= 1 << level
+            level += 1
+            if completed is not None:
+                completed.append((level, pos >> level, node))
+        frontier.append((level, node))
+    return size
+
+
+# -- one range ------------------------------------------------------------------------------------
+
+
+def _verify_range(engine: Engine, start: int, stop: int | None, marks: list[int], node_check: bool,
+                  keep_levels: bool = False) -> _RangeResult:
+    """Check records [start, stop) (to the end if ``stop`` is None), the tree nodes wholly inside them,
+    and take the range's pieces at each of ``marks`` (tree sizes in (start, stop]) reached."""
+    result = _RangeResult(start, stop)
+    reader = _Reader(engine)
+    try:
+        chain, prev_seq = bytes(32), 0
+        if start:
+            # The state after the row before: if that row is bad, an earlier range names it first.
+            before = reader.all("SELECT payload, chain_hash FROM ledger_record WHERE idx = ?", (start - 1,))
+            try:
+                chain, prev_seq = bytes(before[0][1]), _HEADER.unpack_from(before[0][0])[2]
+            except (IndexError, struct.error):
+                result.no_start = True
+                result.end = start
+                return result
+        select = "SELECT idx, seq, payload, leaf_hash, chain_hash FROM ledger_record WHERE idx >= ? ORDER BY idx LIMIT ?"
+        leaves: list[bytes] = []
+        expected = start
+        while stop is None or expected < stop:
+            rows = reader.all(select, (expected, _BATCH if stop is None else min(_BATCH, stop - expected)))
+            if not rows:
+                break
+            try:
+                batch, chain, prev_seq = _check_rows(rows, expected, chain, prev_seq)
+            except _Failure as exc:
+                result.failure = str(exc)
+                good = exc.at - expected  # rows of this batch before the failing one
+                leaves += _check_rows(rows[:good], expected, chain, prev_seq)[0] if good > 0 else []
+                expected = exc.at
+                break
+            leaves += batch
+            expected += len(rows)
+        result.end = expected
+        levels = _build_levels(leaves, start)
+        result.marks = [(m, _pieces(levels, start, m)) for m in marks if start < m <= expected]
+        result.pieces = _pieces(levels, start, expected)
+        if node_check and not result.failure:
+            result.nodes_ok = _nodes_match(reader, levels, start)
+        if keep_levels:
+            result.levels = levels
+        return result
     finally:
-        raw.close()
+        reader.close()
 
 
-def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None = None,
-                  node_check: bool = True) -> VerifyReport:
-    """Verify the whole ledger; ``anchors`` are signed checkpoint notes kept outside the database."""
+def _nodes_match(reader: _Reader, levels: list[list[bytes]], start: int) -> bool:
+    """Whether the stored nodes of each level over the range are exactly the computed ones, in order
+    ((level, node_index) is the table's key, so equal lists mean the same nodes)."""
+    select = "SELECT hash FROM ledger_node WHERE level = ? AND node_index >= ? AND node_index < ? ORDER BY node_index"
+    for level in range(1, len(levels)):
+        nodes = levels[level]
+        first = _first_index(start, level)
+        pos = 0
+        for batch in reader.batches(select, (level, first, first + len(nodes))):
+            if [row[0] for row in batch] != nodes[pos:pos + len(batch)]:
+                return False
+            pos += len(batch)
+        if pos != len(nodes):
+            return False
+    return True
+
+
+_INHERITED_POOLS: list[Any] = []
+
+
+def _range_worker(send: Any, engine: Engine, args: tuple) -> None:
+    """A forked worker: check one range on a connection of its own and send the result back."""
+    gc.freeze()  # the parent's objects are not this process's garbage: don't scan (and copy) them
+    # New connections for this process. The parent's pooled ones are left alone and kept referenced
+    # until the worker's os._exit, so that no driver cleanup here touches the parent's sessions.
+    _INHERITED_POOLS.append(engine.pool)
+    engine.dispose(close=False)
+    try:
+        send.send(("ok", _verify_range(engine, *args)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which re-checks on its own
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
+
+
+def range_starts(total: int, workers: int) -> list[int]:
+    """Where the ranges of ``workers`` processes over ``total`` records begin (the last runs to the end)."""
+    workers = max(1, min(workers, total))
+    return [total * k // workers for k in range(workers)]
+
+
+def _run_ranges(engine: Engine, starts: list[int], marks: list[int], node_check: bool) -> list[_RangeResult]:
+    """Check the ranges beginning at ``starts``: the first in this process, the others in forked workers."""
+    bounds = [*starts[1:], None]
+
+    def args(k: int) -> tuple:
+        stop = bounds[k]
+        return (starts[k], stop, [m for m in marks if m > starts[k] and (stop is None or m <= stop)], node_check)
+
+    if len(starts) == 1:
+        return [_verify_range(engine, *args(0), keep_levels=True)]
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return [_verify_range(engine, *args(k)) for k in range(len(starts))]  # same result, one process
+    ctx = multiprocessing.get_context("fork")
+    workers = []
+    try:
+        for k in range(1, len(starts)):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_range_worker, args=(send, engine, args(k)), daemon=True)
+            proc.start()
+            send.close()
+            workers.append((proc, receive))
+        results = [_verify_range(engine, *args(0))]
+        for _proc, receive in workers:
+            try:
+                kind, value = receive.recv()
+            except EOFError:
+                raise _Unmergeable("a verify worker exited without a result") from None
+            if kind != "ok":
+                raise _Unmergeable(f"a verify worker failed: {value}")
+            results.append(value)
+        return results
+    finally:
+        for proc, receive in workers:
+            receive.close()
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _default_workers() -> int:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # workers inherit the engine and need no import: without fork they would cost more than they save
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+                      os.cpu_count() or 1))
+
+
+# -- the whole ledger -----------------------------------------------------------------------------
+
+
+def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None = None, node_check: bool = True,
+                  workers: int | None = None, min_parallel: int | None = None) -> VerifyReport:
+    """Verify the whole ledger; ``anchors`` are signed checkpoint notes kept outside the database.
+
+    ``workers``: processes checking record ranges (None: ``DEFAULT_WORKERS``, normally one per CPU up
+    to ``MAX_WORKERS``; 1: all in this process). Ledgers under ``min_parallel`` records (default ``PARALLEL_MIN_RECORDS``) are
+    checked in this process. Either way the same first failure is named."""
     started = time.perf_counter()
     report = VerifyReport(ok=False)
     pinned: dict[int, Checkpoint] = {}
@@ -109,82 +455,50 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
         pinned[cp.tree_size] = cp
     stored = _checkpoints(engine)
     by_size = {row.tree_size: row for row in stored}
-    # Tree sizes where a checkpoint or an anchor is checked, in order; the loop compares with the next one.
     marks = sorted(size for size in set(by_size) | set(pinned) if size > 0)
-    mark_at = 0
-    next_mark = marks[0] if marks else -1
-    # The tree's right frontier (one hash per set bit of the size, largest subtree first) and, for the
-    # node check, every completed node (level, index, hash) in completion order.
-    frontier: list[bytes] = []
-    pop, push = frontier.pop, frontier.append
-    completed: list[tuple[int, int, bytes]] = []
-    add_node = completed.append
-    chain = bytes(32)
-    prev_seq = 0
-    expected = 0
-    leaf_state, node_state, chain_state = sha256(b"\x00"), sha256(b"\x01"), sha256(CHAIN_TAG)
-    unpack = _HEADER.unpack_from
-    select = ("SELECT idx, seq, payload, leaf_hash, chain_hash FROM ledger_record WHERE idx >= ? "
-              f"ORDER BY idx LIMIT {_BATCH}")
-    idx = seq = 0
+    if workers is None:
+        workers = _default_workers() if DEFAULT_WORKERS is None else DEFAULT_WORKERS
+    wanted = max(1, workers)
+    total = 0
+    if wanted > 1:
+        with engine.connect() as conn:  # where to split; the last range reads on to the real end
+            total = (conn.exec_driver_sql("SELECT max(idx) FROM ledger_record").scalar() or 0) + 1
+    floor = PARALLEL_MIN_RECORDS if min_parallel is None else min_parallel
+    starts = range_starts(total, wanted) if wanted > 1 and total >= max(floor, 2) else [0]
     try:
-        while True:
-            rows = [row for batch in _raw_rows(engine, select, (expected,)) for row in batch]
-            if not rows:
+        results = _run_ranges(engine, starts, marks, node_check)
+        report.workers = len(starts)
+        _merge_results(engine, results, by_size, pinned, verifier, node_check, report)
+    except _Unmergeable:
+        # Only a crashed worker or a ledger changing under the workers gets here: check it in one range.
+        report = verify_ledger(engine, verifier, anchors, node_check, workers=1)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _merge_results(engine: Engine, results: list[_RangeResult], by_size: dict, pinned: dict[int, Checkpoint],
+                   verifier: Verifier, node_check: bool, report: VerifyReport) -> None:
+    """Walk the ranges in ledger order, as one pass over the ledger would, and fill in ``report``."""
+    frontier: Pieces = []
+    spanning: list[tuple[int, int, bytes]] = []  # nodes no single range holds wholly
+    used: list[_RangeResult] = []
+    expected = 0
+    try:
+        for res in results:
+            if res.start != expected:
+                break  # the ledger ended before this range (it was shorter than when it was split)
+            if res.no_start:
+                raise _Unmergeable(f"the record before {res.start} vanished between two reads")
+            used.append(res)
+            for size, pieces in res.marks:  # marks first: one pass checks a checkpoint before the next record
+                front = frontier.copy()
+                _merge(front, expected, pieces)
+                _check_mark(size, CompactRange(size, [h for _, h in front]).root(), by_size, pinned, verifier, report)
+            if res.failure:
+                raise _Failure(res.failure, res.end)
+            expected = _merge(frontier, expected, res.pieces, spanning)
+            if res.stop is not None and res.end < res.stop:
                 break
-            for idx, seq, payload, leaf, link in rows:
-                if idx != expected:
-                    raise _Failure(f"record {expected} is missing: the next stored record is {idx}")
-                h = leaf_state.copy()
-                h.update(payload)
-                computed = h.digest()
-                if computed != leaf:
-                    raise _Failure(f"record {idx} (seq {seq}): payload does not match its leaf hash (altered or "
-                                   "swapped)")
-                h = chain_state.copy()
-                h.update(chain)
-                h.update(computed)
-                chain = h.digest()
-                if chain != link:
-                    raise _Failure(f"record {idx} (seq {seq}): hash chain broken (a record before it was removed, "
-                                   "inserted or reordered)")
-                try:
-                    _, rtype, rseq, _ = unpack(payload)
-                except struct.error:
-                    raise _Failure(f"record {idx} (seq {seq}): payload is not a ledger record") from None
-                if rseq != seq:
-                    raise _Failure(f"record {idx} (seq {seq}): sequence column differs from the record's own "
-                                   f"({rseq})")
-                wanted = prev_seq if rtype in _FOLLOWS_COMMAND else prev_seq + 1
-                if rseq != wanted:
-                    raise _Failure(f"record {idx} (seq {seq}): sequence {rseq} where {wanted} was due (gap or "
-                                   "reorder)")
-                prev_seq = rseq
-                # Append the leaf to the tree (RFC 6962): merge equal-sized subtrees at the frontier.
-                node, s, level = computed, expected, 0
-                while s & 1:
-                    h = node_state.copy()
-                    h.update(pop())
-                    h.update(node)
-                    node = h.digest()
-                    s >>= 1
-                    level += 1
-                    if node_check:
-                        add_node((level, s, node))
-                push(node)
-                expected = idx + 1
-                if expected == next_mark:
-                    root = CompactRange(expected, frontier).root()
-                    if expected in by_size:
-                        _check_checkpoint(by_size[expected], root, verifier)
-                        report.checkpoints += 1
-                    if expected in pinned:
-                        if pinned[expected].root != root:
-                            raise _Failure(f"external checkpoint at tree size {expected}: root differs from the "
-                                           "ledger (history rewritten since it was published)")
-                        report.anchors += 1
-                    mark_at += 1
-                    next_mark = marks[mark_at] if mark_at < len(marks) else -1
         report.records = expected
         beyond = [size for size in by_size if size > expected]
         if beyond:
@@ -195,47 +509,70 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
             raise _Failure(f"external checkpoint at tree size {min(beyond)}: the ledger has only {expected} "
                            "records (tail truncated)")
         if node_check:
-            _check_nodes(engine, completed)
-        if stored and stored[-1].tree_size != expected:
-            report.warnings.append(f"{expected - stored[-1].tree_size} records after the last checkpoint "
-                                   "are not yet covered by a signature")
+            _check_nodes(engine, used, spanning, expected)
+        last = max(by_size, default=None)
+        if last is not None and last != expected:
+            report.warnings.append(f"{expected - last} records after the last checkpoint are not yet covered "
+                                   "by a signature")
     except _Failure as exc:
         report.failure = str(exc)
-        report.records = expected
-        report.seconds = time.perf_counter() - started
-        return report
+        report.records = exc.at if exc.at >= 0 else expected
+        return
     report.ok = True
-    report.seconds = time.perf_counter() - started
-    return report
 
 
-def _check_nodes(engine: Engine, completed: list[tuple[int, int, bytes]]) -> None:
+def _check_mark(size: int, root: bytes, by_size: dict, pinned: dict[int, Checkpoint], verifier: Verifier,
+                report: VerifyReport) -> None:
+    """The stored checkpoint and the anchor at tree size ``size`` against the recomputed root."""
+    try:
+        if size in by_size:
+            _check_checkpoint(by_size[size], root, verifier)
+            report.checkpoints += 1
+        if size in pinned:
+            if pinned[size].root != root:
+                raise _Failure(f"external checkpoint at tree size {size}: root differs from the ledger (history "
+                               "rewritten since it was published)")
+            report.anchors += 1
+    except _Failure as exc:
+        raise _Failure(str(exc), size) from None
+
+
+def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[int, int, bytes]], size: int) -> None:
     """Every stored tree node equals the node recomputed from the records, and none is missing or extra.
 
-    The writer stores nodes as they complete, so the table read in storage order is normally exactly
-    ``completed``: that is compared a batch at a time, as whole lists. Only if it differs is each stored
-    node looked up on its own, which names the first bad one (in the table's order) or counts the missing."""
-    select = "SELECT level, node_index, hash FROM ledger_node" + (
-        " ORDER BY rowid" if engine.dialect.name == "sqlite" else "")
-    pos = 0
-    for batch in _raw_rows(engine, select):
-        if batch != completed[pos:pos + len(batch)]:
-            break
-        pos += len(batch)
-    else:
-        if pos == len(completed):
+    The ranges compared the nodes wholly inside them; the nodes spanning ranges are looked up here, and
+    the count of stored nodes must be that of a tree of ``size`` leaves. Only if something differs is
+    each stored node looked up on its own, in the table's order, which names the first bad one or counts
+    the missing (the same naming however the ranges were split)."""
+    reader = _Reader(engine)
+    try:
+        ok = all(res.nodes_ok for res in used)
+        select = "SELECT hash FROM ledger_node WHERE level = ? AND node_index = ?"
+        for level, index, node in spanning if ok else ():
+            if [row[0] for row in reader.all(select, (level, index))] != [node]:
+                ok = False
+                break
+        expected_nodes = size - size.bit_count()  # nodes of level >= 1 completed by `size` appends
+        if ok and reader.all("SELECT count(*) FROM ledger_node")[0][0] == expected_nodes:
             return
-    levels: list[list[bytes]] = [[] for _ in range(_MAX_LEVEL + 1)]
-    for level, _index, node in completed:  # node (L, i) is levels[L][i]: a level completes in index order
-        levels[level].append(node)
-    seen = 0
-    for batch in _raw_rows(engine, select):
-        for level, index, node in batch:
-            want = levels[level][index] if 0 < level <= _MAX_LEVEL and 0 <= index < len(levels[level]) else None
-            if want is None:
-                raise _Failure(f"tree node (level {level}, index {index}) is not part of the ledger's tree")
-            if node != want:
-                raise _Failure(f"tree node (level {level}, index {index}) is wrong: proofs would lie")
-            seen += 1
-    if seen != len(completed):
-        raise _Failure(f"{len(completed) - seen} tree nodes are missing")
+        if len(used) == 1 and used[0].levels is not None:
+            levels = used[0].levels
+        else:  # every stored leaf hash below `size` was just checked against its payload
+            leaves = [bytes(row[0]) for row in reader.all("SELECT leaf_hash FROM ledger_record WHERE idx < ? "
+                                                          "ORDER BY idx", (size,))]
+            levels = _build_levels(leaves, 0)
+        select = "SELECT level, node_index, hash FROM ledger_node" + (
+            " ORDER BY rowid" if engine.dialect.name == "sqlite" else "")
+        seen = 0
+        for batch in reader.batches(select):
+            for level, index, node in batch:  # node (L, i) is levels[L][i]
+                want = levels[level][index] if 0 < level < len(levels) and 0 <= index < len(levels[level]) else None
+                if want is None:
+                    raise _Failure(f"tree node (level {level}, index {index}) is not part of the ledger's tree")
+                if node != want:
+                    raise _Failure(f"tree node (level {level}, index {index}) is wrong: proofs would lie")
+                seen += 1
+        if seen != expected_nodes:
+            raise _Failure(f"{expected_nodes - seen} tree nodes are missing")
+    finally:
+        reader.close()

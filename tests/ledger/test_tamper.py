@@ -1,7 +1,11 @@
 """Tamper drills: an attacker with write access to the ledger database (SQLite or PostgreSQL)
 drops the append-only triggers and edits rows; ``verify_ledger`` with the pinned public key (and,
 where the attack is self-consistent, a checkpoint kept outside the database) must fail and name
-the first bad record, checkpoint or node. An untouched ledger verifies; so does the CLI."""
+the first bad record, checkpoint or node. An untouched ledger verifies; so does the CLI.
+
+Every drill runs twice: with the whole ledger checked as one range in this process, and split into
+three ranges checked by forked worker processes (the parallel path, forced on for these small
+ledgers), which must name the same first failure."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub.cli import main as cli_main
+from ledger import verify
 from ledger.merkle import CompactRange, leaf_hash
 from ledger.records import RecordType, canonical_json, encode_detail
 from ledger.signing import Checkpoint, Signer
@@ -22,6 +27,15 @@ from ledger.store import CHAIN_TAG
 from tests.ledger.conftest import ORIGIN, LedgerDB, build_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
+PARALLEL = 3  # ranges (processes) of the parallel runs
+
+
+@pytest.fixture(autouse=True, params=[1, PARALLEL], ids=["one-range", "parallel"])
+def workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How ``verify_ledger`` splits the work when not told (as LedgerDB.verify and the CLI call it)."""
+    monkeypatch.setattr(verify, "DEFAULT_WORKERS", request.param)
+    monkeypatch.setattr(verify, "PARALLEL_MIN_RECORDS", 0)
+    return request.param
 
 
 @pytest.fixture
@@ -59,8 +73,15 @@ def _hub_time(payload: bytes) -> int:
     return int.from_bytes(payload[10:18], "little", signed=True)  # header: version, type, seq, hub time
 
 
-def _failure(db: LedgerDB, anchors: list[str] | None = None):
+def _verify(db: LedgerDB, anchors: list[str] | None = None, reads_records: bool = True) -> verify.VerifyReport:
     report = db.verify(anchors)
+    if reads_records:
+        assert report.workers == verify.DEFAULT_WORKERS, "the verifier did not split the work as asked"
+    return report
+
+
+def _failure(db: LedgerDB, anchors: list[str] | None = None, reads_records: bool = True) -> verify.VerifyReport:
+    report = _verify(db, anchors, reads_records)
     assert not report.ok, "the tampered ledger verified"
     return report
 
@@ -109,7 +130,7 @@ def _rewrite_from(db: LedgerDB, start: int, signer: Signer) -> int:
 
 def test_untouched_ledger_verifies_with_the_pinned_key_and_its_own_checkpoints_as_anchors(ledger: LedgerDB) -> None:
     notes = [r.note for r in ledger.query("SELECT note FROM ledger_checkpoint")]
-    report = ledger.verify(notes)
+    report = _verify(ledger, notes)
     assert report.ok, report.failure
     assert report.records == len(ledger.records())
     assert report.checkpoints == len(notes) == report.anchors
@@ -211,7 +232,7 @@ def test_a_truncated_tail_with_its_checkpoints_is_caught_only_by_an_external_anc
     size = len(ledger.records())
     earlier = _checkpoint_sizes(ledger)[-3]
     _truncate_to(ledger, earlier)
-    alone = ledger.verify()
+    alone = _verify(ledger)
     assert alone.ok and alone.records == earlier, "a clean prefix is a valid ledger on its own"
     report = _failure(ledger, [anchor])
     assert report.failure == (f"external checkpoint at tree size {size}: the ledger has only {earlier} records "
@@ -240,7 +261,7 @@ def test_a_record_appended_after_the_last_checkpoint_is_reported_as_unsigned(led
                     "c": hashlib.sha256(CHAIN_TAG + last_link + leaf).digest()})
     if nodes:
         ledger.execute("INSERT INTO ledger_node (level, node_index, hash) VALUES (:lv, :ix, :h)", nodes)
-    report = ledger.verify()
+    report = _verify(ledger)
     assert report.ok, report.failure
     assert report.records == size + 1
     assert report.warnings == ["1 records after the last checkpoint are not yet covered by a signature"]
@@ -263,7 +284,7 @@ def test_a_rewritten_suffix_resigned_with_the_hub_key_fails_on_an_anchor_kept_ea
     size = len(ledger.records())
     start, _ = _middle(ledger, RecordType.COMMAND)
     _rewrite_from(ledger, start, ledger.signer)  # the attacker holds the hub's signing key
-    alone = ledger.verify()
+    alone = _verify(ledger)
     assert alone.ok, "with the key stolen, the rewrite is consistent: this is what anchors are for"
     report = _failure(ledger, [anchor])
     assert report.failure == (f"external checkpoint at tree size {size}: root differs from the ledger "
@@ -275,7 +296,7 @@ def test_an_anchor_signed_by_another_key_is_refused(ledger: LedgerDB) -> None:
                        "ORDER BY tree_size DESC LIMIT 1")[0]
     forged = _other_signer().sign(Checkpoint(ORIGIN, row.tree_size, bytes(row.root_hash), bytes(row.state_digest),
                                              row.hub_time_ns)).note
-    report = _failure(ledger, [forged])
+    report = _failure(ledger, [forged], reads_records=False)  # refused before any record is read
     assert report.failure.startswith("external checkpoint does not verify with the pinned key")
 
 
