@@ -63,7 +63,7 @@ _EVENT_HEAD = struct.Struct("<BBqqB")  # records.encode_event's header and asset
 # Rows per multi-row INSERT: one statement execution per this many rows instead of one per row.
 _ROWS_PER_INSERT = 128
 # Queued entries at which the writer thread is woken instead of waiting for a leader or its sweep.
-_WRITER_BACKLOG = 512
+_WRITER_BACKLOG = 64
 
 
 def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
