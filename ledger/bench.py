@@ -26,7 +26,10 @@ Measurements:
   Records/s counts Merkle leaves, end to end: from the first append until ``flush`` returns (every
   record and the final checkpoint committed); rec/CPU-s divides them by this process's CPU time
   over the same span (both threads), which a busy shared machine disturbs less than wall time.
-* verify: ``ledger.verify.verify_ledger`` on the resulting ledger (fresh connection, pinned key).
+* verify: ``ledger.verify.verify_ledger`` on the resulting ledger (fresh connection, pinned key), as
+  ``hub ledger verify`` runs it: record ranges in forked worker processes, one per CPU (``workers``
+  in the report); rec/CPU-s counts the workers' CPU time too. Then once more as one range in this
+  process (``one_range``), for comparison.
 * replay: ``hub.recovery.recover`` into a fresh Hub over the ledger, as ``hub serve`` starts: every
   command re-run through the engines, its events and fees compared, the last checkpoint's digest
   proved. The rebuilt state must also equal the state the generating hub ended with.
@@ -336,20 +339,37 @@ def run_appends(backend: Backend, wl: Workload, ack_every: int) -> dict[str, Any
     }
 
 
+def _cpu_since(t0: os.times_result) -> float:
+    """CPU seconds of this process and of its child processes reaped since ``t0`` (verify workers)."""
+    t = os.times()
+    return (t.user - t0.user) + (t.system - t0.system) + (t.children_user - t0.children_user) + (
+        t.children_system - t0.children_system)
+
+
 def run_verify(backend: Backend) -> dict[str, Any]:
+    """``verify_ledger`` as ``hub ledger verify`` runs it (record ranges in worker processes, one per
+    CPU, when the ledger is large enough), then as one range in this process, for comparison."""
     from ledger.verify import verify_ledger
 
     engine = backend.engine()
     try:
         gc.collect()
-        cpu0 = time.process_time()
+        t0 = os.times()
         report = verify_ledger(engine, backend.verifier())
-        cpu = time.process_time() - cpu0
+        cpu = _cpu_since(t0)
+        gc.collect()
+        t0 = os.times()
+        single = verify_ledger(engine, backend.verifier(), workers=1)
+        cpu1 = _cpu_since(t0)
     finally:
         engine.dispose()
-    return {"ok": report.ok, "failure": report.failure, "records": report.records, "checkpoints": report.checkpoints,
+    return {"ok": report.ok and single.ok and report.records == single.records, "failure": report.failure or single.failure,
+            "records": report.records, "checkpoints": report.checkpoints, "workers": report.workers,
             "seconds": report.seconds, "records_per_s": report.records_per_s, "cpu_seconds": cpu,
-            "records_per_cpu_s": report.records / cpu}
+            "records_per_cpu_s": report.records / cpu,
+            "one_range": {"ok": single.ok, "records": single.records, "seconds": single.seconds,
+                          "records_per_s": single.records_per_s, "cpu_seconds": cpu1,
+                          "records_per_cpu_s": single.records / cpu1}}
 
 
 def run_replay(backend: Backend, wl: Workload, config: HubConfig) -> dict[str, Any]:
@@ -536,6 +556,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     g = result["gateway"]
     result["append_records_per_s"] = result["appends"]["sqlite_process"]["records_per_s"]
     result["verify_records_per_s"] = result["verify"]["sqlite_process"]["records_per_s"]
+    result["verify_workers"] = result["verify"]["sqlite_process"]["workers"]
     result["replay_records_per_s"] = result["replay"]["sqlite_process"]["records_per_s"]
     result["ledger_on_off_p50_ratio"] = _ratio(g["ledger_on"]["p50_us"], g["ledger_off"]["p50_us"])
     result["ledger_on_off_p99_ratio"] = _ratio(g["ledger_on"]["p99_us"], g["ledger_off"]["p99_us"])
@@ -568,11 +589,15 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"  {name:22}{a['records_per_s']:12,.0f}{a['entries_per_s']:12,.0f}{a['seconds']:9.2f}"
                      f"{a['records_per_cpu_s']:11,.0f}{a['commits']:9,d}{a['mean_batch_entries']:16.1f}"
                      f"{a['mean_batch_records']:16.1f}{a['checkpoints']:13,d}")
-    lines += ["", "verify (verify_ledger: leaf hashes, chain, sequence, tree nodes, checkpoint signatures)",
-              f"  {'':22}{'records/s':>12}{'records':>11}{'seconds':>9}{'rec/CPU-s':>11}{'checkpoints':>13}  result"]
+    lines += ["", "verify (verify_ledger: leaf hashes, chain, sequence, tree nodes, checkpoint signatures; default "
+                  "split into worker processes, then as one range in one process)",
+              f"  {'':22}{'records/s':>12}{'records':>11}{'seconds':>9}{'rec/CPU-s':>11}{'checkpoints':>13}"
+              f"{'workers':>9}{'1-range rec/s':>15}{'rec/CPU-s':>11}  result"]
     for name, v in r["verify"].items():
+        one = v["one_range"]
         lines.append(f"  {name:22}{v['records_per_s']:12,.0f}{v['records']:11,d}{v['seconds']:9.2f}"
-                     f"{v['records_per_cpu_s']:11,.0f}{v['checkpoints']:13,d}  "
+                     f"{v['records_per_cpu_s']:11,.0f}{v['checkpoints']:13,d}{v['workers']:9d}"
+                     f"{one['records_per_s']:15,.0f}{one['records_per_cpu_s']:11,.0f}  "
                      f"{'ok' if v['ok'] else 'FAILED: ' + v['failure']}")
     lines += ["", "replay (recover into a fresh hub: re-run, compare events, prove the checkpoint digest)",
               f"  {'':22}{'records/s':>12}{'commands/s':>12}{'records':>11}{'seconds':>9}{'rec/CPU-s':>11}  result"]

@@ -44,7 +44,6 @@ _FOLLOWS_COMMAND = frozenset({int(RecordType.EVENT), int(RecordType.POST_TRADE)}
 _LEAF_STATE, _NODE_STATE, _CHAIN_STATE = sha256(b"\x00"), sha256(b"\x01"), sha256(CHAIN_TAG)
 
 _BATCH = 5_000  # rows per query and per fetch: small enough that freed batches are reused, not refaulted
-_MAX_LEVEL = 64  # a tree of fewer than 2**63 leaves has no node above this
 PARALLEL_MIN_RECORDS = 50_000  # below this, starting worker processes costs more than it saves
 MAX_WORKERS = 8
 DEFAULT_WORKERS: int | None = None  # verify_ledger(workers=None) uses this; None = one per CPU, up to MAX_WORKERS
@@ -404,8 +403,13 @@ def _run_ranges(engine: Engine, starts: list[int], marks: list[int], node_check:
         for k in range(1, len(starts)):
             receive, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_range_worker, args=(send, engine, args(k)), daemon=True)
-            proc.start()
-            send.close()
+            try:
+                proc.start()
+            except (AssertionError, OSError) as exc:  # e.g. called in a daemonic process, or out of processes
+                receive.close()
+                raise _Unmergeable(f"no verify worker could be started ({exc})") from None
+            finally:
+                send.close()
             workers.append((proc, receive))
         results = [_verify_range(engine, *args(0))]
         for _proc, receive in workers:
@@ -441,8 +445,8 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
     """Verify the whole ledger; ``anchors`` are signed checkpoint notes kept outside the database.
 
     ``workers``: processes checking record ranges (None: ``DEFAULT_WORKERS``, normally one per CPU up
-    to ``MAX_WORKERS``; 1: all in this process). Ledgers under ``min_parallel`` records (default ``PARALLEL_MIN_RECORDS``) are
-    checked in this process. Either way the same first failure is named."""
+    to ``MAX_WORKERS``; 1: all in this process). Ledgers under ``min_parallel`` records (default
+    ``PARALLEL_MIN_RECORDS``) are checked in this process. Either way the same first failure is named."""
     started = time.perf_counter()
     report = VerifyReport(ok=False)
     pinned: dict[int, Checkpoint] = {}
