@@ -21,6 +21,10 @@ New order (after the gateway's own checks, before the engine)::
         Replaced         -> risk.on_order_replaced(ts, order_id, ev.price, ev.remaining)
         TopOfBook        -> risk.on_top_of_book(ts, instrument_id, ev.bid_price, ev.ask_price)
 
+Risk cancels (CancelOrders from a kill, reduce-only, a lost session): the hub runs them as steps of
+many orders (engine ``cancel_orders``, one ``risk_cancel`` ledger record each) and releases them at
+once with ``risk.on_orders_done(ts, order_ids)``: the same state as ``on_order_done`` one by one.
+
 A batch (mass quote): ``check_order`` then ``on_order_entered`` for each NewOrder in turn (so
 each check sees the quotes before it), then run the batch and feed all its events. Unary calls
 without a streaming session pass ``session_id=""`` (they share a per-participant bucket).
