@@ -18,7 +18,13 @@ from sqlalchemy import BigInteger, LargeBinary, SmallInteger, String, Text, even
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = "1"
+#: 2: on SQLite ``ledger_record.idx`` is the rowid itself (INTEGER PRIMARY KEY) and ``ledger_node``
+#: is a WITHOUT ROWID table keyed by (level, node_index): a record is two b-tree inserts (table,
+#: seq index) instead of three and a node one instead of two. Columns, types as read back and
+#: meaning are those of 1, and PostgreSQL's tables are the same in both, so a ledger written as 1
+#: is read and appended to as it is: nothing needs migrating.
+SCHEMA_VERSION = "2"
+COMPATIBLE_SCHEMA_VERSIONS = frozenset({"1", "2"})
 SQLITE_FILE = "ledger.sqlite3"
 
 Seq = Annotated[int, mapped_column(BigInteger)]
@@ -36,7 +42,9 @@ class Base(DeclarativeBase):
 
 class LedgerRecord(Base):
     __tablename__ = "ledger_record"
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # leaf index
+    # leaf index; on SQLite the rowid itself (INTEGER PRIMARY KEY), so rows are stored in leaf order
+    idx: Mapped[int] = mapped_column(BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                                     autoincrement=False)
     seq: Mapped[Seq] = mapped_column(index=True)
     record_type: Mapped[int] = mapped_column(SmallInteger)
     hub_time_ns: Mapped[Seq]
@@ -47,6 +55,7 @@ class LedgerRecord(Base):
 
 class LedgerNode(Base):
     __tablename__ = "ledger_node"
+    __table_args__ = {"sqlite_with_rowid": False}  # the primary key is the only b-tree
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     node_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hash: Mapped[Sha256]
@@ -168,5 +177,6 @@ def create_schema(engine: Engine) -> None:
         found = conn.execute(sa.select(LedgerMeta.value).where(LedgerMeta.key == "schema_version")).scalar()
         if found is None:
             conn.execute(sa.insert(LedgerMeta).values(key="schema_version", value=SCHEMA_VERSION))
-        elif found != SCHEMA_VERSION:
-            raise RuntimeError(f"ledger schema version {found} is not {SCHEMA_VERSION}; no migration known")
+        elif found not in COMPATIBLE_SCHEMA_VERSIONS:
+            raise RuntimeError(f"ledger schema version {found} is not one of {sorted(COMPATIBLE_SCHEMA_VERSIONS)}; "
+                               "no migration known")

@@ -430,3 +430,57 @@ def test_sqlite_commits_never_checkpoint_the_wal_the_writer_thread_does(ledger_d
     finally:
         journal.close()
     assert [r[1] for r in ledger_db.records()] == list(range(1, 66))
+
+
+# -- 6. schema versions ---------------------------------------------------------------------------
+
+_V1_SQLITE_DDL = [
+    "CREATE TABLE ledger_record (idx BIGINT NOT NULL, seq BIGINT NOT NULL, record_type SMALLINT NOT NULL, "
+    "hub_time_ns BIGINT NOT NULL, payload BLOB NOT NULL, leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL, "
+    "PRIMARY KEY (idx))",
+    "CREATE INDEX ix_ledger_record_seq ON ledger_record (seq)",
+    "CREATE TABLE ledger_node (level SMALLINT NOT NULL, node_index BIGINT NOT NULL, hash BLOB NOT NULL, "
+    "PRIMARY KEY (level, node_index))",
+    "CREATE TABLE ledger_checkpoint (tree_size BIGINT NOT NULL, root_hash BLOB NOT NULL, state_digest BLOB NOT NULL, "
+    "hub_time_ns BIGINT NOT NULL, last_seq BIGINT NOT NULL, note TEXT NOT NULL, PRIMARY KEY (tree_size))",
+    'CREATE TABLE ledger_meta ("key" VARCHAR(64) NOT NULL, value TEXT NOT NULL, PRIMARY KEY ("key"))',
+    "INSERT INTO ledger_meta VALUES ('schema_version', '1')",
+]
+
+
+def _sqlite_layout(db: LedgerDB) -> dict[str, str]:
+    return {name: sql for name, sql in db.query("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_new_sqlite_ledgers_store_records_by_rowid_and_nodes_without_rowid(ledger_db: LedgerDB) -> None:
+    if ledger_db.is_pg:
+        pytest.skip("a SQLite layout")
+    ledger_db.journal().close()
+    layout = _sqlite_layout(ledger_db)
+    assert "idx INTEGER NOT NULL" in layout["ledger_record"]  # the rowid alias
+    assert "WITHOUT ROWID" in layout["ledger_node"]
+    assert ledger_db.query("SELECT value FROM ledger_meta WHERE key = 'schema_version'") == [("2",)]
+
+
+def test_a_version_1_sqlite_ledger_is_appended_to_as_it_is_and_verifies(ledger_db: LedgerDB) -> None:
+    if ledger_db.is_pg:
+        pytest.skip("a SQLite layout")
+    for stmt in _V1_SQLITE_DDL:
+        ledger_db.execute(stmt)
+    journal = ledger_db.journal(checkpoint_every=5)
+    hub = start_hub(journal)
+    drive_mixed(hub, 2)
+    stop_hub(hub)
+    layout = _sqlite_layout(ledger_db)
+    assert "idx BIGINT NOT NULL" in layout["ledger_record"] and "WITHOUT ROWID" not in layout["ledger_node"]
+    assert ledger_db.query("SELECT value FROM ledger_meta WHERE key = 'schema_version'") == [("1",)]
+    report = ledger_db.verify()
+    assert report.ok and report.records == len(ledger_db.records()) > 0 and report.checkpoints > 0
+
+
+def test_an_unknown_schema_version_is_refused(ledger_db: LedgerDB) -> None:
+    ledger_db.journal().close()
+    ledger_db.drop_triggers()
+    ledger_db.execute("UPDATE ledger_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(RuntimeError, match="schema version 99"):
+        ledger_db.journal()
