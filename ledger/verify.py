@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 from operator import add, itemgetter, not_
@@ -123,7 +124,7 @@ class _Reader:
         self._qmark = engine.dialect.paramstyle == "qmark"
         self._raw = engine.raw_connection()
 
-    def batches(self, sql: str, params: tuple = ()):  # noqa: ANN201 - Iterator[list[tuple]]
+    def batches(self, sql: str, params: tuple = ()) -> Iterator[list[tuple]]:
         if not self._qmark:
             sql = sql.replace("?", "%s")
         try:
@@ -570,8 +571,7 @@ def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[
             leaves = [bytes(row[0]) for row in reader.all("SELECT leaf_hash FROM ledger_record WHERE idx < ? "
                                                           "ORDER BY idx", (size,))]
             levels = _build_levels(leaves, 0)
-        select = "SELECT level, node_index, hash FROM ledger_node" + (
-            " ORDER BY rowid" if engine.dialect.name == "sqlite" else "")
+        select = "SELECT level, node_index, hash FROM ledger_node" + _storage_order(reader, engine)
         seen = 0
         for batch in reader.batches(select):
             for level, index, node in batch:  # node (L, i) is levels[L][i]
@@ -585,3 +585,12 @@ def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[
             raise _Failure(f"{expected_nodes - seen} tree nodes are missing")
     finally:
         reader.close()
+
+
+def _storage_order(reader: _Reader, engine: Engine) -> str:
+    """ORDER BY giving ``ledger_node`` in the order it is stored: insertion (rowid) order on SQLite,
+    key order for a WITHOUT ROWID table (schema 2), and the heap's order on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return ""
+    found = reader.all("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ledger_node'")
+    return " ORDER BY level, node_index" if found and "WITHOUT ROWID" in found[0][0].upper() else " ORDER BY rowid"
