@@ -1071,6 +1071,46 @@ class Hub:
                 count += sum(ev.cancelled_count for ev in outcome.events if type(ev) is MassCancelReport)
         return count, 0, ""
 
+    def _plan_quote_sides(self, who: Identity, session_id: str, entries: list[tuple[int, QuoteSpec, Instrument]],
+                          replaced: dict[int, list[int]], plan: list[tuple[str, int, int, int, int, int]],
+                          results: dict[int, list]) -> None:
+        """Plan one asset class's part of a mass quote (sequencer held): the cancels of the quotes it
+        replaces, then each side that passes pre-trade risk, in message order; refused sides get their
+        reason in ``results``. The sides are checked one after the other, as orders sent in turn would
+        be: under a risk hold the replaced quotes no longer count and every side already accepted
+        does (position limit, margin). Sides the engine will refuse on their own fields are planned
+        unchecked and uncounted (they never rest; ``_enter_risk`` skips them too). The hold is undone
+        before the engine runs: the sequenced commands then enter risk at registration
+        (``on_quotes_entered``: ``_enter_risk``'s calls in one) and through the engine's Cancelled
+        events, as replay enters them, so a message that fails to sequence leaves risk untouched."""
+        pid, risk_check, clock, fields_refused = who.participant_id, self._check_risk, self._clock, order_fields_refused
+        limit, gtc = int(OrderType.LIMIT), int(TimeInForce.GTC)
+        hold = self.risk.hold(pid)
+        try:
+            hold.release([old for olds in replaced.values() for old in olds])
+            cancelled: set[int] = set()
+            for index, q, inst in entries:
+                iid = inst.instrument_id
+                if iid not in cancelled:
+                    cancelled.add(iid)
+                    plan.extend(("cancel", index, iid, old, 0, 0) for old in replaced[iid])
+                row = results[index]
+                for side, px, qty, reason_slot in ((Side.BUY, q.bid_price, q.bid_quantity, 2),
+                                                   (Side.SELL, q.ask_price, q.ask_quantity, 4)):
+                    if not qty:
+                        continue
+                    if fields_refused(inst, side, limit, gtc, px, qty, 0, 1):
+                        plan.append(("new", index, iid, side, px, qty))  # the engine rejects it
+                        continue
+                    refused = risk_check(clock(), pid, session_id, iid, side, limit, px, qty, 0, False)
+                    if refused is not None:
+                        row[reason_slot] = int(refused)
+                    else:
+                        plan.append(("new", index, iid, side, px, qty))
+                        hold.add(iid, side, qty)  # the next side is checked with this one resting
+        finally:
+            hold.restore()
+
     def mass_quote(self, who: Identity, quotes: list[QuoteSpec], account: int,
                    session_id: str = "") -> tuple[list[cpb.ExecutionReport], list[tuple[str, int, int, int, int]], int, str]:
         """Replace the participant's quotes instrument by instrument.
@@ -1103,25 +1143,15 @@ class Hub:
             ticket = 0
             with self._lock:  # the cancels must see the quote ids the previous message left
                 plan: list[tuple[str, int, int, int, int, int]] = []  # (what, index, iid, side, px, qty)
-                replaced: set[int] = set()
-                for index, q, inst in entries:
-                    # Every quote order this participant has live on the instrument goes, once, even
-                    # when the message lists the instrument twice (its entries then all stand).
-                    if inst.instrument_id not in replaced:
-                        replaced.add(inst.instrument_id)
-                        for old in self._quotes.get((who.participant_id, acct, inst.instrument_id), ()):
-                            if old in self._orders:
-                                plan.append(("cancel", index, inst.instrument_id, old, 0, 0))
-                    for side, px, qty, reason_slot in ((Side.BUY, q.bid_price, q.bid_quantity, 2),
-                                                       (Side.SELL, q.ask_price, q.ask_quantity, 4)):
-                        if not qty:
-                            continue
-                        refused = self._risk_check(who, session_id, inst, side, OrderType.LIMIT, TimeInForce.GTC,
-                                                   px, qty, post_only=True, throttled=False)
-                        if refused is not None:
-                            results[index][reason_slot] = int(refused)
-                        else:
-                            plan.append(("new", index, inst.instrument_id, side, px, qty))
+                # Every quote order this participant has live on an instrument of the message goes, once,
+                # even when the message lists the instrument twice (its entries then all stand).
+                replaced: dict[int, list[int]] = {}
+                for _, _, inst in entries:
+                    iid = inst.instrument_id
+                    if iid not in replaced:
+                        replaced[iid] = [old for old in self._quotes.get((who.participant_id, acct, iid), ())
+                                         if old in self._orders]
+                self._plan_quote_sides(who, session_id, entries, replaced, plan, results)
                 if not plan:
                     continue
 
@@ -1137,14 +1167,20 @@ class Hub:
                     return out
 
                 def register(commands: list[Command], plan=plan) -> None:
-                    for cmd, (what, index, iid, side, px, _) in zip(commands, plan, strict=True):
+                    entered: list[tuple[int, int, int, int, int]] = []
+                    for cmd, (what, index, iid, side, px, qty) in zip(commands, plan, strict=True):
                         if what != "new":
                             continue
-                        meta = OrderMeta(who.participant_id, "", session_id, iid, self.instruments[iid].symbol,
+                        inst = self.instruments[iid]
+                        meta = OrderMeta(who.participant_id, "", session_id, iid, inst.symbol,
                                          side, acct, px, TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts)
                         self._register(cmd.order_id, meta)
-                        self._enter_risk(cmd, meta)
+                        # what _enter_risk does for each of them (and replay does), in one engine call
+                        if validation.check_new_order(cmd, inst, cmd.order_id - 1) is None:
+                            entered.append((cmd.order_id, iid, side, px, qty))
                         results[index][1 if side == Side.BUY else 3] = cmd.order_id
+                    if entered:
+                        self.risk.on_quotes_entered(commands[0].ts, who.participant_id, session_id, entered)
 
                 outcome = self._run_engine(ac, who.participant_id, session_id, who.participant_id,
                                            len(plan), build, register, wait=False)

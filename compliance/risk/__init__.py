@@ -25,9 +25,14 @@ Risk cancels (CancelOrders from a kill, reduce-only, a lost session): the hub ru
 many orders (engine ``cancel_orders``, one ``risk_cancel`` ledger record each) and releases them at
 once with ``risk.on_orders_done(ts, order_ids)``: the same state as ``on_order_done`` one by one.
 
-A batch (mass quote): ``check_order`` then ``on_order_entered`` for each NewOrder in turn (so
-each check sees the quotes before it), then run the batch and feed all its events. Unary calls
-without a streaming session pass ``session_id=""`` (they share a per-participant bucket).
+A batch (mass quote, ``throttled=False``): open ``hold = risk.hold(participant)``,
+``hold.release(ids)`` of the quotes the message replaces, then per side in turn ``check_order``
+and, if accepted, ``hold.add(instrument_id, side, quantity)`` (so each check sees the quotes
+before it and not the ones being replaced); ``hold.restore()`` (always, try/finally: the engine
+is then exactly as before). Then, at sequencing, ``on_quotes_entered`` (or ``on_order_entered``
+per NewOrder) and run the batch and feed all its events (the Cancelled events release the
+replaced quotes). Unary calls without a streaming session pass ``session_id=""`` (they share a
+per-participant bucket).
 
 Replace: ``check_replace(ts, pid, session, order_id, price, qty)`` then, if sequenced,
 ``on_replace_entered(ts, pid, session, order_id)`` and the engine events as above. Cancels are

@@ -4,6 +4,7 @@ randomness, no floats in anything that decides."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from compliance.risk import ratelimit
@@ -354,6 +355,33 @@ class RiskEngine:
             ps.open_sell += quantity
         self._refresh_initial(p, ins, ps)
 
+    def on_quotes_entered(self, ts: int, participant: str, session: str,
+                          quotes: Iterable[tuple[int, int, int, int, int]]) -> None:
+        """``on_order_entered(..., time_in_force=GTC, throttled=False)`` for each (order_id, instrument_id,
+        side, price, quantity) of one mass quote, in order, with the margin caches refreshed once per
+        position touched instead of once per quote: the same final state as the one-by-one calls (the
+        refresh depends only on the position), which is what replay makes of the same commands."""
+        inst, orders = self._inst, self._orders
+        p: ParticipantState | None = None
+        touched: dict[int, PositionState] = {}
+        for order_id, iid, side, price, quantity in quotes:
+            if iid not in inst:
+                continue
+            if p is None:
+                p = self._participant(participant)
+            is_buy = side == _BUY
+            orders[order_id] = OrderState(participant, iid, is_buy, price, quantity, session, True)
+            p.orders[order_id] = None
+            ps = touched.get(iid)
+            if ps is None:
+                ps = touched[iid] = self._position(p, inst[iid])
+            if is_buy:
+                ps.open_buy += quantity
+            else:
+                ps.open_sell += quantity
+        for iid, ps in touched.items():
+            self._refresh_initial(p, inst[iid], ps)
+
     def on_replace_entered(self, ts: int, participant: str, session: str, order_id: int) -> None:
         """The hub sequenced a replace that passed ``check_replace``: it costs one session and one
         order-rate token (the exposure changes at ``on_order_replaced``)."""
@@ -406,6 +434,13 @@ class RiskEngine:
             ins = inst[iid]
             self._refresh_initial(p, ins, ps)
             self._maybe_release_holder(p, ins, ps)
+
+    def hold(self, participant: str) -> ExposureHold:
+        """Start a tentative change of ``participant``'s open exposure, for deciding the sides of
+        one mass quote in turn as if each were already entered (and what it replaces gone): see
+        ``ExposureHold``. The caller must ``restore()`` it (try/finally) before anything else
+        touches the engine; then it has changed nothing."""
+        return ExposureHold(self, participant)
 
     def on_order_replaced(self, ts: int, order_id: int, price: int, remaining: int) -> None:
         """Engine Replaced event: new price and remaining (open) quantity."""
@@ -915,3 +950,87 @@ class RiskEngine:
             assert p.collateral_base == base, (pid, "collateral")
         for ins in self._inst.values():
             assert self._luld_block.get(ins.iid) == ins.luld.window(), (ins.iid, "luld window")
+
+
+class ExposureHold:
+    """A tentative change of one participant's open exposure (hot path of mass quotes).
+
+    ``release(order_ids)`` takes the participant's open orders out of its open quantities (the quotes a
+    mass quote replaces) and ``add(instrument_id, side, quantity)`` adds a side that passed its check,
+    each followed by the same margin-cache refresh ``on_order_entered``/``on_order_done`` do, so the
+    next ``check_order`` decides with them counted. Orders, tokens and holders are not touched.
+    ``restore()`` puts back every value it changed, so the engine is exactly as before: the hub then
+    enters what it sequenced through the ordinary calls (``on_quotes_entered``/``on_order_entered``,
+    the engine's Cancelled events), the calls replay makes from the ledger. So nothing of a hold can
+    reach the state digest, and a message the hub then fails to sequence (ledger down, hub
+    stopping) leaves nothing to undo. A side the engine itself then refuses (a post-only side that
+    would cross) was counted for the sides after it: conservative, as the outcome is not known yet."""
+
+    __slots__ = ("_engine", "_p", "_new_participant", "_saved", "_positions")
+
+    def __init__(self, engine: RiskEngine, participant: str) -> None:
+        self._engine = engine
+        self._new_participant = participant not in engine._participants
+        p = self._p = engine._participant(participant)
+        # the per-class caches are replaced (not mutated) by restore: copies of the lists
+        self._saved: tuple | None = (p.scan_i[:], p.delta_i[:], p.gross_cls[:], p.gross, p.initial, p.initial_dirty)
+        # instrument id -> (position, open_buy, open_sell, scan_i, delta_i, created here)
+        self._positions: dict[int, tuple[PositionState, int, int, int, int, bool]] = {}
+
+    def _held(self, iid: int) -> PositionState:
+        saved = self._positions.get(iid)
+        if saved is not None:
+            return saved[0]
+        ps = self._p.positions.get(iid)
+        created = ps is None
+        if created:  # not via _position: holders are left alone (restore deletes the position)
+            ps = self._p.positions[iid] = PositionState()
+        self._positions[iid] = (ps, ps.open_buy, ps.open_sell, ps.scan_i, ps.delta_i, created)
+        return ps
+
+    def release(self, order_ids: Iterable[int]) -> None:
+        """Count the participant's open orders ``order_ids`` as gone (others' and unknown ids: ignored)."""
+        engine, p = self._engine, self._p
+        orders = engine._orders
+        touched: dict[int, PositionState] = {}
+        for oid in order_ids:
+            o = orders.get(oid)
+            if o is None or o.participant != p.pid:
+                continue
+            ps = touched.get(o.instrument_id) or self._held(o.instrument_id)
+            touched[o.instrument_id] = ps
+            if o.is_buy:
+                ps.open_buy -= o.remaining
+            else:
+                ps.open_sell -= o.remaining
+        for iid, ps in touched.items():  # once per position, as on_orders_done (it depends on the position only)
+            engine._refresh_initial(p, engine._inst[iid], ps)
+
+    def add(self, instrument_id: int, side: int, quantity: int) -> None:
+        """Count a new open order of ``quantity`` on ``side`` (unknown instruments: ignored)."""
+        ins = self._engine._inst.get(instrument_id)
+        if ins is None:
+            return
+        saved = self._positions.get(instrument_id)
+        ps = saved[0] if saved is not None else self._held(instrument_id)
+        if side == _BUY:
+            ps.open_buy += quantity
+        else:
+            ps.open_sell += quantity
+        self._engine._refresh_initial(self._p, ins, ps)
+
+    def restore(self) -> None:
+        """Put the participant back exactly as it was when the hold began. Idempotent."""
+        if self._saved is None:
+            return
+        p = self._p
+        p.scan_i, p.delta_i, p.gross_cls, p.gross, p.initial, p.initial_dirty = self._saved
+        self._saved = None
+        for iid, (ps, open_buy, open_sell, scan_i, delta_i, created) in self._positions.items():
+            ps.open_buy, ps.open_sell, ps.scan_i, ps.delta_i = open_buy, open_sell, scan_i, delta_i
+            if created:
+                del p.positions[iid]
+        self._positions = {}
+        if self._new_participant:
+            self._engine._participants.pop(p.pid, None)
+            self._new_participant = False
