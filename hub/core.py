@@ -625,21 +625,9 @@ class Hub:
         with self._lock:
             return self.risk.participant_view(self._clock(), who.participant_id)
 
-    def _risk_check(self, who: Identity, session_id: str, inst: Instrument, side: int, order_type: int,
-                    time_in_force: int, price: int, quantity: int, display_quantity: int = 0,
-                    post_only: bool = False, throttled: bool = True) -> RiskReject | None:
-        """Pre-trade risk of a new order, at sequencing time. Orders the engine will refuse on
-        their own fields skip it. Quote sides pass ``throttled=False``: every check but the
-        order-rate throttles (quotes are post-only and limited per message instead)."""
-        if order_fields_refused(inst, side, order_type, time_in_force, price, quantity, display_quantity,
-                                int(post_only)):
-            return None
-        return self._check_risk(self._clock(), who.participant_id, session_id, inst.instrument_id, side,
-                                order_type, price, quantity, 0, throttled)
-
     def _risk_check_new(self, who: Identity, session_id: str, inst: Instrument, spec: OrderSpec) -> RiskReject | None:
-        """Pre-trade risk of a new order as the gateway decoded it (what submit_order runs): the
-        same as ``_risk_check``, inlined (one call fewer and no keyword arguments on the hot path)."""
+        """Pre-trade risk of a new order as the gateway decoded it, at sequencing time. Orders the
+        engine will refuse on their own fields skip it (the engine's reject is the answer)."""
         if order_fields_refused(inst, spec.side, spec.order_type, spec.time_in_force, spec.price, spec.quantity,
                                 spec.display_quantity, int(spec.post_only)):
             return None
