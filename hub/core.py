@@ -314,6 +314,7 @@ class Hub:
         self._risk_events: list[RiskEvent] = []  # raised while routing the current command
         self._replaying = False  # recovery feeds the risk engine but never acts on its events
         self._risk_cancels: deque[int] = deque()  # order ids risk wants cancelled, not yet sequenced
+        self._risk_drainers = 0  # threads inside drain_risk_cancels carrying out those cancels
         self.fairness = FairnessRules(config.fairness)
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
         self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
@@ -461,21 +462,38 @@ class Hub:
             elif isinstance(ev, InstrumentPaused | InstrumentResumed):
                 self.market_data.publish_status(ev.instrument_id, self._seq, ev.ts, isinstance(ev, InstrumentPaused))
 
-    def drain_risk_cancels(self, chunk: int | None = None) -> int:
+    def drain_risk_cancels(self, chunk: int | None = None, wait: bool = True) -> int:
         """Carry out the cancels risk asked for in sequenced steps of ``chunk`` orders (per asset
         class one engine call and one ledger record each), letting go of the sequencer between
         them: other commands wait behind one step (about 2 ms), never behind a whole
         10,000-order kill. Orders in the switch's scope are already refused (the switch is set by
-        its own record, before any cancel)."""
+        its own record, before any cancel).
+
+        ``wait=False`` (a bystander: an order's own call after its ack is built) returns at once
+        when another thread is already draining, so an order arriving during a kill is answered
+        after one step, not after the whole kill; the draining thread sees everything queued
+        until it finds the queue empty. ``wait=True`` (the operator's kill, shutdown) returns
+        only when nothing is left, helping whoever drains."""
         chunk = chunk or self.RISK_CANCEL_CHUNK
         done = 0
-        while True:
-            with self._lock:
-                if not self._risk_cancels:
-                    return done
-                take = min(chunk, len(self._risk_cancels))
-                done += self._cancel_for_risk([self._risk_cancels.popleft() for _ in range(take)])
-            time.sleep(self.RISK_CANCEL_PAUSE_S)  # a real pause: a waiting thread wakes and takes the sequencer
+        draining = False
+        try:
+            while True:
+                with self._lock:
+                    if not self._risk_cancels:
+                        return done
+                    if not draining:
+                        if self._risk_drainers and not wait:
+                            return done
+                        self._risk_drainers += 1
+                        draining = True
+                    take = min(chunk, len(self._risk_cancels))
+                    done += self._cancel_for_risk([self._risk_cancels.popleft() for _ in range(take)])
+                time.sleep(self.RISK_CANCEL_PAUSE_S)  # a real pause: a waiting thread wakes and takes the sequencer
+        finally:
+            if draining:
+                with self._lock:
+                    self._risk_drainers -= 1
 
     #: Orders per risk-cancel step. Larger steps mean fewer records and writer commits but a longer
     #: hold of the sequencer: 1,024 holds it about 2 ms here (python -m hub.risk_bench), 10,000 in one
@@ -573,7 +591,7 @@ class Hub:
             if raised:  # a tick that changed nothing is not journaled (and changes nothing on replay)
                 self._record(EntryKind.ADMIN, "risk", {"action": "risk_tick", "at": at, "replayed": True})
                 self._act_on_risk(raised)
-        self.drain_risk_cancels()
+        self.drain_risk_cancels(wait=False)
 
     def observe_ack_latency(self, asset_class: AssetClass, latency_ns: int) -> None:
         """Order-to-ack latency of one order; three in a row above the threshold halt the class.
@@ -595,7 +613,7 @@ class Hub:
                                                        "replayed": True})
             except (HubUnavailableError, JournalUnavailableError):
                 return  # not journaled, so not applied; the order's own ack is not the place to fail
-        self.drain_risk_cancels()
+        self.drain_risk_cancels(wait=False)
 
     def kill(self, who: Identity, scope: int, target: str, mode: int = KillMode.BLOCK, note: str = "") -> int:
         """Operator kill switch: journaled, effective for the very next order, cancels in scope."""
@@ -939,7 +957,7 @@ class Hub:
         # The latency breaker watches the hub's own delay: from release (after any deliberate
         # fairness wait: floor, batch window) to the ack.
         self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
-        self.drain_risk_cancels()  # a trade or a latency halt may have asked for cancels
+        self.drain_risk_cancels(wait=False)  # a trade or a latency halt may have asked for cancels
         return result
 
     def _now(self, arrival: int, run: Callable[[int], object]):
@@ -970,7 +988,7 @@ class Hub:
     def replace_order(self, who: Identity, symbol: str, order_id: int, price: int, quantity: int,
                       session_id: str = "", settle: bool = True) -> tuple[Outcome | None, int, str]:
         result = self._amend(who, "replace", symbol, order_id, session_id, (price, quantity), settle=settle)
-        self.drain_risk_cancels()  # a replace can trade, and a trade can trip a breaker
+        self.drain_risk_cancels(wait=False)  # a replace can trade, and a trade can trip a breaker
         return result
 
     def _amend(self, who: Identity, what: str, symbol: str, order_id: int, session_id: str,

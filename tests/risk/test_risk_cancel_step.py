@@ -8,6 +8,8 @@ the venue (CAMO, reason RISK)."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from array import array
 
 import pytest
@@ -30,7 +32,7 @@ from matching.types import (
     decode_events,
     encode_commands,
 )
-from tests.risk.support import RiskHub, ledger_cancels, risk_cancel_records
+from tests.risk.support import SEC, TICK, P, RiskHub, ledger_cancels, risk_cancel_records
 
 EQUITIES = by_asset_class(DEFAULT_INSTRUMENTS)[AssetClass.EQUITY]
 
@@ -111,15 +113,14 @@ def test_bulk_risk_release_equals_one_by_one(seed: int) -> None:
         assert engines[0].margin(pid) == engines[1].margin(pid)
 
 
-def _many(rh: RiskHub, n: int) -> set[int]:
-    """``n`` resting orders over every instrument and three participants."""
+def _many(rh: RiskHub, n: int, owners: tuple[str, ...] = ("scalper-1", "scalper-2", "mm-1")) -> set[int]:
+    """``n`` resting orders over every instrument and the ``owners`` in turn."""
     ids = set()
-    owners = ("scalper-1", "scalper-2", "mm-1")
     for i in range(n):
         inst = DEFAULT_INSTRUMENTS[i % len(DEFAULT_INSTRUMENTS)]
         side = cpb.BUY if i % 2 else cpb.SELL
         ticks = (1 + (i // 16) % 40) * (-1 if side == cpb.BUY else 1)
-        sent = rh.order(owners[i % 3], inst.symbol, side, inst.reference_price + ticks * inst.tick_size,
+        sent = rh.order(owners[i % len(owners)], inst.symbol, side, inst.reference_price + ticks * inst.tick_size,
                         inst.lot_size)
         assert sent.accepted, sent
         ids.add(sent.order_id)
@@ -188,3 +189,29 @@ def test_a_user_cancel_is_still_reported_as_user_requested(make_hub) -> None:
     assert rh.cancel("scalper-1", DEFAULT_INSTRUMENTS[0].symbol, oid).accepted
     (report,) = [r for r in rh.hub.executions(rh.who["scalper-1"], 0, 0) if r.exec_type == cpb.EXEC_CANCELLED]
     assert report.cancel_reason == cpb.CANCEL_USER_REQUESTED
+
+
+def test_an_order_arriving_during_a_kill_is_answered_without_waiting_for_the_whole_kill(make_hub, monkeypatch) -> None:
+    # Steps of 20 orders with 20 ms between them: a 600-order kill drains for about 0.6 s.
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 20)
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_PAUSE_S", 0.02)
+    rh: RiskHub = make_hub(durable=True)
+    doomed: set[int] = set()
+    for _ in range(3):  # 25 orders per instrument at a time: under the 50 orders/s rate limit
+        doomed |= _many(rh, 200, owners=("scalper-1",))
+        rh.clock.advance(SEC)
+    killer = threading.Thread(target=rh.kill, args=(Scope.PARTICIPANT, "scalper-1"))
+    killer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(risk_cancel_records(rh.hub.journal)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)  # the kill is draining
+        bystander = rh.buy("scalper-2", "AAPL", P - 20 * TICK, 1)
+        still_pending = len(rh.hub._risk_cancels)
+        assert bystander.accepted
+        assert still_pending > 0 and killer.is_alive(), "answered while the kill was still cancelling"
+    finally:
+        killer.join(30)
+    assert not killer.is_alive()
+    assert not doomed & rh.resting_ids(), "the kill still cancelled every order in scope"
+    assert bystander.order_id in rh.resting_ids()
