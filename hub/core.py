@@ -10,6 +10,7 @@ Order ids are the sequence number of the command that entered the order: unique,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -45,6 +46,7 @@ from hub.config import HubConfig
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
 from hub.marketdata import MarketDataHub, Subscriber
+from hub.risk_cancels import UnsettledCancels
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
 from ledger.records import canonical_json
@@ -233,18 +235,32 @@ def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, *
     )
 
 
-def _split_cancels(evbuf: bytes) -> tuple[list[int], list[int], list[Event]]:
-    """A ``cancel_orders`` step's events: (cancelled order ids, their remaining quantities, the other
-    events decoded: levels and tops). The Cancelled records are read as int64 slots, not decoded."""
-    slots = memoryview(evbuf or b"").cast("q")
+def _cancelled_slots(evbuf: bytes) -> tuple[list[int], list[int]]:
+    """A ``cancel_orders`` step's cancelled order ids and their remaining quantities, read from the
+    Cancelled records as int64 slots, without decoding any event."""
+    slots = memoryview(evbuf).cast("q")
     kinds = slots[0::RECORD_SLOTS].tolist()
     oids = slots[3::RECORD_SLOTS].tolist()
     left = slots[5::RECORD_SLOTS].tolist()
-    cancelled = [o for k, o in zip(kinds, oids, strict=True) if k == _CANCELLED]
-    remaining = [r for k, r in zip(kinds, left, strict=True) if k == _CANCELLED]
-    others = decode_events(b"".join(evbuf[i * RECORD_SIZE:(i + 1) * RECORD_SIZE]
-                                    for i, k in enumerate(kinds) if k != _CANCELLED))
-    return cancelled, remaining, others
+    return ([o for k, o in zip(kinds, oids, strict=True) if k == _CANCELLED],
+            [r for k, r in zip(kinds, left, strict=True) if k == _CANCELLED])
+
+
+def _other_events(evbuf: bytes) -> list[Event]:
+    """A ``cancel_orders`` step's events other than the Cancelled ones (the changed levels and
+    tops), decoded. The engine writes them after every Cancelled record of their book."""
+    kinds = memoryview(evbuf).cast("q")[0::RECORD_SLOTS].tolist()
+    return decode_events(b"".join(evbuf[i * RECORD_SIZE:(i + 1) * RECORD_SIZE]
+                                  for i, k in enumerate(kinds) if k != _CANCELLED))
+
+
+def _split_cancels(evbuf: bytes) -> tuple[list[int], list[int], list[Event]]:
+    """A ``cancel_orders`` step's events: (cancelled order ids, their remaining quantities, the other
+    events decoded: levels and tops)."""
+    if not evbuf:
+        return [], [], []
+    cancelled, remaining = _cancelled_slots(evbuf)
+    return cancelled, remaining, _other_events(evbuf)
 
 
 class _RiskCancelReport(tuple):
@@ -314,6 +330,7 @@ class Hub:
         self._risk_events: list[RiskEvent] = []  # raised while routing the current command
         self._replaying = False  # recovery feeds the risk engine but never acts on its events
         self._risk_cancels: deque[int] = deque()  # order ids risk wants cancelled, not yet sequenced
+        self._unsettled = UnsettledCancels()  # cancelled in the engines, hub state not yet settled
         self._risk_drainers = 0  # threads inside drain_risk_cancels carrying out those cancels
         self.fairness = FairnessRules(config.fairness)
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
@@ -463,16 +480,20 @@ class Hub:
                 self.market_data.publish_status(ev.instrument_id, self._seq, ev.ts, isinstance(ev, InstrumentPaused))
 
     def drain_risk_cancels(self, chunk: int | None = None, wait: bool = True) -> int:
-        """Carry out the cancels risk asked for in sequenced steps of ``chunk`` orders (per asset
-        class one engine call and one ledger record each), letting go of the sequencer between
-        them: other commands wait behind one step (about 2 ms), never behind a whole
-        10,000-order kill. Orders in the switch's scope are already refused (the switch is set by
-        its own record, before any cancel).
+        """Carry out the cancels risk asked for, letting go of the sequencer between sequenced steps:
+        other commands wait behind one step (a few milliseconds), never behind a whole
+        10,000-order kill. Orders in a switch's scope are already refused (the switch is set by its
+        own record, before any cancel).
+
+        Two phases (see ``hub.risk_cancels``): ``risk_cancel`` steps of ``RISK_CANCEL_STEP`` orders
+        take them out of the engines and journal that, the last one leading the ledger commit, so
+        every cancel is on record before the slower ``risk_settle`` steps of ``chunk`` orders (risk
+        exposure, registry, execution reports).
 
         ``wait=False`` (a bystander: an order's own call after its ack is built) returns at once
         when another thread is already draining, so an order arriving during a kill is answered
         after one step, not after the whole kill; the draining thread sees everything queued
-        until it finds the queue empty. ``wait=True`` (the operator's kill, shutdown) returns
+        until it finds both queues empty. ``wait=True`` (the operator's kill, shutdown) returns
         only when nothing is left, helping whoever drains."""
         chunk = chunk or self.RISK_CANCEL_CHUNK
         done = 0
@@ -480,67 +501,108 @@ class Hub:
         try:
             while True:
                 with self._lock:
-                    if not self._risk_cancels:
+                    if not self._risk_cancels and not self._unsettled:
                         return done
                     if not draining:
                         if self._risk_drainers and not wait:
                             return done
                         self._risk_drainers += 1
                         draining = True
-                    take = min(chunk, len(self._risk_cancels))
-                    done += self._cancel_for_risk([self._risk_cancels.popleft() for _ in range(take)])
+                    if self._risk_cancels:
+                        take = min(self.RISK_CANCEL_STEP, len(self._risk_cancels))
+                        step = [self._risk_cancels.popleft() for _ in range(take)]
+                        done += self._cancel_for_risk(step, lead_commit=not self._risk_cancels)
+                    else:
+                        self._settle_risk_cancels(chunk)
                 time.sleep(self.RISK_CANCEL_PAUSE_S)  # a real pause: a waiting thread wakes and takes the sequencer
         finally:
             if draining:
                 with self._lock:
                     self._risk_drainers -= 1
 
-    #: Orders per risk-cancel step. Larger steps mean fewer records and writer commits but a longer
-    #: hold of the sequencer: 1,024 holds it about 2 ms here (python -m hub.risk_bench), 10,000 in one
-    #: step about 25 ms, which an order arriving during the kill would wait for.
+    #: Orders per ``risk_cancel`` step: native engine work and one record per asset class, about
+    #: 0.5-1 us an order here, so a 10,000-order kill is one step.
+    RISK_CANCEL_STEP = 16384
+    #: Orders per ``risk_settle`` step. Larger steps mean fewer records but a longer hold of the
+    #: sequencer: 1,024 hold it about 1.5 ms here (python -m hub.risk_bench).
     RISK_CANCEL_CHUNK = 1024
     #: Pause between steps. sleep(0) only offers the GIL, and the draining thread usually takes the
-    #: sequencer back before a woken waiter runs; 100 us lets it in (about 0.5 ms over a 10,000-order kill).
+    #: sequencer back before a woken waiter runs; 100 us lets it in.
     RISK_CANCEL_PAUSE_S = 0.0001
 
-    def _cancel_for_risk(self, order_ids: list[int]) -> int:
-        """Cancel live orders the risk engine named (sequencer held): per asset class, one sequence
-        number, one ``cancel_orders`` engine call and one compact ADMIN record ``risk_cancel`` that
-        lists the cancelled orders and the SHA-256 of the engine events (replay redoes the step and
-        must reproduce them). Instead of a command record plus 2-3 event records per order."""
-        by_class: dict[AssetClass, list[int]] = defaultdict(list)
-        orders, class_of = self._orders, self._class_of_instrument
-        for oid in order_ids:
-            meta = orders.get(oid)
-            if meta is not None:
-                by_class[class_of[meta.instrument_id]].append(oid)
-        done = 0
-        for ac, ids in sorted(by_class.items()):
-            seq, ts = self._next(1)
-            evbuf = self.engines[ac].cancel_orders(seq, array("q", ids).tobytes())
-            cancelled, remaining, others = _split_cancels(evbuf)
+    def _cancel_for_risk(self, order_ids: list[int], lead_commit: bool = False) -> int:
+        """Cancel live orders the risk engine named (sequencer held): per asset class with any, one
+        sequence number, one ``cancel_orders`` engine call and one compact ADMIN record
+        ``risk_cancel`` that lists the cancelled orders and the SHA-256 of the engine events (replay
+        redoes the step and must reproduce them). The orders join the unsettled queue for
+        ``risk_settle`` steps (``settle: "deferred"`` in the record).
+
+        ``lead_commit``: commit the records in this thread before decoding and publishing the book
+        changes, so the cancels are on record as early as possible (the market data waits for
+        that commit anyway)."""
+        packed = array("q", order_ids).tobytes()  # every engine skips the ids not resting in it
+        steps = []
+        self._next(0)  # refuses (changing nothing) when the hub cannot journal
+        for ac, engine in sorted(self.engines.items()):
+            seq = self._seq + 1
+            evbuf = engine.cancel_orders(seq, packed)
+            if not evbuf:
+                continue
+            self._seq, ts = seq, self._clock()  # the engine has changed: no refusal from here on
+            cancelled, remaining = _cancelled_slots(evbuf)
             detail = {"action": "risk_cancel", "asset_class": int(ac), "orders": cancelled, "remaining": remaining,
-                      "events": len(evbuf) // RECORD_SIZE, "events_sha256": hashlib.sha256(evbuf).hexdigest()}
-            # Journaled before it is routed (all under the sequencer, so nobody sees the difference):
-            # the ledger writer can commit the record while the hub updates its own state.
+                      "events": len(evbuf) // RECORD_SIZE, "events_sha256": hashlib.sha256(evbuf).hexdigest(),
+                      "settle": "deferred"}
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
                                                       detail=canonical_json(detail)))
             self.last_ticket = ticket
-            self._route_risk_cancels(seq, ts, cancelled, others)
-            self._flush_deliveries(ticket)
+            self._unsettled.add(seq, ts, cancelled)
+            steps.append((seq, ts, evbuf, ticket, len(cancelled)))
+        if lead_commit and steps:
+            with contextlib.suppress(JournalUnavailableError):  # stays queued: storage recovery writes it
+                self.journal.wait_committed(steps[-1][3])
+        done = 0
+        for seq, ts, evbuf, ticket, count in steps:
+            others = _other_events(evbuf)
+            self._feed_tops(ts, others)
             self.market_data.publish(seq, ts, others, ticket)
-            done += len(cancelled)
+            done += count
         self.maybe_checkpoint()  # once per step, not per asset class
         if self._risk_events:  # a LULD transition on the emptied books
             raised, self._risk_events = self._risk_events, []
             self._act_on_risk(raised)
         return done
 
-    def _route_risk_cancels(self, seq: int, ts: int, cancelled: list[int], others: list[Event]) -> None:
-        """Route a ``cancel_orders`` step (live and on replay) in bulk: release the orders' risk
-        exposure at once, drop them from the registry, a CANCELLED report (reason RISK) to each
-        owner, the new tops to the LULD monitor. History keeps the reports unbuilt until read;
-        only live streams (sessions, drop copies) get built messages."""
+    def _settle_risk_cancels(self, limit: int) -> int:
+        """A ``risk_settle`` step (sequencer held): settle the ``limit`` oldest unsettled risk cancels.
+        Its record names how many and the last order, so a replay settles the same ones at the same
+        point among the other commands."""
+        steps = self._unsettled.take(limit)
+        if not steps:
+            return 0
+        count = sum(len(ids) for _, _, ids in steps)
+        seq, ts = self._next(1)
+        detail = {"action": "risk_settle", "orders": count, "last_order": steps[-1][2][-1]}
+        ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
+                                                  detail=canonical_json(detail)))
+        self.last_ticket = ticket
+        for cancel_seq, cancel_ts, ids in steps:
+            self._settle_cancelled(cancel_seq, cancel_ts, ids)
+        self._flush_deliveries(ticket)
+        self.maybe_checkpoint()
+        return count
+
+    def _feed_tops(self, ts: int, others: list[Event]) -> None:
+        """The new tops of the books a risk cancel changed, to the LULD monitor."""
+        for ev in others:
+            if type(ev) is TopOfBook:
+                self._risk_raised(self.risk.on_top_of_book(ts, ev.instrument_id, ev.bid_price, ev.ask_price))
+
+    def _settle_cancelled(self, seq: int, ts: int, cancelled: list[int]) -> None:
+        """Settle orders a ``cancel_orders`` step (``seq``, ``ts``) cancelled, live and on replay, in
+        bulk: release their risk exposure at once, drop them from the registry, a CANCELLED report
+        (reason RISK) to each owner. History keeps the reports unbuilt until read; only live
+        streams (sessions, drop copies) get built messages."""
         self.risk.on_orders_done(ts, cancelled)
         orders, orders_of, history = self._orders, self._orders_of, self._history
         drops, sessions, pending = self._drop_copies, self._sessions, self._pending_deliveries
@@ -559,14 +621,12 @@ class Hub:
                     pending.append((q, report))
                 if session is not None:
                     pending.append((session.outbox, report))
-        for ev in others:
-            if type(ev) is TopOfBook:
-                self._risk_raised(self.risk.on_top_of_book(ts, ev.instrument_id, ev.bid_price, ev.ask_price))
 
     def replay_risk_cancel(self, seq: int, ts: int, detail: dict) -> tuple[bytes, list[int], list[int]]:
         """Recovery: redo a journaled ``risk_cancel`` step at its sequence number and hub time; returns
         the engine events it produced now and the orders and remaining quantities they cancelled
-        (recovery compares them with the record)."""
+        (recovery compares them with the record). A deferred step leaves its orders unsettled, as
+        live; a step of the earlier format (no ``settle``) settled them at once."""
         with self._lock:
             self._seq = max(self._seq, seq)
             self._replaying = True
@@ -574,12 +634,37 @@ class Hub:
                 evbuf = self.engines[AssetClass(detail["asset_class"])].cancel_orders(
                     seq, array("q", detail["orders"]).tobytes())
                 cancelled, remaining, others = _split_cancels(evbuf)
-                self._route_risk_cancels(seq, ts, cancelled, others)
+                if detail.get("settle") == "deferred":
+                    self._unsettled.add(seq, ts, cancelled)
+                else:
+                    self._settle_cancelled(seq, ts, cancelled)
+                self._feed_tops(ts, others)
             finally:
                 self._replaying = False
                 self._risk_events = []
                 self._pending_deliveries = []
         return evbuf, cancelled, remaining
+
+    def replay_risk_settle(self, seq: int, detail: dict) -> list[int]:
+        """Recovery: redo a journaled ``risk_settle`` step; returns the orders it settled now
+        (recovery checks their count and last one against the record)."""
+        with self._lock:
+            self._seq = max(self._seq, seq)
+            steps = self._unsettled.take(detail["orders"])
+            self._replaying = True
+            try:
+                for cancel_seq, cancel_ts, ids in steps:
+                    self._settle_cancelled(cancel_seq, cancel_ts, ids)
+            finally:
+                self._replaying = False
+                self._risk_events = []
+                self._pending_deliveries = []
+        return [oid for _, _, ids in steps for oid in ids]
+
+    @property
+    def unsettled_risk_cancels(self) -> int:
+        """Orders cancelled in an engine by risk whose hub state is not yet settled."""
+        return len(self._unsettled)
 
     def risk_tick(self) -> None:
         """Time-driven risk transitions (LULD pause/resume, margin grace, day roll)."""

@@ -43,6 +43,7 @@ class RecoveryReport:
     checkpoint_size: int = 0
     checkpoint_verified: bool = False
     orphaned_day_orders_cancelled: int = 0
+    risk_cancels_settled: int = 0  # cancelled in an engine before a crash, settled after the replay
     seconds: float = 0.0
 
     @property
@@ -109,6 +110,15 @@ def _replay_risk_cancel(hub: Hub, idx: int, rec, detail: dict) -> None:
             "ledger recorded: the engine is not the one that wrote this ledger, or its state differs")
     if cancelled != detail["orders"] or remaining != detail["remaining"]:
         raise RecoveryError(f"record {idx} (seq {rec.seq}) lists other risk cancels than its events")
+
+
+def _replay_risk_settle(hub: Hub, idx: int, rec, detail: dict) -> None:
+    """A ``risk_settle`` step: settle the oldest unsettled risk cancels again; they must be as many
+    as the record says, ending with the order it names."""
+    settled = hub.replay_risk_settle(rec.seq, detail)
+    if len(settled) != detail["orders"] or not settled or settled[-1] != detail["last_order"]:
+        raise RecoveryError(f"record {idx} (seq {rec.seq}) settles other risk cancels than the ledger's "
+                            "earlier risk-cancel steps left unsettled")
 
 
 def _meta(hub: Hub, rec, engine_record: bytes, classes: dict[str, ParticipantClass]) -> OrderMeta | None:
@@ -191,6 +201,8 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
                 detail = rec.detail_json()
                 if rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_cancel":
                     _replay_risk_cancel(hub, idx, rec, detail)
+                elif rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_settle":
+                    _replay_risk_settle(hub, idx, rec, detail)
                 else:
                     hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail)
                 if rec.record_type == RecordType.CONFIG:
@@ -212,6 +224,8 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     hub.accepting = True
     _record_config(hub, last_config)
     report.orphaned_day_orders_cancelled = hub.cancel_orphaned_sessions()
+    report.risk_cancels_settled = hub.unsettled_risk_cancels
+    hub.drain_risk_cancels()  # a crash between a kill's cancels and their settling: finish it now
     hub.journal.checkpoint(hub.state_digest_bytes(), time.time_ns())
     report.seconds = time.perf_counter() - started
     log.info("recovered %d records (%d commands) in %.2fs; sequence resumes after %d; checkpoint %s",

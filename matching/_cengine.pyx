@@ -880,7 +880,8 @@ cdef class CythonEngine:
     def cancel_orders(self, int64_t seq, const unsigned char[::1] order_ids not None):
         """Risk cancels: remove the listed resting orders (packed little-endian int64 ids; ids not
         resting here are skipped) as one step stamped ``seq``, reason RISK. Events: a Cancelled per
-        order, then per book the changed levels and the new top. Deterministic for replay."""
+        order, then per book the changed levels and the new top. Deterministic for replay. None of
+        them resting here: b"" and nothing changes (not even ``last_seq``)."""
         cdef Py_ssize_t n = order_ids.shape[0]
         if n % 8:
             raise ValueError("order id buffer is not a whole number of int64")
@@ -893,12 +894,12 @@ cdef class CythonEngine:
             it = self.resting.find(oid)
             if it != self.resting.end():
                 victims.push_back(pair[int64_t, int64_t](self.pool[deref(it).second].book, oid))
+        if victims.empty():  # nothing here: no step, the engine is exactly as it was
+            return b""
         self.seq = seq
         self.last_seq = seq
         self.out.clear()
         self._remove_victims(victims, E_CANCELLED, CR_RISK)
-        if self.out.empty():
-            return b""
         return PyBytes_FromStringAndSize(<char*>self.out.data(), <Py_ssize_t>(self.out.size() * 8))
 
     cdef void _mass_cancel(self, const int64_t* c) noexcept:

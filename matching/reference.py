@@ -446,9 +446,9 @@ class ReferenceEngine:
         if len(order_ids) % 8:
             raise ValueError("order id buffer is not a whole number of int64")
         wanted = set(memoryview(order_ids).cast("q"))
-        self.last_seq = seq
         out = _Emitter(seq)
-        self._remove_all(out, list(self._books.values()), lambda o: o.order_id in wanted, CancelReason.RISK)
+        if self._remove_all(out, list(self._books.values()), lambda o: o.order_id in wanted, CancelReason.RISK):
+            self.last_seq = seq  # none resting here: no step, the engine is exactly as it was
         return encode_events(out.events)
 
     def _remove_all(self, out: _Emitter, books: list[_Book], selected, cancel_reason) -> int:

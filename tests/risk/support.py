@@ -222,9 +222,14 @@ def ledger_cancels(store: LedgerStore, reasons: dict[int, int] | None = None) ->
     return out
 
 
+def admin_records(store: LedgerStore, action: str) -> list[tuple[int, dict]]:
+    """(sequence, detail) of every ADMIN record of ``action``."""
+    return [(seq, d) for seq, d in admin_details(store) if d.get("action") == action]
+
+
 def risk_cancel_records(store: LedgerStore) -> list[tuple[int, dict]]:
     """(sequence, detail) of every compact ``risk_cancel`` record."""
-    return [(seq, d) for seq, d in admin_details(store) if d.get("action") == "risk_cancel"]
+    return admin_records(store, "risk_cancel")
 
 
 def kinds(events: list[dict]) -> list[str]:

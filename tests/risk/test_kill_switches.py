@@ -119,8 +119,9 @@ def test_kill_is_effective_for_the_very_next_order_and_cancels_in_the_ledger(mak
     ids = _book(rh)
     kill_seq = rh.kill(Scope.HUB, "")
     refused = rh.buy("scalper-2", "AAPL", P - TICK, 1)
-    # one risk-cancel step per asset class with orders (equity, future, crypto), then the refusal
-    assert refused.reason == R.KILL_SWITCH and rh.hub.last_sequence == kill_seq + 3 + 1
+    # one risk-cancel step per asset class with orders (equity, future, crypto), one settle step, then
+    # the refusal
+    assert refused.reason == R.KILL_SWITCH and rh.hub.last_sequence == kill_seq + 3 + 1 + 1
     rh.hub.journal.flush()
     reasons: dict[int, int] = {}
     cancels = ledger_cancels(rh.hub.journal, reasons)

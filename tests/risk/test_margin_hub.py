@@ -96,7 +96,7 @@ def test_margin_call_then_reduce_only_fire_in_order_and_cancel_resting_orders(ma
     rh.clock.now = called_at + grace
     rh.hub.risk_tick()
     tail = rh.admin_details()[journaled:]
-    assert [d["action"] for _, d in tail] == ["risk_tick", "risk_events", "risk_cancel"]
+    assert [d["action"] for _, d in tail] == ["risk_tick", "risk_events", "risk_cancel", "risk_settle"]
     assert kinds(tail[1][1]["events"]) == ["reduce_only_started", "cancel_orders"]
     assert tail[1][1]["events"][1]["order_ids"] == [resting.order_id]
     assert tail[2][1]["orders"] == [resting.order_id], "carried out as one compact risk-cancel step"

@@ -23,7 +23,9 @@ def test_quick_risk_bench_prints_one_json_object_with_all_figures_and_passes_its
     check = r["check"]
     assert len(check["cases"]) == 6 and check["resting_orders"] > 0
     for row in check["cases"]:
-        assert 0 < row["engine_ns"] < row["hub_ns"], row  # the hub path includes the engine's check
+        # both timed (the hub path includes the engine's check, but a quick run's minimum of three
+        # short runs can come out in either order on a loaded machine)
+        assert row["engine_ns"] > 0 and row["hub_ns"] > 0, row
     d = check["hot_path_per_call_us"]
     assert 0 < d["p50"] <= d["p99"] <= d["max"]
     assert 0 < check["risk_share_of_submit"] < 1
@@ -33,7 +35,10 @@ def test_quick_risk_bench_prints_one_json_object_with_all_figures_and_passes_its
     assert run["orders"] == run["cancelled_in_ledger"] == 300
     assert run["post_kill_order_reason"] == "KILL_SWITCH"
     assert 0 < run["switch_set_ms"] <= run["post_kill_order_refused_ms"] <= run["post_kill_order_reject_acked_ms"]
-    assert run["switch_set_ms"] <= run["kill_returned_ms"] <= run["last_cancel_committed_ms"]
-    # compact: the kill, one risk-cancel record per asset class and the probe's reject; not 2-4 records per order
-    assert 2 <= run["ledger_records_written"] <= 1 + 4 + 1
+    assert run["switch_set_ms"] <= run["last_cancel_committed_ms"] <= run["all_settled_committed_ms"]
+    assert run["kill_returned_ms"] <= run["all_settled_committed_ms"]
+    assert run["settled_in_ledger"] == 300
+    # compact: the kill, one risk-cancel record per asset class, one settle step (300 orders) and the probe's
+    # reject; not 2-4 records per order
+    assert 3 <= run["ledger_records_written"] <= 1 + 4 + 1 + 1
     assert kill["lock_free_check"]["ok"]

@@ -16,7 +16,7 @@ import pytest
 from matching._cengine import CythonEngine
 
 from compliance.risk import RiskConfig, RiskEngine, Scope
-from hub.recovery import RecoveryError, _replay_risk_cancel
+from hub.recovery import RecoveryError, _replay_risk_cancel, _replay_risk_settle
 from hub.v1 import common_pb2 as cpb
 from ledger.projections import proj_order, proj_order_event, rebuild_projections
 from ledger.records import Record, RecordType
@@ -32,7 +32,7 @@ from matching.types import (
     decode_events,
     encode_commands,
 )
-from tests.risk.support import SEC, TICK, P, RiskHub, ledger_cancels, risk_cancel_records
+from tests.risk.support import SEC, TICK, P, RiskHub, admin_records, ledger_cancels, risk_cancel_records
 
 EQUITIES = by_asset_class(DEFAULT_INSTRUMENTS)[AssetClass.EQUITY]
 
@@ -78,6 +78,16 @@ def test_both_engines_cancel_the_same_orders_with_the_same_event_bytes(seed: int
         views = {v.order_id: v for i in EQUITIES for v in e.orders(i.instrument_id)}
         assert sorted(views) == rest
     assert engines[0].cancel_orders(5_001, b"") == engines[1].cancel_orders(5_001, b"") == b""
+
+
+@pytest.mark.parametrize("engine_type", [CythonEngine, ReferenceEngine])
+def test_an_engine_with_none_of_the_orders_changes_nothing(engine_type) -> None:
+    engine = engine_type(AssetClass.EQUITY, EQUITIES)
+    ids = _load([engine], random.Random(5), 40)
+    before = (engine.digest(), engine.last_seq)
+    assert engine.cancel_orders(9_999, array("q", [i + 1_000 for i in ids]).tobytes()) == b""
+    assert (engine.digest(), engine.last_seq) == before, "no step: the hub sends every engine the whole list"
+    assert engine.cancel_orders(9_999, array("q", ids[:3]).tobytes()) and engine.last_seq == 9_999
 
 
 def test_the_cython_engine_refuses_a_torn_id_buffer() -> None:
@@ -128,14 +138,22 @@ def _many(rh: RiskHub, n: int, owners: tuple[str, ...] = ("scalper-1", "scalper-
 
 
 def test_a_kill_cancels_in_steps_that_replay_to_the_signed_digest(make_hub, monkeypatch) -> None:
-    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 100)  # several steps per class
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_STEP", 100)  # several steps per class
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 150)
     rh: RiskHub = make_hub(durable=True)
     ids = _many(rh, 640)
     kill_seq = rh.kill(Scope.HUB, "")
     assert rh.resting_ids() == set() and rh.hub.risk.open_order_ids() == []
+    assert rh.hub.unsettled_risk_cancels == 0
     steps = risk_cancel_records(rh.hub.journal)
     assert len(steps) == 7 * 4, "640 orders in steps of 100 (7), one record per asset class in each step"
     assert [s for s, _ in steps] == list(range(kill_seq + 1, kill_seq + 1 + len(steps))), "consecutive, after the kill"
+    assert all(d["settle"] == "deferred" for _, d in steps)
+    settles = admin_records(rh.hub.journal, "risk_settle")
+    assert [d["orders"] for _, d in settles] == [150, 150, 150, 150, 40], "settled afterwards, 150 at a time"
+    assert [s for s, _ in settles] == list(range(steps[-1][0] + 1, steps[-1][0] + 1 + len(settles)))
+    cancelled_in_order = [oid for _, d in steps for oid in d["orders"]]
+    assert [d["last_order"] for _, d in settles] == [cancelled_in_order[i - 1] for i in (150, 300, 450, 600, 640)]
     assert set(ledger_cancels(rh.hub.journal)) == ids
     digest = rh.hub.state_digest()
     history = {pid: [(r.order_id, r.cancel_reason) for r in rh.hub.executions(rh.who[pid], kill_seq, 0)]
@@ -149,6 +167,60 @@ def test_a_kill_cancels_in_steps_that_replay_to_the_signed_digest(make_hub, monk
     assert rh.resting_ids() == set()
     assert {pid: [(r.order_id, r.cancel_reason) for r in rh.hub.executions(rh.who[pid], kill_seq, 0)]
             for pid in history} == history, "and the execution history"
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_crash_between_the_cancels_and_their_settling_is_finished_on_restart(make_hub, monkeypatch) -> None:
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 50)
+    rh: RiskHub = make_hub(durable=True)
+    ids = _many(rh, 120)
+    settle = rh.hub._settle_risk_cancels
+    calls = []
+
+    def settle_once_then_crash(limit: int) -> int:
+        if calls:
+            raise _Crash
+        calls.append(limit)
+        return settle(limit)
+
+    monkeypatch.setattr(rh.hub, "_settle_risk_cancels", settle_once_then_crash)
+    with pytest.raises(_Crash):
+        rh.kill(Scope.HUB, "")
+    assert rh.hub.unsettled_risk_cancels == 70, "every order out of the books, 50 settled, 70 not"
+    assert len(rh.resting_ids()) == 70 and len(rh.hub.risk.open_order_ids()) == 70
+    out_of_books = {oid for _, d in risk_cancel_records(rh.hub.journal) for oid in d["orders"]}
+    assert out_of_books == ids
+
+    rh.restart()  # replays the cancels and the one settle step, then settles the rest
+    assert rh.hub.recovery.checkpoint_verified and rh.hub.recovery.risk_cancels_settled == 70
+    assert rh.hub.unsettled_risk_cancels == 0
+    assert rh.resting_ids() == set() and rh.hub.risk.open_order_ids() == []
+    assert sum(d["orders"] for _, d in admin_records(rh.hub.journal, "risk_settle")) == 120
+    reports = [r for pid in ("scalper-1", "scalper-2", "mm-1") for r in rh.hub.executions(rh.who[pid], 0, 0)
+               if r.exec_type == cpb.EXEC_CANCELLED]
+    assert sorted(r.order_id for r in reports) == sorted(ids) and {r.cancel_reason for r in reports} == {cpb.CANCEL_RISK}
+    digest = rh.hub.state_digest()
+    rh.restart()
+    assert rh.hub.recovery.risk_cancels_settled == 0 and rh.hub.state_digest() == digest
+
+
+def test_recovery_refuses_a_settle_step_that_settles_other_orders(make_hub) -> None:
+    rh: RiskHub = make_hub(durable=True)
+    _many(rh, 12)
+    rh.kill(Scope.HUB, "")
+    (seq, detail), = admin_records(rh.hub.journal, "risk_settle")
+    rec = Record(RecordType.ADMIN, seq, 1, detail=b"")
+    other = make_hub(durable=True)
+    _many(other, 12)
+    with other.hub._lock:
+        other.hub._cancel_for_risk(sorted(other.hub._orders))
+    with pytest.raises(RecoveryError, match="settles other risk cancels"):
+        _replay_risk_settle(other.hub, 9, rec, detail | {"last_order": detail["last_order"] + 1})
+    with pytest.raises(RecoveryError, match="settles other risk cancels"):
+        _replay_risk_settle(make_hub().hub, 9, rec, detail)  # nothing left unsettled there
 
 
 def test_recovery_refuses_a_risk_cancel_step_that_does_not_reproduce(make_hub) -> None:
@@ -192,7 +264,8 @@ def test_a_user_cancel_is_still_reported_as_user_requested(make_hub) -> None:
 
 
 def test_an_order_arriving_during_a_kill_is_answered_without_waiting_for_the_whole_kill(make_hub, monkeypatch) -> None:
-    # Steps of 20 orders with 20 ms between them: a 600-order kill drains for about 0.6 s.
+    # Steps of 20 orders with 20 ms between them: a 600-order kill drains for about 1.2 s.
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_STEP", 20)
     monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 20)
     monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_PAUSE_S", 0.02)
     rh: RiskHub = make_hub(durable=True)
@@ -207,7 +280,7 @@ def test_an_order_arriving_during_a_kill_is_answered_without_waiting_for_the_who
         while len(risk_cancel_records(rh.hub.journal)) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)  # the kill is draining
         bystander = rh.buy("scalper-2", "AAPL", P - 20 * TICK, 1)
-        still_pending = len(rh.hub._risk_cancels)
+        still_pending = len(rh.hub._risk_cancels) + rh.hub.unsettled_risk_cancels
         assert bystander.accepted
         assert still_pending > 0 and killer.is_alive(), "answered while the kill was still cancelling"
     finally:
