@@ -900,11 +900,8 @@ class RiskEngine:
                                                                p.positions[iid].open_buy, p.positions[iid].open_sell))
             d.ints(x for iid in sorted(p.buckets) for x in (iid, *p.buckets[iid]))
         d.tag("orders")
-        for oid in sorted(self._orders):
-            o = self._orders[oid]
-            d.ints((oid, o.instrument_id, int(o.is_buy), o.price, o.remaining, int(o.persistent)))
-            d.text(o.participant)
-            d.text(o.session)
+        orders = self._orders
+        d.encoded(b"".join([orders[oid].digest_bytes(oid) for oid in sorted(orders)]))
         d.tag("sessions")
         for sid in sorted(self._sessions):
             d.text(sid)
