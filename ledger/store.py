@@ -264,6 +264,7 @@ class LedgerJournal(LedgerStore):
         self._cv = threading.Condition(state_lock)  # guards the queue and the committed state
         self._work = threading.Condition(state_lock)  # wakes the writer thread (backlog, stop)
         self._write_lock = threading.Lock()  # one batch in flight: the writer thread's or a leader's
+        self._conn = None  # the batch writers' own pooled connection, kept between commits (under _write_lock)
         self._lazy_commit = lazy_commit_s
         # SQLite: commits never checkpoint the WAL (see schema.connect); the writer thread does it
         # off the ack path once this many commits have accumulated, or when it stops.
@@ -374,6 +375,11 @@ class LedgerJournal(LedgerStore):
             self._cv.notify_all()
         if not already:
             self._writer.join(30)
+            with self._write_lock:
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._conn.close()
+                    self._conn = None
             self.engine.dispose()
 
     # -- writer --------------------------------------------------------------------------------
@@ -492,11 +498,15 @@ class LedgerJournal(LedgerStore):
     def _commit(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
         """One transaction on a pooled connection, driven through its DBAPI cursor: SQLAlchemy's own
         transaction and statement machinery costs more than the inserts of a small batch, and every
-        commit is on an acknowledgement's path. Driver errors are raised as SQLAlchemy's DBAPIError,
-        like any other database failure."""
-        raw = self.engine.raw_connection()
+        commit is on an acknowledgement's path. The connection is kept for the next batch (a pool
+        checkout and its reset on return cost tens of microseconds); a failed one is given back, and
+        one the database dropped is invalidated. Driver errors are raised as SQLAlchemy's
+        DBAPIError, like any other database failure."""
+        raw = self._conn if self._conn is not None else self.engine.raw_connection()
+        self._conn = None
         cursor = None
         statement = "BEGIN"
+        committed = False
         try:
             cursor = raw.cursor()
             if self._explicit_begin:
@@ -508,6 +518,7 @@ class LedgerJournal(LedgerStore):
                 cursor.execute("COMMIT")
             else:
                 raw.commit()
+            committed = True
         except self._dbapi_error as exc:
             with contextlib.suppress(Exception):
                 raw.rollback()
@@ -520,7 +531,10 @@ class LedgerJournal(LedgerStore):
             if cursor is not None:
                 with contextlib.suppress(Exception):
                     cursor.close()
-            raw.close()
+            if committed:
+                self._conn = raw
+            else:
+                raw.close()
 
     def _statements(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> Iterator[tuple[str, list]]:
         """(statement, parameter sets) inserting the rows in order: whole groups of rows through the

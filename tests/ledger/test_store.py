@@ -236,7 +236,8 @@ def test_a_restarted_journal_continues_the_same_tree(written) -> None:
 
 class _SqliteDiskFull:
     """'Disk full' for the journal's own connections: PRAGMA max_page_count pinned to the current
-    size on every checkout, so the next page the writer needs is refused (SQLITE_FULL)."""
+    size on every checkout, and on the connection the journal's writer keeps between commits, so
+    the next page the writer needs is refused (SQLITE_FULL)."""
 
     error = "database or disk is full"
 
@@ -250,9 +251,12 @@ class _SqliteDiskFull:
         cur.execute(f"PRAGMA max_page_count = {self._pages or 2_000_000_000}")
         cur.close()
 
-    def start(self) -> None:
+    def start(self, journal) -> None:  # noqa: ANN001
         with self.engine.connect() as conn:
             self._pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        with journal._write_lock:  # the writer's kept connection was checked out before the disk filled
+            if journal._conn is not None:
+                self._apply(journal._conn.dbapi_connection, None, None)
 
     def end(self) -> None:
         self._pages = None
@@ -275,7 +279,7 @@ class _PgWritesRevoked:
         url = sa.engine.make_url(db.url).set(username=self.role).render_as_string(hide_password=False)
         self.engine = connect(url, schema=db.schema)
 
-    def start(self) -> None:
+    def start(self, journal) -> None:  # noqa: ANN001, ARG002
         self.db.execute(f"REVOKE INSERT ON ledger_record FROM {self.role}")
 
     def end(self) -> None:
@@ -306,7 +310,7 @@ def test_a_failing_store_makes_the_hub_refuse_commands_and_catch_up_when_it_retu
         for i in range(3):
             acked[f"ok-{i}"] = client.submit("MSFT", "buy", 1, 419_0000, client_order_id=f"ok-{i}").order_id
 
-        outage.start()
+        outage.start(journal)
         in_doubt = ""
         for i in range(500):  # SQLite: the first writes may still fit into pages already allocated
             cid = f"during-{i}"
