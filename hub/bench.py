@@ -78,6 +78,7 @@ from google.protobuf.message import Message
 from hub.auth import Authenticator, AuthInterceptor
 from hub.config import HubConfig
 from hub.core import ReportQueue
+from hub.gc_policy import GcPolicy
 from hub.server import server_options
 from hub.v1 import admin_pb2, admin_pb2_grpc, market_data_pb2, market_data_pb2_grpc
 from hub.v1 import common_pb2 as cpb
@@ -330,7 +331,8 @@ def serve_hub(port: int, data_dir: str, in_memory: bool) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with run_server(config, None if in_memory else open_ledger_journal(config)) as (_, bound):
+    with run_server(config, None if in_memory else open_ledger_journal(config),
+                    gc_policy=GcPolicy.of(config)) as (_, bound):
         print(f"hub serving on {config.network.host}:{bound}", flush=True)
         stop.wait()
     return 0
@@ -343,6 +345,7 @@ def serve_echo(port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
+    GcPolicy.of(config).start()  # the hub's collector policy too: the same process settings
     print(f"echo serving on {config.network.host}:{bound}", flush=True)
     stop.wait()
     server.stop(1).wait()

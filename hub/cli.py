@@ -29,6 +29,7 @@ def _config(args: argparse.Namespace) -> HubConfig:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from hub.gc_policy import GcPolicy
     from hub.server import run_server
 
     config = _config(args)
@@ -38,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     from hub.server import open_ledger_journal
 
-    with run_server(config, open_ledger_journal(config)) as (hub, port):
+    with run_server(config, open_ledger_journal(config), gc_policy=GcPolicy.of(config)) as (hub, port):
         if hub.recovery is not None:
             r = hub.recovery
             print(f"recovered {r.records} ledger records ({r.commands} commands) in {r.seconds:.2f}s; "

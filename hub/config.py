@@ -72,6 +72,9 @@ class NetworkConfig:
     max_workers: int = 64  # each open stream holds one worker thread
     keepalive_min_ping_interval_ms: int = 10_000
     keepalive_max_ping_strikes: int = 2
+    # Objects surviving this long move to the collector's permanent generation, so its pauses stay
+    # short (hub.gc_policy); 0 leaves Python's collector as it is.
+    gc_freeze_interval_ms: int = 100
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""  # set: mutual TLS, clients must present a certificate from this CA
@@ -170,6 +173,8 @@ def _validate_network(net: NetworkConfig) -> None:
                  "keepalive_min_ping_interval_ms", "keepalive_max_ping_strikes"):
         if getattr(net, name) <= 0:
             raise ConfigError(f"network.{name} must be positive")
+    if net.gc_freeze_interval_ms < 0:
+        raise ConfigError("network.gc_freeze_interval_ms must be 0 (off) or positive")
     if bool(net.tls_cert) != bool(net.tls_key):
         raise ConfigError("network.tls_cert and network.tls_key must be given together")
     if net.tls_client_ca and not net.tls_cert:

@@ -44,6 +44,7 @@ from compliance.statements import (
 from hub.auth import Identity
 from hub.config import HubConfig
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
+from hub.gc_policy import GcPolicy
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
 from hub.marketdata import MarketDataHub, Subscriber
 from hub.risk_cancels import UnsettledCancels
@@ -336,6 +337,7 @@ class Hub:
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
         self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
         self.recovery = None  # hub.recovery.RecoveryReport after a replay
+        self.gc_policy: GcPolicy | None = None  # the serving process's (hub.server.run_server)
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpointer = threading.Event()
 

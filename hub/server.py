@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from hub.auth import Authenticator, AuthInterceptor
 from hub.config import HubConfig
 from hub.core import Hub
+from hub.gc_policy import GcPolicy
 from hub.journal import Journal
 from hub.ledger_service import LedgerService
 from hub.service import AccountService, AdminService, MarketDataService, OrderEntryService
@@ -113,8 +114,11 @@ def open_ledger_journal(config: HubConfig):
 
 
 @contextlib.contextmanager
-def run_server(config: HubConfig, journal: Journal | None = None, grace: float = 2.0) -> Iterator[tuple[Hub, int]]:
+def run_server(config: HubConfig, journal: Journal | None = None, grace: float = 2.0,
+               gc_policy: GcPolicy | None = None) -> Iterator[tuple[Hub, int]]:
     """Run a hub until the block exits; yields (hub, port). Port 0 in the config picks a free one.
+    ``gc_policy``: the process's collector policy, for a process that serves (``hub serve``), not
+    for one that embeds a hub among other work (tests).
 
     With a durable journal the hub first replays it (health NOT_SERVING, commands UNAVAILABLE until
     the rebuilt state matches the last signed checkpoint). Without one it journals in memory."""
@@ -123,6 +127,7 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
 
     hub = Hub(config, journal)
     hub.accepting = False
+    hub.gc_policy = gc_policy
     server, port, health_servicer = build_server(config, hub)
     server.start()
     recovered = False
@@ -132,6 +137,8 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
         recovered = True
         hub.accepting = True
         hub.start_checkpointer()
+        if gc_policy is not None:
+            gc_policy.start()  # after the replay: the recovered state is frozen with the rest
         mark_serving(health_servicer)
         log.info("hub serving on %s:%d", config.network.host, port)
         yield hub, port
@@ -143,6 +150,8 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
         hub.accepting = False
         server.stop(grace).wait()
         hub.stop_checkpointer()
+        if gc_policy is not None:
+            gc_policy.stop()
         if recovered:  # never sign a state that failed to rebuild: the checkpoint would poison the ledger
             with contextlib.suppress(Exception):
                 hub.journal.checkpoint(hub.state_digest_bytes(), hub.clock())

@@ -373,6 +373,8 @@ class AdminService(adpb_grpc.AdminServicer):
         seq, expired, error = self.hub.end_of_session(who, request.symbol, request.asset_class)
         if error:
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
+        if not request.symbol and not request.asset_class and self.hub.gc_policy is not None:
+            self.hub.gc_policy.collect_all()  # the whole market is closed: the one long collector pause
         return adpb.AdminAck(accepted=True, sequence=seq, affected_orders=expired)
 
     def _kill_target(self, request) -> tuple[int, str] | str:

@@ -53,6 +53,8 @@ def test_config_file_loads(tmp_path):
     (lambda t: t.replace("port = 6000", "port = 70000"), "network.port"),
     (lambda t: t.replace("port = 6000", "port = \"6000\""), "port must be int"),
     (lambda t: t.replace("max_workers = 8", "max_workers = 8\nbogus = 1"), "unknown keys ['bogus']"),
+    (lambda t: t.replace("max_workers = 8", "max_workers = 8\ngc_freeze_interval_ms = -1"),
+     "gc_freeze_interval_ms must be 0 (off) or positive"),
     (lambda t: t.replace('class = "scalper"', 'class = "whale"'), "'whale' is not a valid"),
     (lambda t: t.replace("accounts = [11, 12]", "accounts = [11, 11]"), "account 11 already belongs"),
     (lambda t: t.replace("accounts = [11, 12]", "accounts = []"), "needs at least one account"),
