@@ -498,10 +498,16 @@ class Hub:
         until it finds both queues empty. ``wait=True`` (the operator's kill, shutdown) returns
         only when nothing is left, helping whoever drains."""
         chunk = chunk or self.RISK_CANCEL_CHUNK
+        if not self._risk_cancels and not self._unsettled:
+            return 0  # every order's own call: nothing asked for (a lock-free read, then checked under the lock)
         done = 0
         draining = False
         try:
             while True:
+                # A real pause, first of all: an order the trigger found waiting takes the sequencer
+                # before a step does. sleep(0) only offers the GIL, and this thread usually takes the
+                # sequencer back before a woken waiter runs.
+                time.sleep(self.RISK_CANCEL_PAUSE_S)
                 with self._lock:
                     if not self._risk_cancels and not self._unsettled:
                         return done
@@ -516,20 +522,18 @@ class Hub:
                         done += self._cancel_for_risk(step, lead_commit=not self._risk_cancels)
                     else:
                         self._settle_risk_cancels(chunk)
-                time.sleep(self.RISK_CANCEL_PAUSE_S)  # a real pause: a waiting thread wakes and takes the sequencer
         finally:
             if draining:
                 with self._lock:
                     self._risk_drainers -= 1
 
     #: Orders per ``risk_cancel`` step: native engine work and one record per asset class, about
-    #: 0.5-1 us an order here, so a 10,000-order kill is one step.
-    RISK_CANCEL_STEP = 16384
+    #: 0.5-1 us an order here, so an order arriving during a kill waits 1-2 ms for a step.
+    RISK_CANCEL_STEP = 2048
     #: Orders per ``risk_settle`` step. Larger steps mean fewer records but a longer hold of the
     #: sequencer: 1,024 hold it about 1.5 ms here (python -m hub.risk_bench).
     RISK_CANCEL_CHUNK = 1024
-    #: Pause between steps. sleep(0) only offers the GIL, and the draining thread usually takes the
-    #: sequencer back before a woken waiter runs; 100 us lets it in.
+    #: Pause before each step (see drain_risk_cancels): 100 us lets a waiting thread in.
     RISK_CANCEL_PAUSE_S = 0.0001
 
     def _cancel_for_risk(self, order_ids: list[int], lead_commit: bool = False) -> int:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -51,6 +52,7 @@ from hub.auth import Identity
 from hub.config import HubConfig, ParticipantClass, ParticipantConfig, Role, hash_token
 from hub.core import Hub, OrderSpec
 from hub.fairness import FairnessConfig, Preset
+from hub.gc_policy import GcPolicy
 from hub.v1 import common_pb2 as cpb
 from matching.instruments import DEFAULT_INSTRUMENTS, Instrument
 from matching.types import Cancelled, OrderType, Side, decode_events
@@ -369,11 +371,14 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
         recover(hub, journal)
         hub.accepting = True
         who = {p.id: Identity.of(p) for p in cfg.participants}
+        gc_policy = None
         try:
             t_load = time.perf_counter()
             loaded = load_resting(hub, who, orders)
             journal.flush()
             load_s = time.perf_counter() - t_load
+            gc_policy = GcPolicy.of(cfg)  # as a serving hub: the loaded state frozen, survivors frozen as they age
+            gc_policy.start()
             if hub.resting_count() != loaded:
                 raise RuntimeError(f"{hub.resting_count()} resting after loading {loaded}")
             records_before = journal.tree_size
@@ -469,6 +474,9 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
             cancel_records = journal.tree_size - records_before
             hub_resting_after = hub.resting_count()
         finally:
+            if gc_policy is not None:
+                gc_policy.stop()
+                gc.unfreeze()
             hub.accepting = False
             hub.scheduler.close()
             journal.close()
