@@ -36,14 +36,22 @@ def _wait_until(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
+def _in_a_generation(objects: list) -> int:
+    """How many of ``objects`` a collection would still scan (not frozen)."""
+    ids = {id(o) for o in objects}
+    return sum(1 for generation in range(3) for o in gc.get_objects(generation) if id(o) in ids)
+
+
 def test_start_freezes_what_exists_and_keeps_freezing_survivors() -> None:
-    policy = GcPolicy(0.02)
+    before = [[i] for i in range(1_000)]  # tracked objects that survive
+    assert _in_a_generation(before) == len(before)
+    policy = GcPolicy(0.3)
     policy.start()
     try:
-        at_start = gc.get_freeze_count()
-        assert at_start > 0
-        kept = [[i] for i in range(5_000)]  # tracked objects that survive
-        assert _wait_until(lambda: gc.get_freeze_count() >= at_start + len(kept)), "the survivors were frozen"
+        assert _in_a_generation(before) == 0, "frozen at start"
+        later = [[i] for i in range(1_000)]
+        assert _in_a_generation(later) == len(later), "new objects are young until the next freeze"
+        assert _wait_until(lambda: _in_a_generation(later) == 0), "then frozen too"
     finally:
         policy.stop()
     assert policy._thread is None
@@ -82,11 +90,10 @@ def test_only_a_hub_wide_end_of_session_runs_the_full_collection() -> None:
     config = HubConfig.default().with_network(host="127.0.0.1", port=0)
     with run_server(config, None, grace=0.5, gc_policy=GcPolicy.of(config)) as (hub, port), \
             HubClient(f"127.0.0.1:{port}", token("operator"), timeout=10) as op:
-        node = _Node()
-        ref = weakref.ref(node)
-        frozen = gc.get_freeze_count()
-        assert _wait_until(lambda: gc.get_freeze_count() > frozen), "the serving process freezes survivors"
-        del node
+        held = [_Node()]
+        ref = weakref.ref(held[0])
+        assert _wait_until(lambda: _in_a_generation(held) == 0), "the serving process freezes survivors"
+        held.clear()
         assert op.end_of_session("AAPL").accepted
         gc.collect()
         assert ref() is not None, "one symbol's end of session: trading goes on elsewhere, no long pause"
