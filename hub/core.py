@@ -25,6 +25,7 @@ from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, M
 from compliance.risk import RiskEngine
 from compliance.risk.breakers import LatencyMonitor
 from compliance.risk.events import (
+    CancelCause,
     CancelOrders,
     InstrumentPaused,
     InstrumentResumed,
@@ -393,6 +394,13 @@ class Hub:
             if self.journal.checkpoint_due():
                 self.journal.checkpoint(self.state_digest_bytes(), self._clock())
 
+    def checkpoint_now(self, ts: int | None = None) -> None:
+        """Close a ledger block now (after recovery, at a clean stop). Under the sequencer: a command
+        still running in another thread would otherwise change the state while it is digested (a
+        dict changing size mid-iteration), or append records after the block it closes."""
+        with self._lock:
+            self.journal.checkpoint(self.state_digest_bytes(), self._clock() if ts is None else ts)
+
     def _annotations(self, commands: list[Command]) -> tuple[tuple[str, ...], tuple[bool, ...]]:
         metas = [self._orders.get(c.order_id) if type(c) is NewOrder else None for c in commands]
         return (tuple(m.client_order_id if m else "" for m in metas),
@@ -495,8 +503,9 @@ class Hub:
         ``wait=False`` (a bystander: an order's own call after its ack is built) returns at once
         when another thread is already draining, so an order arriving during a kill is answered
         after one step, not after the whole kill; the draining thread sees everything queued
-        until it finds both queues empty. ``wait=True`` (the operator's kill, shutdown) returns
-        only when nothing is left, helping whoever drains."""
+        until it finds both queues empty. ``wait=True`` (the operator's kill, shutdown, recovery)
+        returns only when nothing is left, helping whoever drains, and every record it wrote is
+        committed."""
         chunk = chunk or self.RISK_CANCEL_CHUNK
         if not self._risk_cancels and not self._unsettled:
             return 0  # every order's own call: nothing asked for (a lock-free read, then checked under the lock)
@@ -510,7 +519,8 @@ class Hub:
                 time.sleep(self.RISK_CANCEL_PAUSE_S)
                 with self._lock:
                     if not self._risk_cancels and not self._unsettled:
-                        return done
+                        last = self.last_ticket
+                        break
                     if not draining:
                         if self._risk_drainers and not wait:
                             return done
@@ -526,6 +536,9 @@ class Hub:
             if draining:
                 with self._lock:
                     self._risk_drainers -= 1
+        if wait:  # the operator's kill, shutdown, recovery: answered once all of it is on record
+            self.journal.wait_committed(last)
+        return done
 
     #: Orders per ``risk_cancel`` step: native engine work and one record per asset class, about
     #: 0.5-1 us an order here, so an order arriving during a kill waits 1-2 ms for a step.
@@ -671,6 +684,18 @@ class Hub:
     def unsettled_risk_cancels(self) -> int:
         """Orders cancelled in an engine by risk whose hub state is not yet settled."""
         return len(self._unsettled)
+
+    def resume_interrupted_kills(self) -> int:
+        """Recovery, once the ledger is replayed: cancel the orders a BLOCK switch's kill had not
+        yet cancelled when the hub stopped (its record committed, its risk_cancel steps not). A
+        journaled ``risk_resume_kill`` record asks for them, as the switch's own record did."""
+        with self._lock:
+            pending = len(self.risk.orders_under_block())
+        if not pending:
+            return 0
+        self._record(EntryKind.ADMIN, "risk", {"action": "risk_resume_kill", "at": self._clock(), "orders": pending})
+        self.drain_risk_cancels()
+        return pending
 
     def risk_tick(self) -> None:
         """Time-driven risk transitions (LULD pause/resume, margin grace, day roll)."""
@@ -1484,6 +1509,10 @@ class Hub:
                                   operator=detail["operator"], note=detail.get("note", ""))
         if action == "risk_kill_record":  # a kill the hub itself decided (latency anomaly)
             return self.risk.kill_from_record(detail["record"])
+        if action == "risk_resume_kill":  # after a restart: the cancels a crash interrupted
+            ids = self.risk.orders_under_block()
+            return [CancelOrders(ts=at, cause=CancelCause.KILL_SWITCH, scope=Scope.HUB, target="", order_ids=ids)] \
+                if ids else []
         if action == "risk_lift":
             return self.risk.lift(at, Scope(detail["scope"]), detail["target"] or None, operator=detail["operator"])
         if action == "risk_limit":

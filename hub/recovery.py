@@ -44,6 +44,7 @@ class RecoveryReport:
     checkpoint_verified: bool = False
     orphaned_day_orders_cancelled: int = 0
     risk_cancels_settled: int = 0  # cancelled in an engine before a crash, settled after the replay
+    interrupted_kill_cancels: int = 0  # in a BLOCK switch's scope but not yet cancelled before a crash
     seconds: float = 0.0
 
     @property
@@ -226,7 +227,8 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report.orphaned_day_orders_cancelled = hub.cancel_orphaned_sessions()
     report.risk_cancels_settled = hub.unsettled_risk_cancels
     hub.drain_risk_cancels()  # a crash between a kill's cancels and their settling: finish it now
-    hub.journal.checkpoint(hub.state_digest_bytes(), time.time_ns())
+    report.interrupted_kill_cancels = hub.resume_interrupted_kills()  # a crash before its cancels
+    hub.checkpoint_now(time.time_ns())
     report.seconds = time.perf_counter() - started
     log.info("recovered %d records (%d commands) in %.2fs; sequence resumes after %d; checkpoint %s",
              report.records, report.commands, report.seconds, report.last_seq,

@@ -736,6 +736,17 @@ class RiskEngine:
             p.day_anchor = p.equity
         return [KillSwitchLifted(ts=ts, scope=scope, target=key, operator=operator)]
 
+    def orders_under_block(self) -> tuple[int, ...]:
+        """Open orders in the scope of an active BLOCK switch (the hub, their asset class or their
+        participant), sorted. Setting such a switch cancels every order in its scope and it admits
+        no new ones, so any found here are cancels a crash interrupted. (A REDUCE_ONLY switch
+        admits reducing orders, which may rest: none of those are listed.)"""
+        if self._hub_mode >= _BLOCK:
+            return tuple(sorted(self._orders))
+        classes, participants, inst = self._class_mode, self._participants, self._inst
+        return tuple(sorted(oid for oid, o in self._orders.items()
+                            if classes[inst[o.instrument_id].ac] >= _BLOCK or participants[o.participant].kill_mode >= _BLOCK))
+
     def kill_mode(self, scope: Scope, target: AssetClass | str | None = None) -> KillMode:
         return self._kills.mode(Scope(scope), self._target(Scope(scope), target))
 

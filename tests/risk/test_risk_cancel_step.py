@@ -15,7 +15,7 @@ from array import array
 import pytest
 from matching._cengine import CythonEngine
 
-from compliance.risk import RiskConfig, RiskEngine, Scope
+from compliance.risk import KillMode, RiskConfig, RiskEngine, Scope
 from hub.recovery import RecoveryError, _replay_risk_cancel, _replay_risk_settle
 from hub.v1 import common_pb2 as cpb
 from ledger.projections import proj_order, proj_order_event, rebuild_projections
@@ -205,6 +205,47 @@ def test_a_crash_between_the_cancels_and_their_settling_is_finished_on_restart(m
     digest = rh.hub.state_digest()
     rh.restart()
     assert rh.hub.recovery.risk_cancels_settled == 0 and rh.hub.state_digest() == digest
+
+
+def test_a_crash_after_the_kill_record_before_its_cancels_is_finished_on_restart(make_hub, monkeypatch) -> None:
+    rh: RiskHub = make_hub(durable=True)
+    ids = _many(rh, 60)
+
+    def crash(*_args, **_kwargs):
+        raise _Crash
+
+    monkeypatch.setattr(rh.hub, "_cancel_for_risk", crash)
+    with pytest.raises(_Crash):
+        rh.kill(Scope.HUB, "")
+    assert rh.resting_ids() == ids and risk_cancel_records(rh.hub.journal) == [], "the switch on record, no cancel"
+
+    rh.restart()
+    assert rh.hub.recovery.checkpoint_verified and rh.hub.recovery.interrupted_kill_cancels == 60
+    assert rh.resting_ids() == set() and rh.hub.risk.open_order_ids() == []
+    ((resume_seq, resume),) = admin_records(rh.hub.journal, "risk_resume_kill")
+    assert resume["orders"] == 60
+    cancels = ledger_cancels(rh.hub.journal)
+    assert set(cancels) == ids and all(seq > resume_seq for seq in cancels.values())
+    digest = rh.hub.state_digest()
+    rh.restart()
+    assert rh.hub.recovery.interrupted_kill_cancels == 0 and rh.hub.state_digest() == digest
+
+
+def test_only_block_switches_leave_orders_to_cancel_after_a_restart(make_hub) -> None:
+    rh: RiskHub = make_hub()
+    ids = _many(rh, 48)
+    risk, ts = rh.hub.risk, rh.clock()
+    owned = {pid: {o for o in ids if rh.hub._orders[o].participant_id == pid} for pid in ("scalper-1", "scalper-2")}
+    crypto = {o for o in ids if rh.hub.instruments[rh.hub._orders[o].instrument_id].asset_class == AssetClass.CRYPTO}
+    # the switches set on the risk engine alone: as if the hub had stopped before any cancel
+    risk.kill(ts, Scope.PARTICIPANT, "scalper-1", mode=KillMode.REDUCE_ONLY)
+    assert risk.orders_under_block() == (), "reduce-only admits reducing orders, which may rest"
+    risk.kill(ts, Scope.PARTICIPANT, "scalper-2", mode=KillMode.BLOCK)
+    assert set(risk.orders_under_block()) == owned["scalper-2"]
+    risk.kill(ts, Scope.ASSET_CLASS, AssetClass.CRYPTO, mode=KillMode.BLOCK)
+    assert set(risk.orders_under_block()) == owned["scalper-2"] | crypto
+    risk.kill(ts, Scope.HUB, None, mode=KillMode.BLOCK)
+    assert risk.orders_under_block() == tuple(sorted(ids))
 
 
 def test_recovery_refuses_a_settle_step_that_settles_other_orders(make_hub) -> None:
