@@ -17,7 +17,7 @@ import threading
 import time
 from array import array
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -641,6 +641,18 @@ class Hub:
                 if session is not None:
                     pending.append((session.outbox, report))
 
+    @contextlib.contextmanager
+    def _replay_scope(self) -> Iterator[None]:
+        """Recovery re-runs a record (sequencer held): the risk engine is fed but its events are not
+        acted on, and nothing is delivered to live streams."""
+        self._replaying = True
+        try:
+            yield
+        finally:
+            self._replaying = False
+            self._risk_events = []
+            self._pending_deliveries = []
+
     def replay_risk_cancel(self, seq: int, ts: int, detail: dict) -> tuple[bytes, list[int], list[int]]:
         """Recovery: redo a journaled ``risk_cancel`` step at its sequence number and hub time; returns
         the engine events it produced now and the orders and remaining quantities they cancelled
@@ -648,8 +660,7 @@ class Hub:
         live; a step of the earlier format (no ``settle``) settled them at once."""
         with self._lock:
             self._seq = max(self._seq, seq)
-            self._replaying = True
-            try:
+            with self._replay_scope():
                 evbuf = self.engines[AssetClass(detail["asset_class"])].cancel_orders(
                     seq, array("q", detail["orders"]).tobytes())
                 cancelled, remaining, others = _split_cancels(evbuf)
@@ -658,10 +669,6 @@ class Hub:
                 else:
                     self._settle_cancelled(seq, ts, cancelled)
                 self._feed_tops(ts, others)
-            finally:
-                self._replaying = False
-                self._risk_events = []
-                self._pending_deliveries = []
         return evbuf, cancelled, remaining
 
     def replay_risk_settle(self, seq: int, detail: dict) -> list[int]:
@@ -670,14 +677,9 @@ class Hub:
         with self._lock:
             self._seq = max(self._seq, seq)
             steps = self._unsettled.take(detail["orders"])
-            self._replaying = True
-            try:
+            with self._replay_scope():
                 for cancel_seq, cancel_ts, ids in steps:
                     self._settle_cancelled(cancel_seq, cancel_ts, ids)
-            finally:
-                self._replaying = False
-                self._risk_events = []
-                self._pending_deliveries = []
         return [oid for _, _, ids in steps for oid in ids]
 
     @property
@@ -789,8 +791,7 @@ class Hub:
         ``metas`` gives, per command, the registry entry a new order had when it was live."""
         commands = decode_commands(packed)
         with self._lock:
-            self._replaying = True
-            try:
+            with self._replay_scope():
                 for cmd, meta in zip(commands, metas, strict=True):
                     if meta is not None:
                         self._register(cmd.order_id, meta)
@@ -803,10 +804,6 @@ class Hub:
                 self._post_trade = {}
                 self._route(events, commands[0].ts, "", "", scratch)
                 fees = self._post_trade_records(commands) or (b"",) * len(commands)
-            finally:
-                self._replaying = False
-                self._risk_events = []
-                self._pending_deliveries = []
             for cmd, meta in zip(commands, metas, strict=True):
                 if meta is not None and meta.is_quote and cmd.order_id in self._orders:
                     key = (meta.participant_id, meta.account, meta.instrument_id)
