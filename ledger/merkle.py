@@ -10,11 +10,13 @@ Pieces:
 
 * :func:`root_of` computes the tree head (MTH) of a list of already-hashed leaves.
 * :class:`CompactRange` is the sequencer's in-memory right frontier. Each ``append`` returns the perfect
-  subtree nodes it completed, ``(level, index, hash)`` with level >= 1, for a ``ledger_node`` table.
+  subtree nodes it completed, ``(level, index, hash)`` with level >= 1, for a ``ledger_node`` table
+  (which, from ledger schema 3, keeps those of level ``ledger.schema.NODE_FLOOR`` and up).
   Node ``(L, i)`` covers leaves ``[i * 2**L, (i + 1) * 2**L)``; level 0 is the leaf hash itself.
 * :func:`inclusion_proof`, :func:`consistency_proof`, :func:`range_hash` and :func:`root_at` build proofs
   from stored perfect nodes only: they take a ``perfect(level, index) -> bytes`` oracle, normally one
-  indexed read of ``ledger_node`` (or of the leaf table when ``level == 0``). A proof costs O(log n)
+  indexed read of ``ledger_node`` (or of the leaf table when ``level == 0``, or a fold of the few
+  leaves a node below the stored levels covers). A proof costs O(log n)
   reads and no hashing apart from one small fold for the tree's ragged right edge.
 * :func:`verify_inclusion` / :func:`verify_consistency` follow RFC 9162 §2.1.3.2 / §2.1.4.2 exactly. They
   never raise: malformed input (wrong types, hashes not 32 bytes, impossible sizes) returns ``False``.

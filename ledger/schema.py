@@ -23,8 +23,22 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 #: seq index) instead of three and a node one instead of two. Columns, types as read back and
 #: meaning are those of 1, and PostgreSQL's tables are the same in both, so a ledger written as 1
 #: is read and appended to as it is: nothing needs migrating.
-SCHEMA_VERSION = "2"
-COMPATIBLE_SCHEMA_VERSIONS = frozenset({"1", "2"})
+#: 3: ``ledger_node`` keeps the perfect subtrees of level ``NODE_FLOOR`` and up only; a node below
+#: it is computed from the at most 2**(NODE_FLOOR - 1) leaf hashes it covers (one range read of
+#: ``ledger_record``). Tables are those of 2. Storing every level put about one node insert beside
+#: each record insert on every commit (a third of the database work of an append); from level 4 it
+#: is one node per 16 records, and a proof still reads O(log n) rows. New ledgers also have no index
+#: on ``ledger_record.seq``, which nothing read.
+SCHEMA_VERSION = "3"
+COMPATIBLE_SCHEMA_VERSIONS = frozenset({"1", "2", "3"})
+NODE_FLOOR = 4
+
+
+def node_floor(schema_version: str | None) -> int:
+    """Lowest tree level a ledger of this schema version stores in ``ledger_node`` (no recorded
+    version reads as 1, the first)."""
+    return NODE_FLOOR if schema_version is not None and schema_version.isdigit() and int(schema_version) >= 3 else 1
+
 SQLITE_FILE = "ledger.sqlite3"
 
 Seq = Annotated[int, mapped_column(BigInteger)]
@@ -45,7 +59,9 @@ class LedgerRecord(Base):
     # leaf index; on SQLite the rowid itself (INTEGER PRIMARY KEY), so rows are stored in leaf order
     idx: Mapped[int] = mapped_column(BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
                                      autoincrement=False)
-    seq: Mapped[Seq] = mapped_column(index=True)
+    # No index on seq from schema 3: nothing looks records up by it (readers go by idx or read all), and
+    # it was a second b-tree insert per record. Ledgers created earlier keep theirs.
+    seq: Mapped[Seq]
     record_type: Mapped[int] = mapped_column(SmallInteger)
     hub_time_ns: Mapped[Seq]
     payload: Mapped[bytes] = mapped_column(LargeBinary)  # canonical bytes (ledger.records)
@@ -159,8 +175,9 @@ def connect(url: str, durability: Durability = Durability.PROCESS, *, schema: st
     return sa.create_engine(url, pool_pre_ping=True, pool_use_lifo=True, connect_args={"options": " ".join(options)})
 
 
-def create_schema(engine: Engine) -> None:
-    """Create (or confirm) the tables and the append-only triggers; idempotent."""
+def create_schema(engine: Engine) -> str:
+    """Create (or confirm) the tables and the append-only triggers; idempotent. Returns the ledger's
+    schema version (``SCHEMA_VERSION`` for a new one)."""
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
@@ -177,6 +194,15 @@ def create_schema(engine: Engine) -> None:
         found = conn.execute(sa.select(LedgerMeta.value).where(LedgerMeta.key == "schema_version")).scalar()
         if found is None:
             conn.execute(sa.insert(LedgerMeta).values(key="schema_version", value=SCHEMA_VERSION))
-        elif found not in COMPATIBLE_SCHEMA_VERSIONS:
+            return SCHEMA_VERSION
+        if found not in COMPATIBLE_SCHEMA_VERSIONS:
             raise RuntimeError(f"ledger schema version {found} is not one of {sorted(COMPATIBLE_SCHEMA_VERSIONS)}; "
                                "no migration known")
+        return found
+
+
+def stored_schema_version(conn: sa.Connection) -> str | None:
+    """The ledger's recorded schema version, None if it records none (or has no meta table)."""
+    if not sa.inspect(conn).has_table(LedgerMeta.__tablename__):
+        return None
+    return conn.execute(sa.select(LedgerMeta.value).where(LedgerMeta.key == "schema_version")).scalar()

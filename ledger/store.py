@@ -31,9 +31,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.journal import EntryKind, JournalEntry, JournalUnavailableError
 from ledger import records
-from ledger.merkle import CompactRange, consistency_proof, inclusion_proof
+from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
 from ledger.records import RecordType
-from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema
+from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema, node_floor, stored_schema_version
 from ledger.signing import Checkpoint, Signer
 from matching.types import RECORD_SIZE
 
@@ -163,6 +163,15 @@ class LedgerStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._node_floor: int | None = None
+
+    @property
+    def node_floor(self) -> int:
+        """Lowest level of the tree nodes this ledger stores (schema 3: ``NODE_FLOOR``; before it: 1)."""
+        if self._node_floor is None:
+            with self.engine.connect() as conn:
+                self._node_floor = node_floor(stored_schema_version(conn))
+        return self._node_floor
 
     def size(self) -> int:
         with self.engine.connect() as conn:
@@ -207,6 +216,11 @@ class LedgerStore:
     def _perfect(self, conn: sa.Connection, level: int, index: int) -> bytes:
         if level == 0:
             found = conn.execute(sa.select(LedgerRecord.leaf_hash).where(LedgerRecord.idx == index)).scalar()
+        elif level < self.node_floor:  # not stored: fold the few leaves it covers
+            first, count = index << level, 1 << level
+            leaves = conn.execute(sa.select(LedgerRecord.leaf_hash).where(
+                LedgerRecord.idx >= first, LedgerRecord.idx < first + count).order_by(LedgerRecord.idx)).scalars().all()
+            found = root_of([bytes(h) for h in leaves]) if len(leaves) == count else None
         else:
             found = conn.execute(sa.select(LedgerNode.hash).where(
                 LedgerNode.level == level, LedgerNode.node_index == index)).scalar()
@@ -252,7 +266,7 @@ class LedgerJournal(LedgerStore):
                  checkpoint_interval_s: float = 0.25, commit_timeout_s: float = 5.0,
                  lazy_commit_s: float = 0.002) -> None:
         super().__init__(engine)
-        create_schema(engine)
+        self._node_floor = node_floor(create_schema(engine))
         self._signer = signer
         self._origin = origin
         self._checkpoint_every = checkpoint_every
@@ -461,6 +475,7 @@ class LedgerJournal(LedgerStore):
         checkpoints = []
         add_row, add_node, pop, push = rows.append, nodes.append, frontier.pop, frontier.append
         leaf_state, chain_state, node_state = _LEAF_STATE, _CHAIN_STATE, _NODE_STATE
+        floor = self._node_floor
         for item in batch:
             if item[0] == "entry":
                 entry: JournalEntry = item[2]
@@ -482,7 +497,8 @@ class LedgerJournal(LedgerStore):
                         node = h.digest()
                         s >>= 1
                         level += 1
-                        add_node((level, s, node))
+                        if level >= floor:
+                            add_node((level, s, node))
                     push(node)
                     size += 1
                 last_seq = entry.seq_last

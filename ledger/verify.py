@@ -2,7 +2,8 @@
 
 Checks, over the records in index order: indices contiguous from 0; every leaf hash equals
 SHA-256(0x00 || payload); the hash chain; sequence numbers gap-free (a command, reject or admin
-record takes the next number, events repeat their command's); every stored tree node; every
+record takes the next number, events repeat their command's); every stored tree node (the levels the
+ledger's schema version stores: every level before 3, from ``NODE_FLOOR`` since); every
 checkpoint's root against the recomputed tree, its fields against its signed note, and its
 signature against the pinned public key; optional externally kept checkpoints (anchors) against the
 tree at their size. The first failure is named by record index and sequence number or by
@@ -36,7 +37,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.merkle import CompactRange
 from ledger.records import RecordType
-from ledger.schema import LedgerCheckpoint
+from ledger.schema import LedgerCheckpoint, node_floor, stored_schema_version
 from ledger.signing import Checkpoint, SignatureError, Verifier
 
 CHAIN_TAG = b"hub-ledger/chain/v1"  # the format's constant, restated here on purpose
@@ -298,10 +299,11 @@ def _merge(frontier: Pieces, size: int, pieces: Pieces, completed: list[tuple[in
 # -- one range ------------------------------------------------------------------------------------
 
 
-def _verify_range(engine: Engine, start: int, stop: int | None, marks: list[int], node_check: bool,
+def _verify_range(engine: Engine, start: int, stop: int | None, marks: list[int], nodes_from: int,
                   keep_levels: bool = False) -> _RangeResult:
-    """Check records [start, stop) (to the end if ``stop`` is None), the tree nodes wholly inside them,
-    and take the range's pieces at each of ``marks`` (tree sizes in (start, stop]) reached."""
+    """Check records [start, stop) (to the end if ``stop`` is None), the stored tree nodes (levels
+    ``nodes_from`` and up; 0: none) wholly inside them, and take the range's pieces at each of
+    ``marks`` (tree sizes in (start, stop]) reached."""
     result = _RangeResult(start, stop)
     reader = _Reader(engine)
     try:
@@ -336,8 +338,8 @@ def _verify_range(engine: Engine, start: int, stop: int | None, marks: list[int]
         levels = _build_levels(leaves, start)
         result.marks = [(m, _pieces(levels, start, m)) for m in marks if start < m <= expected]
         result.pieces = _pieces(levels, start, expected)
-        if node_check and not result.failure:
-            result.nodes_ok = _nodes_match(reader, levels, start)
+        if nodes_from and not result.failure:
+            result.nodes_ok = _nodes_match(reader, levels, start, nodes_from)
         if keep_levels:
             result.levels = levels
         return result
@@ -345,11 +347,11 @@ def _verify_range(engine: Engine, start: int, stop: int | None, marks: list[int]
         reader.close()
 
 
-def _nodes_match(reader: _Reader, levels: list[list[bytes]], start: int) -> bool:
-    """Whether the stored nodes of each level over the range are exactly the computed ones, in order
-    ((level, node_index) is the table's key, so equal lists mean the same nodes)."""
+def _nodes_match(reader: _Reader, levels: list[list[bytes]], start: int, nodes_from: int) -> bool:
+    """Whether the stored nodes of each stored level over the range are exactly the computed ones, in
+    order ((level, node_index) is the table's key, so equal lists mean the same nodes)."""
     select = "SELECT hash FROM ledger_node WHERE level = ? AND node_index >= ? AND node_index < ? ORDER BY node_index"
-    for level in range(1, len(levels)):
+    for level in range(nodes_from, len(levels)):
         nodes = levels[level]
         first = _first_index(start, level)
         pos = 0
@@ -386,13 +388,13 @@ def range_starts(total: int, workers: int) -> list[int]:
     return [total * k // workers for k in range(workers)]
 
 
-def _run_ranges(engine: Engine, starts: list[int], marks: list[int], node_check: bool) -> list[_RangeResult]:
+def _run_ranges(engine: Engine, starts: list[int], marks: list[int], nodes_from: int) -> list[_RangeResult]:
     """Check the ranges beginning at ``starts``: the first in this process, the others in forked workers."""
     bounds = [*starts[1:], None]
 
     def args(k: int) -> tuple:
         stop = bounds[k]
-        return (starts[k], stop, [m for m in marks if m > starts[k] and (stop is None or m <= stop)], node_check)
+        return (starts[k], stop, [m for m in marks if m > starts[k] and (stop is None or m <= stop)], nodes_from)
 
     if len(starts) == 1:
         return [_verify_range(engine, *args(0), keep_levels=True)]
@@ -470,12 +472,16 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
             total = (conn.exec_driver_sql("SELECT max(idx) FROM ledger_record").scalar() or 0) + 1
     floor = PARALLEL_MIN_RECORDS if min_parallel is None else min_parallel
     starts = range_starts(total, wanted) if wanted > 1 and total >= max(floor, 2) else [0]
+    nodes_from = 0
+    if node_check:  # which levels this ledger stores (schema 3: from NODE_FLOOR; earlier: all)
+        with engine.connect() as conn:
+            nodes_from = node_floor(stored_schema_version(conn))
     collecting = gc.isenabled()
     gc.disable()  # millions of short-lived row tuples and no cycles: collections would only rescan them (~7 %)
     try:
-        results = _run_ranges(engine, starts, marks, node_check)
+        results = _run_ranges(engine, starts, marks, nodes_from)
         report.workers = len(starts)
-        _merge_results(engine, results, by_size, pinned, verifier, node_check, report)
+        _merge_results(engine, results, by_size, pinned, verifier, nodes_from, report)
     except _Unmergeable:
         # Only a crashed worker or a ledger changing under the workers gets here: check it in one range.
         report = verify_ledger(engine, verifier, anchors, node_check, workers=1)
@@ -487,7 +493,7 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
 
 
 def _merge_results(engine: Engine, results: list[_RangeResult], by_size: dict, pinned: dict[int, Checkpoint],
-                   verifier: Verifier, node_check: bool, report: VerifyReport) -> None:
+                   verifier: Verifier, nodes_from: int, report: VerifyReport) -> None:
     """Walk the ranges in ledger order, as one pass over the ledger would, and fill in ``report``."""
     frontier: Pieces = []
     spanning: list[tuple[int, int, bytes]] = []  # nodes no single range holds wholly
@@ -518,8 +524,8 @@ def _merge_results(engine: Engine, results: list[_RangeResult], by_size: dict, p
         if beyond:
             raise _Failure(f"external checkpoint at tree size {min(beyond)}: the ledger has only {expected} "
                            "records (tail truncated)")
-        if node_check:
-            _check_nodes(engine, used, spanning, expected)
+        if nodes_from:
+            _check_nodes(engine, used, spanning, expected, nodes_from)
         last = max(by_size, default=None)
         if last is not None and last != expected:
             report.warnings.append(f"{expected - last} records after the last checkpoint are not yet covered "
@@ -547,8 +553,10 @@ def _check_mark(size: int, root: bytes, by_size: dict, pinned: dict[int, Checkpo
         raise _Failure(str(exc), size) from None
 
 
-def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[int, int, bytes]], size: int) -> None:
-    """Every stored tree node equals the node recomputed from the records, and none is missing or extra.
+def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[int, int, bytes]], size: int,
+                 nodes_from: int) -> None:
+    """Every stored tree node equals the node recomputed from the records, and none is missing or extra
+    (the ledger stores the nodes of levels ``nodes_from`` and up).
 
     The ranges compared the nodes wholly inside them; the nodes spanning ranges are looked up here, and
     the count of stored nodes must be that of a tree of ``size`` leaves. Only if something differs is
@@ -559,10 +567,13 @@ def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[
         ok = all(res.nodes_ok for res in used)
         select = "SELECT hash FROM ledger_node WHERE level = ? AND node_index = ?"
         for level, index, node in spanning if ok else ():
+            if level < nodes_from:
+                continue
             if [row[0] for row in reader.all(select, (level, index))] != [node]:
                 ok = False
                 break
-        expected_nodes = size - size.bit_count()  # nodes of level >= 1 completed by `size` appends
+        # nodes of the stored levels completed by `size` appends (from level 1: size - popcount(size))
+        expected_nodes = sum(size >> level for level in range(nodes_from, size.bit_length()))
         if ok and reader.all("SELECT count(*) FROM ledger_node")[0][0] == expected_nodes:
             return
         if len(used) == 1 and used[0].levels is not None:
@@ -575,7 +586,8 @@ def _check_nodes(engine: Engine, used: list[_RangeResult], spanning: list[tuple[
         seen = 0
         for batch in reader.batches(select):
             for level, index, node in batch:  # node (L, i) is levels[L][i]
-                want = levels[level][index] if 0 < level < len(levels) and 0 <= index < len(levels[level]) else None
+                want = (levels[level][index] if nodes_from <= level < len(levels) and 0 <= index < len(levels[level])
+                        else None)
                 if want is None:
                     raise _Failure(f"tree node (level {level}, index {index}) is not part of the ledger's tree")
                 if node != want:

@@ -24,7 +24,7 @@ from hub.server import run_server
 from hub.v1 import common_pb2 as cpb
 from ledger.merkle import leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion
 from ledger.records import RecordType, decode
-from ledger.schema import connect
+from ledger.schema import NODE_FLOOR, connect
 from ledger.store import CHAIN_TAG, LedgerJournal
 from matching.types import NewOrder, encode_commands
 from tests.ledger.conftest import (
@@ -106,14 +106,15 @@ def written(ledger_db: LedgerDB) -> tuple[LedgerDB, bytes]:
     return ledger_db, digest
 
 
-def _expected_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
-    """Every complete perfect subtree of level >= 1, computed level by level from the leaves."""
+def _expected_nodes(leaves: list[bytes], floor: int = NODE_FLOOR) -> dict[tuple[int, int], bytes]:
+    """Every complete perfect subtree of level >= ``floor``, computed level by level from the leaves."""
     nodes: dict[tuple[int, int], bytes] = {}
     level, current = 0, leaves
     while len(current) > 1:
         level += 1
         current = [node_hash(current[i], current[i + 1]) for i in range(0, len(current) - 1, 2)]
-        nodes.update({(level, i): h for i, h in enumerate(current)})
+        if level >= floor:
+            nodes.update({(level, i): h for i, h in enumerate(current)})
     return nodes
 
 
@@ -138,7 +139,8 @@ def test_stored_nodes_are_exactly_the_complete_subtrees(written) -> None:
     db, _ = written
     leaves = [r[4] for r in db.records()]
     stored = {(r.level, r.node_index): bytes(r.hash) for r in db.query("SELECT level, node_index, hash FROM ledger_node")}
-    assert stored == _expected_nodes(leaves)
+    assert len(leaves) >= 4 << NODE_FLOOR and stored == _expected_nodes(leaves)
+    assert min(level for level, _ in stored) == NODE_FLOOR  # schema 3: the levels below are folded from leaves
 
 
 def test_checkpoints_are_signed_and_commit_to_the_merkle_root_of_all_leaves_before_them(written) -> None:
@@ -463,7 +465,9 @@ def test_new_sqlite_ledgers_store_records_by_rowid_and_nodes_without_rowid(ledge
     layout = _sqlite_layout(ledger_db)
     assert "idx INTEGER NOT NULL" in layout["ledger_record"]  # the rowid alias
     assert "WITHOUT ROWID" in layout["ledger_node"]
-    assert ledger_db.query("SELECT value FROM ledger_meta WHERE key = 'schema_version'") == [("2",)]
+    assert ledger_db.query("SELECT value FROM ledger_meta WHERE key = 'schema_version'") == [("3",)]
+    # schema 3: a record is one b-tree insert (no index on seq)
+    assert ledger_db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger_record'") == []
 
 
 def test_a_version_1_sqlite_ledger_is_appended_to_as_it_is_and_verifies(ledger_db: LedgerDB) -> None:
@@ -478,8 +482,52 @@ def test_a_version_1_sqlite_ledger_is_appended_to_as_it_is_and_verifies(ledger_d
     layout = _sqlite_layout(ledger_db)
     assert "idx BIGINT NOT NULL" in layout["ledger_record"] and "WITHOUT ROWID" not in layout["ledger_node"]
     assert ledger_db.query("SELECT value FROM ledger_meta WHERE key = 'schema_version'") == [("1",)]
+    assert ("ix_ledger_record_seq",) in ledger_db.query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger_record'")
     report = ledger_db.verify()
     assert report.ok and report.records == len(ledger_db.records()) > 0 and report.checkpoints > 0
+    # before schema 3 every level is stored, and appending to such a ledger goes on storing them all
+    stored = {(r.level, r.node_index): bytes(r.hash) for r in ledger_db.query("SELECT level, node_index, hash FROM ledger_node")}
+    assert stored == _expected_nodes([r[4] for r in ledger_db.records()], floor=1)
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_a_pre_3_ledger_keeps_every_level_and_a_bad_low_node_in_it_still_fails_verify(
+        ledger_db: LedgerDB, version: str) -> None:
+    """A ledger created before schema 3 says so in ledger_meta: the writer keeps storing every level
+    there, proofs read them, and the verifier checks them, level 1 included."""
+    ledger_db.journal().close()
+    ledger_db.drop_triggers()
+    ledger_db.execute("UPDATE ledger_meta SET value = :v WHERE key = 'schema_version'", {"v": version})
+    journal = ledger_db.journal(checkpoint_every=7)
+    hub = start_hub(journal)
+    drive_mixed(hub, 2)
+    stop_hub(hub)
+    leaves = [r[4] for r in ledger_db.records()]
+    stored = {(r.level, r.node_index): bytes(r.hash) for r in ledger_db.query("SELECT level, node_index, hash FROM ledger_node")}
+    assert stored == _expected_nodes(leaves, floor=1)
+    store = ledger_db.store()
+    last = store.checkpoints()[-1]
+    for index in (0, 5, last.tree_size - 1):
+        assert verify_inclusion(index, last.tree_size, leaves[index], store.inclusion_proof(index, last.tree_size),
+                                last.root_hash)
+    assert ledger_db.verify().ok
+    ledger_db.drop_triggers()
+    ledger_db.execute("UPDATE ledger_node SET hash = :h WHERE level = 1 AND node_index = 2", {"h": bytes(32)})
+    assert ledger_db.verify().failure == "tree node (level 1, index 2) is wrong: proofs would lie"
+
+
+def test_a_schema_3_ledger_stores_no_node_below_the_floor_and_refuses_one_inserted(ledger_db: LedgerDB) -> None:
+    journal = ledger_db.journal(checkpoint_every=7)
+    hub = start_hub(journal)
+    drive_mixed(hub, 2)
+    stop_hub(hub)
+    assert ledger_db.query(f"SELECT count(*) FROM ledger_node WHERE level < {NODE_FLOOR}") == [(0,)]
+    leaves = [r[4] for r in ledger_db.records()]
+    assert ledger_db.verify().ok
+    ledger_db.execute("INSERT INTO ledger_node (level, node_index, hash) VALUES (1, 0, :h)",
+                      {"h": node_hash(leaves[0], leaves[1])})  # even the right hash does not belong there
+    assert ledger_db.verify().failure == "tree node (level 1, index 0) is not part of the ledger's tree"
 
 
 def test_an_unknown_schema_version_is_refused(ledger_db: LedgerDB) -> None:

@@ -22,6 +22,7 @@ from hub.cli import main as cli_main
 from ledger import verify
 from ledger.merkle import CompactRange, leaf_hash
 from ledger.records import RecordType, canonical_json, encode_detail
+from ledger.schema import NODE_FLOOR
 from ledger.signing import Checkpoint, Signer
 from ledger.store import CHAIN_TAG
 from tests.ledger.conftest import ORIGIN, LedgerDB, build_ledger
@@ -103,7 +104,7 @@ def _rewrite_from(db: LedgerDB, start: int, signer: Signer) -> int:
     for idx, (row, payload) in enumerate(zip(rows, payloads, strict=True)):
         leaf = leaf_hash(payload)
         chain = hashlib.sha256(CHAIN_TAG + chain + leaf).digest()
-        nodes += [{"level": lv, "ix": ix, "hash": h} for lv, ix, h in tree.append(leaf)]
+        nodes += [{"level": lv, "ix": ix, "hash": h} for lv, ix, h in tree.append(leaf) if lv >= NODE_FLOOR]
         roots[idx + 1] = tree.root()
         if idx >= start:
             records.append({"idx": idx, "seq": row[1], "rt": row[2], "ts": _hub_time(payload), "payload": payload,
@@ -253,7 +254,7 @@ def test_a_record_appended_after_the_last_checkpoint_is_reported_as_unsigned(led
     tree = CompactRange()
     for r in rows:
         tree.append(r[4])
-    nodes = [{"lv": lv, "ix": ix, "h": h} for lv, ix, h in tree.append(leaf)]
+    nodes = [{"lv": lv, "ix": ix, "h": h} for lv, ix, h in tree.append(leaf) if lv >= NODE_FLOOR]
     ledger.drop_triggers()
     ledger.execute("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, leaf_hash, chain_hash) "
                    "VALUES (:i, :s, :t, :ts, :p, :l, :c)",
@@ -350,7 +351,7 @@ def test_an_altered_checkpoint_column_is_named_by_checkpoint(ledger: LedgerDB, c
 
 
 def test_an_altered_tree_node_is_named_by_level_and_index(ledger: LedgerDB) -> None:
-    node = ledger.query("SELECT level, node_index, hash FROM ledger_node WHERE level = 3 ORDER BY node_index")[2]
+    node = ledger.query("SELECT level, node_index, hash FROM ledger_node WHERE level = 4 ORDER BY node_index")[2]
     ledger.drop_triggers()
     ledger.execute("UPDATE ledger_node SET hash = :h WHERE level = :lv AND node_index = :ix",
                    {"h": _flip(bytes(node.hash), 7), "lv": node.level, "ix": node.node_index})
@@ -360,7 +361,7 @@ def test_an_altered_tree_node_is_named_by_level_and_index(ledger: LedgerDB) -> N
 
 def test_a_deleted_tree_node_is_reported_missing(ledger: LedgerDB) -> None:
     ledger.drop_triggers()
-    ledger.execute("DELETE FROM ledger_node WHERE level = 1 AND node_index = 5")
+    ledger.execute("DELETE FROM ledger_node WHERE level = 4 AND node_index = 5")
     report = _failure(ledger)
     assert report.failure == "1 tree nodes are missing"
 

@@ -15,6 +15,7 @@ import pytest
 
 from ledger import verify
 from ledger.merkle import CompactRange
+from ledger.schema import NODE_FLOOR
 from ledger.verify import VerifyReport, verify_ledger
 from tests.ledger.conftest import LedgerDB, build_ledger
 
@@ -234,7 +235,7 @@ def test_a_node_spanning_two_ranges_is_checked_and_named(ledger: LedgerDB, monke
     boundary = n // 2 + 1  # odd: even the level-1 node there spans the two ranges
     ranges = _split_at(monkeypatch, boundary)
     level, index = _spanning_node(boundary, n)
-    assert level >= 3
+    assert level >= NODE_FLOOR
     ledger.drop_triggers()
     _alter_node(ledger, level, index)
     _, parallel = _both(ledger, ranges)
@@ -244,10 +245,12 @@ def test_a_node_spanning_two_ranges_is_checked_and_named(ledger: LedgerDB, monke
 
 def test_a_deleted_spanning_node_is_reported_missing(ledger: LedgerDB, monkeypatch: pytest.MonkeyPatch) -> None:
     n = len(ledger.records())
-    boundary = n // 2 + 1 - (n // 2) % 2  # odd: the level-1 node there spans the two ranges
+    boundary = (n // 2 >> NODE_FLOOR << NODE_FLOOR) + 9  # inside the lowest stored node there: it spans the ranges
+    assert (boundary >> NODE_FLOOR) + 1 << NODE_FLOOR <= n
     ranges = _split_at(monkeypatch, n // 3, boundary)
     ledger.drop_triggers()
-    ledger.execute("DELETE FROM ledger_node WHERE level = 1 AND node_index = :ix", {"ix": boundary >> 1})
+    ledger.execute("DELETE FROM ledger_node WHERE level = :lv AND node_index = :ix",
+                   {"lv": NODE_FLOOR, "ix": boundary >> NODE_FLOOR})
     _, parallel = _both(ledger, ranges)
     assert parallel.failure == "1 tree nodes are missing"
 
@@ -258,8 +261,9 @@ def test_an_extra_node_beyond_the_tree_is_reported(ledger: LedgerDB, monkeypatch
     ranges = _split_at(monkeypatch, n // 3, 2 * n // 3)
     tree = CompactRange()  # a node of the tree the ledger would have with more leaves: not part of this one
     tree.extend(r[4] for r in ledger.records())
-    while not (completed := tree.append(bytes(32))):
-        pass
+    completed = tree.append(bytes(32))
+    while not completed or completed[-1][0] < NODE_FLOOR:
+        completed = tree.append(bytes(32))
     level, index, node = completed[-1]
     ledger.execute("INSERT INTO ledger_node (level, node_index, hash) VALUES (:lv, :ix, :h)",
                    {"lv": level, "ix": index, "h": node})
@@ -272,7 +276,7 @@ def test_nodes_altered_in_two_ranges_are_named_as_one_pass_names_them(ledger: Le
     n = len(ledger.records())
     ranges = _split_at(monkeypatch, n // 3, 2 * n // 3)
     ledger.drop_triggers()
-    late, early = (1, (2 * n // 3 + 10) >> 1), (2, (n // 3 + 8) >> 2)
+    late, early = (NODE_FLOOR, (2 * n // 3 + 10) >> NODE_FLOOR), (NODE_FLOOR + 1, (n // 3 + 8) >> NODE_FLOOR + 1)
     _alter_node(ledger, *late)
     _alter_node(ledger, *early)
     _, parallel = _both(ledger, ranges)  # the first in the table's order (PostgreSQL: its heap order)
