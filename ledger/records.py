@@ -39,7 +39,8 @@ def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _str(value: str) -> bytes:
+def encode_str(value: str) -> bytes:
+    """A string as records embed it: 2-byte little-endian length, then UTF-8."""
     raw = value.encode()
     if len(raw) > 0xFFFF:
         raise ValueError("string too long for a ledger record")
@@ -71,7 +72,7 @@ def encode_command(seq: int, ts: int, arrival_ns: int, asset_class: int, partici
     return b"".join((
         _HEADER.pack(FORMAT_VERSION, RecordType.COMMAND, seq, ts),
         _COMMAND_FIXED.pack(arrival_ns, asset_class, int(is_quote)),
-        _str(participant), _str(session), _str(client_order_id), engine_record,
+        encode_str(participant), encode_str(session), encode_str(client_order_id), engine_record,
     ))
 
 
@@ -82,7 +83,7 @@ def encode_event(seq: int, ts: int, asset_class: int, engine_record: bytes) -> b
 def encode_detail(record_type: RecordType, seq: int, ts: int, arrival_ns: int, participant: str, session: str,
                   detail: bytes) -> bytes:
     return b"".join((_HEADER.pack(FORMAT_VERSION, record_type, seq, ts), struct.pack("<q", arrival_ns),
-                     _str(participant), _str(session), detail))
+                     encode_str(participant), encode_str(session), detail))
 
 
 def decode(payload: bytes) -> Record:

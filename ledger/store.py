@@ -60,6 +60,8 @@ _NODE_STATE = hashlib.sha256(b"\x01")
 _CHAIN_STATE = hashlib.sha256(CHAIN_TAG)
 _COMMAND, _EVENT = int(RecordType.COMMAND), int(RecordType.EVENT)
 _EVENT_HEAD = struct.Struct("<BBqqB")  # records.encode_event's header and asset class, packed at once
+_COMMAND_HEAD = struct.Struct("<BBqqqBB")  # records.encode_command's header and fixed fields, packed at once
+_EMPTY_STR = records.encode_str("")
 # Rows per multi-row INSERT: one statement execution per this many rows instead of one per row.
 _ROWS_PER_INSERT = 128
 # Queued entries at which the writer thread is woken instead of waiting for a leader or its sweep.
@@ -92,29 +94,38 @@ def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
 
 
 def _entry_records(entry: JournalEntry) -> list[tuple[int, int, bytes]]:
-    """(seq, record type, canonical bytes) of each record of an entry: exactly ``entry_payloads``, with
-    the common entry (one command and the events it caused) built without regrouping the events."""
-    cmds = entry.commands
-    evbuf = entry.events
-    if (entry.kind == EntryKind.ENGINE and len(cmds) == RECORD_SIZE and not len(evbuf) % RECORD_SIZE
-            and not any(entry.post_trade)):
-        seq, ts = entry.seq_first, entry.ts
-        out = [(seq, _COMMAND, records.encode_command(
-            seq, ts, entry.arrival_ns, entry.asset_class, entry.source, entry.session,
-            entry.client_order_ids[0] if entry.client_order_ids else "",
-            bool(entry.quote_flags[0]) if entry.quote_flags else False, cmds))]
-        if evbuf:
+    """(seq, record type, canonical bytes) of each record of an entry: exactly ``entry_payloads``.
+    An engine entry is built in one pass, each command followed by the events that carry its
+    sequence number (the engine emits them in command order), with the parts every command of the
+    entry shares encoded once; events in any other order go through ``entry_payloads``."""
+    if entry.kind != EntryKind.ENGINE:
+        return [(entry.seq_first, int(_KIND_TO_TYPE[entry.kind]), p) for p in entry_payloads(entry)]
+    cmds, evbuf = entry.commands, entry.events
+    ts, asset_class, arrival = entry.ts, entry.asset_class, entry.arrival_ns
+    sender = records.encode_str(entry.source) + records.encode_str(entry.session)
+    coids, flags, post = entry.client_order_ids, entry.quote_flags, entry.post_trade
+    version, post_type = records.FORMAT_VERSION, int(RecordType.POST_TRADE)
+    out: list[tuple[int, int, bytes]] = []
+    add = out.append
+    pos, end = 0, len(evbuf)
+    for i in range(len(cmds) // RECORD_SIZE):
+        seq = entry.seq_first + i
+        add((seq, _COMMAND, b"".join((
+            _COMMAND_HEAD.pack(version, _COMMAND, seq, ts, arrival, asset_class, 1 if flags and flags[i] else 0),
+            sender, records.encode_str(coids[i]) if coids else _EMPTY_STR,
+            cmds[i * RECORD_SIZE:(i + 1) * RECORD_SIZE]))))
+        if pos < end:
             seq_bytes = seq.to_bytes(8, "little", signed=True)
-            head = _EVENT_HEAD.pack(records.FORMAT_VERSION, _EVENT, seq, ts, entry.asset_class)
-            for pos in range(0, len(evbuf), RECORD_SIZE):
-                if evbuf[pos + 8:pos + 16] != seq_bytes:
-                    break  # an event of another command: leave it to the general path
-                out.append((seq, _EVENT, head + evbuf[pos:pos + RECORD_SIZE]))
-            else:
-                return out
-        else:
-            return out
-    return [(int.from_bytes(p[2:10], "little", signed=True), p[1], p) for p in entry_payloads(entry)]
+            if evbuf[pos + 8:pos + 16] == seq_bytes:
+                head = _EVENT_HEAD.pack(version, _EVENT, seq, ts, asset_class)
+                while pos < end and evbuf[pos + 8:pos + 16] == seq_bytes:
+                    add((seq, _EVENT, head + evbuf[pos:pos + RECORD_SIZE]))
+                    pos += RECORD_SIZE
+        if post and post[i]:
+            add((seq, post_type, records.encode_detail(RecordType.POST_TRADE, seq, ts, 0, "", "", post[i])))
+    if pos != end:  # an event out of command order (or of no command here): the regrouping path
+        return [(int.from_bytes(p[2:10], "little", signed=True), p[1], p) for p in entry_payloads(entry)]
+    return out
 
 
 def _fetchall(engine: Engine, sql: str, params: tuple) -> list[tuple]:
