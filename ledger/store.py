@@ -291,6 +291,7 @@ class LedgerJournal(LedgerStore):
         self._write_lock = threading.Lock()  # one batch in flight: the writer thread's or a leader's
         self._conn = None  # the batch writers' own pooled connection, kept between commits (under _write_lock)
         self._lazy_commit = lazy_commit_s
+        self._queued_since = 0.0  # monotonic time the oldest queued item was queued (under _cv)
         # SQLite: commits never checkpoint the WAL (see schema.connect); the writer thread does it
         # off the ack path once this many commits have accumulated, or when it stops.
         self._wal_checkpoint_every = 64 if engine.dialect.name == "sqlite" else 0
@@ -350,6 +351,8 @@ class LedgerJournal(LedgerStore):
             if self._stopping:
                 raise JournalUnavailableError("ledger is closed")
             self._next_ticket += 1
+            if not self._queue:
+                self._queued_since = time.monotonic()
             self._queue.append(("entry", self._next_ticket, entry))
             self._since_checkpoint += 1
             if len(self._queue) >= _WRITER_BACKLOG:  # nobody is leading fast enough: the writer helps
@@ -362,6 +365,8 @@ class LedgerJournal(LedgerStore):
 
     def checkpoint(self, state_digest: bytes, ts: int) -> None:
         with self._cv:
+            if not self._queue:
+                self._queued_since = time.monotonic()
             self._queue.append(("checkpoint", state_digest, ts))
             self._since_checkpoint = 0
             self._last_checkpoint_at = time.monotonic()
@@ -414,8 +419,14 @@ class LedgerJournal(LedgerStore):
         while True:
             with self._cv:
                 if not self._queue and not self._stopping:
-                    # Woken for a backlog or a stop; otherwise it sweeps up what nobody waited for.
-                    self._work.wait(self._lazy_commit)
+                    self._work.wait(self._lazy_commit)  # woken early for a backlog or a stop
+                # Sweep up only what has waited ``lazy_commit`` unwritten: an entry a caller is about
+                # to wait for is that caller's to write (no hand-off, no collision with its write).
+                while self._queue and not self._stopping and len(self._queue) < _WRITER_BACKLOG:
+                    young = self._queued_since + self._lazy_commit - time.monotonic()
+                    if young <= 0:
+                        break
+                    self._work.wait(young)
                 idle = not self._queue
             if self._wal_checkpoint_every and self.commits - self._commits_at_wal_checkpoint >= (
                     1 if idle and self._stopping else self._wal_checkpoint_every):
@@ -469,6 +480,8 @@ class LedgerJournal(LedgerStore):
             self._tail = tail
             for _ in batch:
                 self._queue.popleft()
+            if self._queue:  # queued while this batch was written: at most that long ago
+                self._queued_since = time.monotonic()
             tickets = [item[1] for item in batch if item[0] == "entry"]
             if tickets:
                 self._committed = tickets[-1]

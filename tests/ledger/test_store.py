@@ -397,6 +397,36 @@ def test_a_waiting_caller_commits_its_own_entry_without_the_writer_thread(ledger
         journal.close()
 
 
+def test_the_writer_thread_sweeps_only_entries_left_unwritten_for_the_lazy_period(ledger_db: LedgerDB) -> None:
+    """An entry its caller waits for at once is that caller's to write: the sweep leaves entries younger
+    than ``lazy_commit_s`` alone (a sweep on a fixed period wrote about one order in five here, and the
+    caller then waited for the writer thread's commit instead of leading its own)."""
+    journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=0.005)
+    try:
+        writers: list[str] = []
+        original = journal._write
+
+        def spy(batch):
+            writers.append(threading.current_thread().name)
+            return original(batch)
+
+        journal._write = spy
+        for seq in range(1, 201):
+            ticket = journal.append(_entry(seq))
+            time.sleep(0.001)  # the caller's own work between append and wait (routing, market data)
+            journal.wait_committed(ticket, timeout=5.0)
+        assert journal.tree_size == 200
+        by_writer = writers.count("ledger-writer")
+        assert by_writer <= 10, f"the writer thread wrote {by_writer} of 200 entries their callers were leading"
+        # and an entry nobody waits for is still swept, once it is lazy_commit_s old
+        appended = time.monotonic()
+        journal.append(_entry(201))
+        wait_for(lambda: journal.tree_size == 201, timeout=5, what="the writer thread's sweep")
+        assert time.monotonic() - appended >= 0.004
+    finally:
+        journal.close()
+
+
 def test_entries_nobody_waits_for_are_committed_by_the_writer_thread_sweep(ledger_db: LedgerDB) -> None:
     journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=0.01)
     try:
