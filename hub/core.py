@@ -529,7 +529,7 @@ class Hub:
                     if self._risk_cancels:
                         take = min(self.RISK_CANCEL_STEP, len(self._risk_cancels))
                         step = [self._risk_cancels.popleft() for _ in range(take)]
-                        done += self._cancel_for_risk(step, lead_commit=not self._risk_cancels)
+                        done += self._cancel_for_risk(step)
                     else:
                         self._settle_risk_cancels(chunk)
         finally:
@@ -549,16 +549,18 @@ class Hub:
     #: Pause before each step (see drain_risk_cancels): 100 us lets a waiting thread in.
     RISK_CANCEL_PAUSE_S = 0.0001
 
-    def _cancel_for_risk(self, order_ids: list[int], lead_commit: bool = False) -> int:
+    def _cancel_for_risk(self, order_ids: list[int]) -> int:
         """Cancel live orders the risk engine named (sequencer held): per asset class with any, one
         sequence number, one ``cancel_orders`` engine call and one compact ADMIN record
         ``risk_cancel`` that lists the cancelled orders and the SHA-256 of the engine events (replay
         redoes the step and must reproduce them). The orders join the unsettled queue for
         ``risk_settle`` steps (``settle: "deferred"`` in the record).
 
-        ``lead_commit``: commit the records in this thread before decoding and publishing the book
-        changes, so the cancels are on record as early as possible (the market data waits for
-        that commit anyway)."""
+        The step commits its records in this thread before decoding and publishing the book changes,
+        so the cancels are on record as early as possible (the market data waits for that commit
+        anyway) and the ledger's writer thread never sweeps them up in the middle of the next step,
+        where the two threads would trade the GIL (up to its 5 ms switch interval) on every
+        commit."""
         packed = array("q", order_ids).tobytes()  # every engine skips the ids not resting in it
         steps = []
         self._next(0)  # refuses (changing nothing) when the hub cannot journal
@@ -577,7 +579,7 @@ class Hub:
             self.last_ticket = ticket
             self._unsettled.add(seq, ts, cancelled)
             steps.append((seq, ts, evbuf, ticket, len(cancelled)))
-        if lead_commit and steps:
+        if steps:
             with contextlib.suppress(JournalUnavailableError):  # stays queued: storage recovery writes it
                 self.journal.wait_committed(steps[-1][3])
         done = 0
@@ -586,7 +588,9 @@ class Hub:
             self._feed_tops(ts, others)
             self.market_data.publish(seq, ts, others, ticket)
             done += count
-        self.maybe_checkpoint()  # once per step, not per asset class
+        # No ledger checkpoint here even when one is due: its state digest (every resting order,
+        # milliseconds with thousands of them) would hold back the rest of the cancels. The
+        # settle steps that follow take it.
         if self._risk_events:  # a LULD transition on the emptied books
             raised, self._risk_events = self._risk_events, []
             self._act_on_risk(raised)

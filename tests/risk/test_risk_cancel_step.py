@@ -329,3 +329,46 @@ def test_an_order_arriving_during_a_kill_is_answered_without_waiting_for_the_who
     assert not killer.is_alive()
     assert not doomed & rh.resting_ids(), "the kill still cancelled every order in scope"
     assert bystander.order_id in rh.resting_ids()
+
+
+def test_each_cancel_step_commits_its_records_itself_and_takes_no_checkpoint(make_hub, monkeypatch) -> None:
+    """Every risk_cancel step is on record before the next one starts, written by the killing thread
+    (not swept up by the ledger's writer thread mid-step), and no checkpoint (a digest of every
+    resting order) is taken between the first cancel step and the last, however due one is."""
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_STEP", 100)
+    rh: RiskHub = make_hub(durable=True)
+    _many(rh, 450)
+    journal = rh.hub.journal
+    log: list[tuple[str, object]] = []
+    append, write, checkpoint = journal.append, journal._write, journal.checkpoint
+
+    def noting_append(entry):
+        ticket = append(entry)
+        if b'"risk_cancel"' in entry.detail:
+            log.append(("cancel", ticket))
+        return ticket
+
+    def noting_write(batch):
+        tail = write(batch)
+        log.append(("write", (threading.current_thread().name, [item[1] for item in batch if item[0] == "entry"])))
+        return tail
+
+    def noting_checkpoint(digest, ts):
+        log.append(("checkpoint", None))
+        return checkpoint(digest, ts)
+
+    monkeypatch.setattr(journal, "append", noting_append)
+    monkeypatch.setattr(journal, "_write", noting_write)
+    monkeypatch.setattr(journal, "checkpoint", noting_checkpoint)
+    monkeypatch.setattr(journal, "checkpoint_due", lambda: True)  # one is due all the time
+    rh.kill(Scope.HUB, "")
+    assert rh.resting_ids() == set()
+    cancels = [i for i, (what, _) in enumerate(log) if what == "cancel"]
+    assert len(cancels) == 5 * 4, "450 orders in 5 steps, one record per asset class"
+    assert not [what for what, _ in log[cancels[0]:cancels[-1]] if what == "checkpoint"]
+    assert [what for what, _ in log[cancels[-1]:]].count("checkpoint") >= 1, "the settle steps take it"
+    me = threading.current_thread().name
+    for k in range(0, len(cancels), 4):  # each step: its 4 records, then this thread's commit of them
+        tickets = [log[i][1] for i in cancels[k:k + 4]]
+        after = log[cancels[k + 3] + 1]
+        assert after[0] == "write" and after[1][0] == me and set(tickets) <= set(after[1][1]), log[cancels[k]:]
