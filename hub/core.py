@@ -774,6 +774,18 @@ class Hub:
         return self._check_risk(self._clock(), who.participant_id, session_id, inst.instrument_id, spec.side,
                                 spec.order_type, spec.price, spec.quantity)
 
+    def _kill_switch_refuses(self, who: Identity, inst: Instrument, spec: OrderSpec) -> RiskReject | None:
+        """KILL_SWITCH for a new order a BLOCK switch covers, decided at arrival without the
+        sequencer: the same answer ``_risk_check_new`` gives at sequencing time (it is its first
+        check, and it changes no state), only sooner. Orders the engine refuses on their own fields
+        keep the engine's reject, as there."""
+        if not self.risk.blocks(who.participant_id, inst.instrument_id):
+            return None
+        if order_fields_refused(inst, spec.side, spec.order_type, spec.time_in_force, spec.price, spec.quantity,
+                                spec.display_quantity, int(spec.post_only)):
+            return None
+        return RiskReject.KILL_SWITCH
+
     def _refuse_for_risk(self, who: Identity, what: str, refused: RiskReject, fields: dict,
                          arrival: int) -> tuple[None, int, str]:
         """Journal a risk reject like any gateway reject and answer it."""
@@ -1026,6 +1038,10 @@ class Hub:
         stp = self._engine_stp(who, spec.stp_mode)
         if spec.client_order_id:
             self._client_ids[who.participant_id].add(spec.client_order_id)
+        blocked = self._kill_switch_refuses(who, inst, spec)
+        if blocked is not None:  # decided now: a kill's cancel steps may hold the sequencer for ms
+            return self._refuse_for_risk(who, "new_order", blocked, {
+                "symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
         pclass = who.participant_class
         min_rest = self.fairness.min_resting_ns(pclass, spec.order_type, spec.post_only, spec.quantity)
 

@@ -409,15 +409,17 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
                 return events
 
             hub.risk.kill = kill_and_signal
-            original_check = hub._risk_check_new
 
-            def check_and_mark(*args, **kwargs):
-                refused = original_check(*args, **kwargs)
-                if refused is not None and "decided" not in marks and switch_set.is_set():
-                    marks["decided"] = time.perf_counter_ns()
-                return refused
+            def marking(check):  # the first refusal after the switch: at arrival or at sequencing
+                def check_and_mark(*args, **kwargs):
+                    refused = check(*args, **kwargs)
+                    if refused is not None and "decided" not in marks and switch_set.is_set():
+                        marks["decided"] = time.perf_counter_ns()
+                    return refused
+                return check_and_mark
 
-            hub._risk_check_new = check_and_mark
+            hub._risk_check_new = marking(hub._risk_check_new)
+            hub._kill_switch_refuses = marking(hub._kill_switch_refuses)
             probe_spec = OrderSpec("MSFT", cpb.BUY, cpb.LIMIT, cpb.GTC, 419_0000, 1)
 
             def probe() -> None:
@@ -464,6 +466,7 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
                 marks["on_record"] = min(t for t, committed in commits if committed >= cancel_tickets[-1])
             del hub.risk.kill
             del hub._risk_check_new
+            del hub._kill_switch_refuses
 
             # the ledger holds every cancel (engine Cancelled events or compact risk-cancel records),
             # and only after the kill record

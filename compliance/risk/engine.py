@@ -201,6 +201,17 @@ class RiskEngine:
         per message instead) skips the two rate checks; pass the same to ``on_order_entered``."""
         return self._check(ts, participant, session, instrument_id, side, order_type, price, quantity, 0, throttled)
 
+    def blocks(self, participant: str, instrument_id: int) -> bool:
+        """Whether a BLOCK kill switch covers this participant's new orders on this instrument:
+        ``check_order``'s first check on its own. Safe without the sequencer (a few reads of values
+        the sequencer replaces whole), so the gateway can refuse at arrival instead of waiting
+        behind the kill's cancel steps for a decision that cannot differ."""
+        ins = self._inst.get(instrument_id)
+        if ins is None:
+            return False
+        p = self._participants.get(participant)
+        return max(self._hub_mode, self._class_mode[ins.ac], p.kill_mode if p is not None else 0) == _BLOCK
+
     def check_replace(self, ts: int, participant: str, session: str, order_id: int, price: int,
                       quantity: int) -> RiskReject | None:
         """Decide a replace (new price and new open quantity) as if the order were new, with its

@@ -8,10 +8,13 @@ clear it, and an operator lift at its own scope does.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from compliance.risk import KillMode, KillReason, ParticipantRiskConfig, RiskConfig, RiskReject, Scope
 from hub.v1 import common_pb2 as cpb
+from ledger.records import RecordType, decode
 from matching.types import AssetClass, CancelReason
 from tests.risk.support import (
     BUY,
@@ -23,6 +26,7 @@ from tests.risk.support import (
     M,
     P,
     RiskHub,
+    Sent,
     kinds,
     ledger_cancels,
     risk_cancel_records,
@@ -253,3 +257,52 @@ def test_a_latency_anomaly_the_hub_cannot_journal_halts_nothing_and_the_hub_stil
     assert rh.buy("scalper-1", "AAPL", P - 3 * TICK, 1).reason == R.KILL_SWITCH
     rh.restart()
     assert rh.buy("scalper-1", "AAPL", P - 3 * TICK, 1).reason == R.KILL_SWITCH
+
+
+def test_a_block_switch_refuses_a_new_order_at_arrival_without_the_sequencer(make_hub) -> None:
+    """While a kill's cancel steps hold the sequencer, an order a BLOCK switch covers is decided at
+    once (KILL_SWITCH, the answer the sequenced check would give); only its journaled reject waits
+    for the sequencer. Orders outside the switch's scope, and orders the engine refuses on their
+    own fields, take the usual path."""
+    rh: RiskHub = make_hub(durable=True)
+    rh.kill(Scope.PARTICIPANT, "scalper-1")
+    hub = rh.hub
+    decided: list[tuple[object, bool]] = []
+    check = hub._kill_switch_refuses
+
+    def noting(*args):
+        refused = check(*args)
+        decided.append((refused, held.is_set()))
+        return refused
+
+    hub._kill_switch_refuses = noting
+    held, release = threading.Event(), threading.Event()
+
+    def hold_sequencer() -> None:
+        with hub._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_sequencer)
+    holder.start()
+    held.wait(5)
+    answers: list[Sent] = []
+    sender = threading.Thread(target=lambda: answers.append(rh.buy("scalper-1", "AAPL", P - TICK, 1)))
+    sender.start()
+    sender.join(0.5)
+    assert decided == [(R.KILL_SWITCH, True)], "decided while the sequencer was still held"
+    assert sender.is_alive() and not answers, "the reject's record waits for the sequencer"
+    held.clear()
+    release.set()
+    holder.join(5)
+    sender.join(5)
+    assert answers[0].reason == R.KILL_SWITCH and answers[0].outcome is None
+    hub.journal.flush()
+    rejects = [decode(p).detail_json() for _, _, p, _, _ in hub.journal.iter_records()
+               if decode(p).record_type == RecordType.GATEWAY_REJECT]
+    assert rejects[-1]["reason"] == R.KILL_SWITCH and rejects[-1]["request"] == "new_order"
+    # other participants and malformed orders: the normal path (accepted; the engine's own reject)
+    assert rh.buy("scalper-2", "AAPL", P - TICK, 1).accepted
+    bad_tick = rh.buy("scalper-1", "AAPL", P - TICK + 1, 1)
+    assert bad_tick.reason not in (0, R.KILL_SWITCH), "the engine's field reject stays the answer"
+    assert decided[-1] == (None, False) and decided[-2] == (None, False)
