@@ -355,26 +355,36 @@ def encode_events(events: list[Event]) -> bytes:
     return b"".join(encode_event(e) for e in events)
 
 
-def _decode(buf: bytes, types: dict[int, type], what: str) -> list:
+def _layouts(types: dict[int, type]) -> dict[int, tuple[type, int]]:
+    return {kind: (cls, len(cls._fields)) for kind, cls in types.items()}
+
+
+_COMMAND_LAYOUT = _layouts(COMMAND_TYPE)
+_EVENT_LAYOUT = _layouts(EVENT_TYPE)
+
+
+def _decode(buf: bytes, layout: dict[int, tuple[type, int]], what: str) -> list:
+    # One struct unpack per record and tuple.__new__ on the slice: about twice as fast as a
+    # memoryview slice through NamedTuple._make, and every routed command decodes its events.
     if len(buf) % RECORD_SIZE:
         raise DecodeError(f"{what} buffer of {len(buf)} bytes is not a whole number of records")
-    slots = memoryview(buf).cast("q") if buf else ()
-    out = []
-    for base in range(0, len(slots), RECORD_SLOTS):
-        cls = types.get(slots[base])
-        if cls is None:
-            raise DecodeError(f"unknown {what} kind {slots[base]} at record {base // RECORD_SLOTS}")
-        n = len(cls._fields)
-        out.append(cls._make(slots[base + 1 : base + 1 + n]))
+    new = tuple.__new__
+    out: list = []
+    append = out.append
+    for rec in _RECORD.iter_unpack(buf):
+        found = layout.get(rec[0])
+        if found is None:
+            raise DecodeError(f"unknown {what} kind {rec[0]} at record {len(out)}")
+        append(new(found[0], rec[1:found[1] + 1]))
     return out
 
 
 def decode_commands(buf: bytes) -> list[Command]:
-    return _decode(buf, COMMAND_TYPE, "command")
+    return _decode(buf, _COMMAND_LAYOUT, "command")
 
 
 def decode_events(buf: bytes) -> list[Event]:
-    return _decode(buf, EVENT_TYPE, "event")
+    return _decode(buf, _EVENT_LAYOUT, "event")
 
 
 # -- QUERIES ---------------------------------------------------------------------------------
