@@ -25,6 +25,7 @@ import gc
 import multiprocessing
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -388,6 +389,14 @@ def range_starts(total: int, workers: int) -> list[int]:
     return [total * k // workers for k in range(workers)]
 
 
+def fork_is_safe() -> bool:
+    """Whether worker processes may be forked from this one: the platform forks, and no other thread
+    runs here. A thread inside SQLite (or libpq) at the fork leaves its locks held for ever in the
+    child, whose first allocation then waits on them: a verify started from a process with other
+    threads (an embedded hub, a test run) checks its ranges here instead, with the same result."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
 def _run_ranges(engine: Engine, starts: list[int], marks: list[int], nodes_from: int) -> list[_RangeResult]:
     """Check the ranges beginning at ``starts``: the first in this process, the others in forked workers."""
     bounds = [*starts[1:], None]
@@ -398,7 +407,7 @@ def _run_ranges(engine: Engine, starts: list[int], marks: list[int], nodes_from:
 
     if len(starts) == 1:
         return [_verify_range(engine, *args(0), keep_levels=True)]
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not fork_is_safe():
         return [_verify_range(engine, *args(k)) for k in range(len(starts))]  # same result, one process
     ctx = multiprocessing.get_context("fork")
     workers = []

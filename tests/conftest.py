@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,6 +13,27 @@ from matching.types import AssetClass
 from tests.support import build_engine
 
 EngineFactory = Callable[..., MatchingEngine]
+
+
+@pytest.fixture(autouse=True)
+def _close_journals_left_open(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every ledger journal a test opened and left open. A left-open journal whose storage
+    was broken on purpose retries its write every second for the rest of the run, inside SQLite
+    from a thread of its own; a later fork (verify's workers) can then copy SQLite's locks held."""
+    from ledger.store import LedgerJournal
+
+    opened: list[LedgerJournal] = []
+    init = LedgerJournal.__init__
+
+    def tracked(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(LedgerJournal, "__init__", tracked)
+    yield
+    for journal in opened:
+        if not journal._stopping:
+            journal.close()
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS, reverse=True))  # "reference" first: the oracle

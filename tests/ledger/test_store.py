@@ -373,6 +373,35 @@ def _entry(seq: int) -> JournalEntry:
                         client_order_ids=("",), quote_flags=(False,), post_trade=(b"",))
 
 
+def test_a_small_sqlite_commit_is_one_statement_and_a_larger_one_a_transaction(ledger_db: LedgerDB) -> None:
+    """A batch of records alone (no tree node completed, no checkpoint) is one multi-row INSERT,
+    atomic on its own; anything more is BEGIN ... COMMIT. The rows are the same either way."""
+    if ledger_db.is_pg:
+        pytest.skip("SQLite's statements")
+    journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=0.005)
+    try:
+        journal.wait_committed(journal.append(_entry(1)), timeout=5.0)  # the writer keeps its connection now
+        seen: list[str] = []
+        journal._conn.dbapi_connection.set_trace_callback(seen.append)
+        for seq in range(2, 16):  # leaves 1..14: no level-4 node is complete yet
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        assert len(seen) == 14 and all(sql.startswith("INSERT INTO ledger_record") for sql in seen), seen
+        seen.clear()
+        journal.wait_committed(journal.append(_entry(16)), timeout=5.0)  # leaf 15 completes node (4, 0)
+        assert [sql.split(" (")[0] for sql in seen] == ["BEGIN", "INSERT INTO ledger_record",
+                                                       "INSERT INTO ledger_node", "COMMIT"], seen
+        # a batch that writes nothing (a checkpoint with no record since the last one) is harmless
+        journal.checkpoint(bytes(32), 1)
+        journal.flush(5.0)
+        journal.checkpoint(bytes(32), 2)
+        journal.flush(5.0)
+        assert journal.error is None and len(journal.checkpoints()) == 1
+    finally:
+        journal.close()
+    assert [r[1] for r in ledger_db.records()] == list(range(1, 17))
+    assert ledger_db.verify().ok and ledger_db.verify().checkpoints == 1
+
+
 def test_a_waiting_caller_commits_its_own_entry_without_the_writer_thread(ledger_db: LedgerDB) -> None:
     # A writer thread that would only wake after an hour: every commit below is led by wait_committed.
     journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=3600.0)

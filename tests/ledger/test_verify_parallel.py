@@ -9,6 +9,7 @@ here (``range_starts`` patched) so that tampering lands exactly where it is mean
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -26,6 +27,35 @@ def ledger(ledger_db: LedgerDB) -> LedgerDB:
     build_ledger(ledger_db, rounds=8, checkpoint_every=12)
     assert len(ledger_db.records()) > 250
     return ledger_db
+
+
+_FORK_IS_SAFE = verify.fork_is_safe
+
+
+@pytest.fixture(autouse=True)
+def _fork_in_this_test_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test process has other threads (idle ones of earlier tests' hubs), so verify would not
+    fork here; these tests are about the forked workers. Journals are closed after every test
+    (tests/conftest.py), so no thread of an earlier test is inside SQLite at a fork."""
+    monkeypatch.setattr(verify, "fork_is_safe", lambda: True)
+
+
+def test_verify_does_not_fork_beside_other_threads_and_reports_the_same(ledger: LedgerDB,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify, "fork_is_safe", _FORK_IS_SAFE)  # the real check, for this test
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert not verify.fork_is_safe()
+        forked = []
+        monkeypatch.setattr(verify, "_range_worker", lambda *args: forked.append(args))
+        ranges = _split_at(monkeypatch, len(ledger.records()) // 2)
+        report = _run(ledger, ranges)
+        assert report.ok and report.workers == ranges and not forked, "ranges checked here, none forked"
+    finally:
+        stop.set()
+        other.join(5)
 
 
 def _run(db: LedgerDB, workers: int, anchors: list[str] | None = None) -> VerifyReport:
