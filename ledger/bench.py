@@ -249,6 +249,7 @@ def generate_workload(config: HubConfig, target_records: int, seed: int = 7) -> 
     _count(journal.entries, counted, totals)
     final = hub.state_digest_bytes()
     journal.digests[len(journal.entries)] = (final, hub.clock())
+    hub.scheduler.close()  # its thread would keep verify from forking workers (ledger.verify.fork_is_safe)
     commands, events, records = totals
     return Workload(journal.entries, journal.digests, final, records, commands, events, records - commands - events,
                     time.perf_counter() - started)
@@ -383,6 +384,7 @@ def run_replay(backend: Backend, wl: Workload, config: HubConfig) -> dict[str, A
         report = recover(hub, journal)
         cpu = time.process_time() - cpu0
         rebuilt = hub.state_digest_bytes()
+        hub.scheduler.close()
     finally:
         journal.close()
     ok = report.checkpoint_verified and rebuilt == wl.final_digest and report.records == wl.records

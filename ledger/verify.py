@@ -474,7 +474,7 @@ def verify_ledger(engine: Engine, verifier: Verifier, anchors: list[str] | None 
     marks = sorted(size for size in set(by_size) | set(pinned) if size > 0)
     if workers is None:
         workers = _default_workers() if DEFAULT_WORKERS is None else DEFAULT_WORKERS
-    wanted = max(1, workers)
+    wanted = max(1, workers) if fork_is_safe() else 1  # ranges in turn here would only cost more
     total = 0
     if wanted > 1:
         with engine.connect() as conn:  # where to split; the last range reads on to the real end
