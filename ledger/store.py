@@ -433,8 +433,9 @@ class LedgerJournal(LedgerStore):
                     1 if idle and self._stopping else self._wal_checkpoint_every):
                 self._checkpoint_wal()
             if idle:
-                if self._stopping:
-                    return
+                with self._cv:  # idle was read before the WAL checkpoint: the last block may have come since
+                    if self._stopping and not self._queue:
+                        return
                 continue
             with self._write_lock:
                 ok = self._write_queued()

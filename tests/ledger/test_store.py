@@ -402,6 +402,32 @@ def test_a_small_sqlite_commit_is_one_statement_and_a_larger_one_a_transaction(l
     assert ledger_db.verify().ok and ledger_db.verify().checkpoints == 1
 
 
+def test_a_close_during_the_writer_threads_wal_checkpoint_still_writes_the_last_block(ledger_db: LedgerDB) -> None:
+    """The writer thread decides it is idle, then checkpoints the WAL (milliseconds on a slow disk);
+    a clean stop queues the last block's checkpoint and closes meanwhile. The writer must see the
+    queued block before it returns (the crash drill's clean stop once left 677 records unsigned)."""
+    journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=0.001)
+    journal._wal_checkpoint_every = 1  # a WAL checkpoint after every commit, when idle
+    entered, release = threading.Event(), threading.Event()
+    original = journal._checkpoint_wal
+
+    def slow_wal_checkpoint() -> None:
+        entered.set()
+        release.wait(5)
+        original()
+
+    journal._checkpoint_wal = slow_wal_checkpoint
+    journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
+    assert entered.wait(5), "the idle writer thread checkpoints the WAL"
+    journal.checkpoint(bytes(32), 2)  # what a clean stop queues last
+    closer = threading.Thread(target=journal.close)
+    closer.start()
+    wait_for(lambda: journal._stopping, timeout=5, what="close to begin")
+    release.set()
+    closer.join(10)
+    assert [cp.tree_size for cp in ledger_db.store().checkpoints()] == [1], "the last block was left unsigned"
+
+
 def test_a_waiting_caller_commits_its_own_entry_without_the_writer_thread(ledger_db: LedgerDB) -> None:
     # A writer thread that would only wake after an hour: every commit below is led by wait_committed.
     journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=3600.0)

@@ -36,6 +36,9 @@ def workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """How ``verify_ledger`` splits the work when not told (as LedgerDB.verify and the CLI call it)."""
     monkeypatch.setattr(verify, "DEFAULT_WORKERS", request.param)
     monkeypatch.setattr(verify, "PARALLEL_MIN_RECORDS", 0)
+    # The test process has other (idle) threads, so verify would not fork; journals are closed after
+    # every test (tests/conftest.py), so none is inside SQLite at a fork.
+    monkeypatch.setattr(verify, "fork_is_safe", lambda: True)
     return request.param
 
 
