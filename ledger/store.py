@@ -324,10 +324,10 @@ class LedgerJournal(LedgerStore):
         return qmark if self.engine.dialect.paramstyle == "qmark" else qmark.replace("?", "%s")
 
     @staticmethod
-    def _multi(single: str) -> str:
-        """``INSERT ... VALUES (...)`` for ``_ROWS_PER_INSERT`` rows at once."""
+    def _multi(single: str, rows: int = _ROWS_PER_INSERT) -> str:
+        """``INSERT ... VALUES (...)`` for ``rows`` rows at once."""
         head, _, values = single.partition(" VALUES ")
-        return f"{head} VALUES {', '.join([values] * _ROWS_PER_INSERT)}"
+        return f"{head} VALUES {', '.join([values] * rows)}"
 
     @property
     def tree_size(self) -> int:
@@ -591,8 +591,7 @@ class LedgerJournal(LedgerStore):
         """``INSERT INTO ledger_record ... VALUES`` for ``count`` rows (built once per count)."""
         sql = self._records_sql_by_count.get(count)
         if sql is None:
-            head, _, values = self._insert_records.partition(" VALUES ")
-            sql = self._records_sql_by_count[count] = f"{head} VALUES {', '.join([values] * count)}"
+            sql = self._records_sql_by_count[count] = self._multi(self._insert_records, count)
         return sql
 
     def _statements(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> Iterator[tuple[str, list]]:

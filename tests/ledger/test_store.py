@@ -428,24 +428,30 @@ def test_a_close_during_the_writer_threads_wal_checkpoint_still_writes_the_last_
     assert [cp.tree_size for cp in ledger_db.store().checkpoints()] == [1], "the last block was left unsigned"
 
 
+def _writer_threads(journal: LedgerJournal) -> list[str]:
+    """The name of the thread that writes each batch of ``journal`` from now on, in order."""
+    writers: list[str] = []
+    original = journal._write
+
+    def spy(batch):
+        writers.append(threading.current_thread().name)
+        return original(batch)
+
+    journal._write = spy
+    return writers
+
+
 def test_a_waiting_caller_commits_its_own_entry_without_the_writer_thread(ledger_db: LedgerDB) -> None:
     # A writer thread that would only wake after an hour: every commit below is led by wait_committed.
     journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=3600.0)
     try:
-        writers = set()
-        original = journal._write
-
-        def spy(batch):
-            writers.add(threading.current_thread().name)
-            return original(batch)
-
-        journal._write = spy
+        writers = _writer_threads(journal)
         for seq in range(1, 6):
             ticket = journal.append(_entry(seq))
             started = time.monotonic()
             journal.wait_committed(ticket, timeout=5.0)
             assert time.monotonic() - started < 1.0
-        assert writers == {threading.current_thread().name}
+        assert set(writers) == {threading.current_thread().name}
         assert journal.tree_size == 5 and journal.commits == 5
         assert len(ledger_db.records()) == 5
     finally:
@@ -458,14 +464,7 @@ def test_the_writer_thread_sweeps_only_entries_left_unwritten_for_the_lazy_perio
     caller then waited for the writer thread's commit instead of leading its own)."""
     journal = LedgerJournal(ledger_db.engine(), ledger_db.signer, "test/ledger", lazy_commit_s=0.005)
     try:
-        writers: list[str] = []
-        original = journal._write
-
-        def spy(batch):
-            writers.append(threading.current_thread().name)
-            return original(batch)
-
-        journal._write = spy
+        writers = _writer_threads(journal)
         for seq in range(1, 201):
             ticket = journal.append(_entry(seq))
             time.sleep(0.001)  # the caller's own work between append and wait (routing, market data)
