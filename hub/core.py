@@ -48,18 +48,16 @@ from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, Restin
 from hub.gc_policy import GcPolicy
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
 from hub.marketdata import MarketDataHub, Subscriber
-from hub.risk_cancels import UnsettledCancels
+from hub.risk_cancels import CancelStepEvents, UnsettledCancels, split_cancel_events
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
-from ledger.records import canonical_json
+from ledger.records import canonical_json, pack_int64s, risk_cancel_orders
 from matching import validation
 from matching.engine import create_engine
 from matching.instruments import Instrument, by_asset_class
 from matching.interface import MatchingEngine
 from matching.types import (
     ALL_INSTRUMENTS,
-    RECORD_SIZE,
-    RECORD_SLOTS,
     Accepted,
     AssetClass,
     Cancel,
@@ -235,34 +233,6 @@ def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, *
         client_order_id=meta.client_order_id, account=meta.account, exec_type=exec_type,
         side=meta.side, **fields,
     )
-
-
-def _cancelled_slots(evbuf: bytes) -> tuple[list[int], list[int]]:
-    """A ``cancel_orders`` step's cancelled order ids and their remaining quantities, read from the
-    Cancelled records as int64 slots, without decoding any event."""
-    slots = memoryview(evbuf).cast("q")
-    kinds = slots[0::RECORD_SLOTS].tolist()
-    oids = slots[3::RECORD_SLOTS].tolist()
-    left = slots[5::RECORD_SLOTS].tolist()
-    return ([o for k, o in zip(kinds, oids, strict=True) if k == _CANCELLED],
-            [r for k, r in zip(kinds, left, strict=True) if k == _CANCELLED])
-
-
-def _other_events(evbuf: bytes) -> list[Event]:
-    """A ``cancel_orders`` step's events other than the Cancelled ones (the changed levels and
-    tops), decoded. The engine writes them after every Cancelled record of their book."""
-    kinds = memoryview(evbuf).cast("q")[0::RECORD_SLOTS].tolist()
-    return decode_events(b"".join(evbuf[i * RECORD_SIZE:(i + 1) * RECORD_SIZE]
-                                  for i, k in enumerate(kinds) if k != _CANCELLED))
-
-
-def _split_cancels(evbuf: bytes) -> tuple[list[int], list[int], list[Event]]:
-    """A ``cancel_orders`` step's events: (cancelled order ids, their remaining quantities, the other
-    events decoded: levels and tops)."""
-    if not evbuf:
-        return [], [], []
-    cancelled, remaining = _cancelled_slots(evbuf)
-    return cancelled, remaining, _other_events(evbuf)
 
 
 class _RiskCancelReport(tuple):
@@ -540,9 +510,11 @@ class Hub:
             self.journal.wait_committed(last)
         return done
 
-    #: Orders per ``risk_cancel`` step: native engine work and one record per asset class, about
-    #: 0.5-1 us an order here, so an order arriving during a kill waits 1-2 ms for a step.
-    RISK_CANCEL_STEP = 2048
+    #: Orders per ``risk_cancel`` step: native engine work, one record per asset class and one
+    #: commit, about 0.3-0.4 us an order here. A 10,000-order kill is one step of about 4 ms: it is on
+    #: record sooner than in five steps of 2,048 (each with its own pause and commit), and the orders
+    #: it delays meanwhile are only those outside its scope (the switch refuses the others at arrival).
+    RISK_CANCEL_STEP = 16384
     #: Orders per ``risk_settle`` step. Larger steps mean fewer records but a longer hold of the
     #: sequencer: 1,024 hold it about 1.5 ms here (python -m hub.risk_bench).
     RISK_CANCEL_CHUNK = 1024
@@ -552,9 +524,10 @@ class Hub:
     def _cancel_for_risk(self, order_ids: list[int]) -> int:
         """Cancel live orders the risk engine named (sequencer held): per asset class with any, one
         sequence number, one ``cancel_orders`` engine call and one compact ADMIN record
-        ``risk_cancel`` that lists the cancelled orders and the SHA-256 of the engine events (replay
-        redoes the step and must reproduce them). The orders join the unsettled queue for
-        ``risk_settle`` steps (``settle: "deferred"`` in the record).
+        ``risk_cancel`` that lists the cancelled orders and their remaining quantities (packed
+        int64, ``orders_le64`` / ``remaining_le64``) and the SHA-256 of the step's events in
+        columns (``CancelStepEvents.digest``; replay redoes the step and must reproduce it). The
+        orders join the unsettled queue for ``risk_settle`` steps (``settle: "deferred"``).
 
         The step commits its records in this thread before decoding and publishing the book changes,
         so the cancels are on record as early as possible (the market data waits for that commit
@@ -562,32 +535,42 @@ class Hub:
         where the two threads would trade the GIL (up to its 5 ms switch interval) on every
         commit."""
         packed = array("q", order_ids).tobytes()  # every engine skips the ids not resting in it
-        steps = []
         self._next(0)  # refuses (changing nothing) when the hub cannot journal
+        with contextlib.suppress(JournalUnavailableError):
+            # Commit what others queued (an order refused at arrival, say) before the engine calls:
+            # left queued, it would age past the writer thread's sweep in the middle of the step.
+            self.journal.wait_committed(self.last_ticket)
+        cancelled_in: list[tuple[AssetClass, int, int, CancelStepEvents]] = []
         for ac, engine in sorted(self.engines.items()):
             seq = self._seq + 1
             evbuf = engine.cancel_orders(seq, packed)
-            if not evbuf:
-                continue
-            self._seq, ts = seq, self._clock()  # the engine has changed: no refusal from here on
-            cancelled, remaining = _cancelled_slots(evbuf)
-            detail = {"action": "risk_cancel", "asset_class": int(ac), "orders": cancelled, "remaining": remaining,
-                      "events": len(evbuf) // RECORD_SIZE, "events_sha256": hashlib.sha256(evbuf).hexdigest(),
-                      "settle": "deferred"}
+            if evbuf:
+                self._seq = seq  # the engine has changed: no refusal from here on
+                # In columns at once: the next engine's buffer then reuses this one's memory.
+                cancelled_in.append((ac, seq, self._clock(), split_cancel_events(evbuf)))
+            del evbuf
+        # Journaled only now, all at once and committed at once by this thread: records queued
+        # during the engine calls would be old enough for the ledger's writer thread to sweep, and
+        # it would fight this thread for the GIL in the middle of the step.
+        steps: list[tuple[int, int, CancelStepEvents, int]] = []
+        for ac, seq, ts, cols in cancelled_in:
+            detail = {"action": "risk_cancel", "asset_class": int(ac), "orders_le64": pack_int64s(cols.order_ids),
+                      "remaining_le64": pack_int64s(cols.remaining), "cancelled": cols.cancelled,
+                      "events": cols.events, "digest_sha256": cols.digest(), "settle": "deferred"}
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
                                                       detail=canonical_json(detail)))
             self.last_ticket = ticket
-            self._unsettled.add(seq, ts, cancelled)
-            steps.append((seq, ts, evbuf, ticket, len(cancelled)))
+            self._unsettled.add(seq, ts, array("q", cols.order_ids).tolist())
+            steps.append((seq, ts, cols, ticket))
         if steps:
             with contextlib.suppress(JournalUnavailableError):  # stays queued: storage recovery writes it
                 self.journal.wait_committed(steps[-1][3])
         done = 0
-        for seq, ts, evbuf, ticket, count in steps:
-            others = _other_events(evbuf)
+        for seq, ts, cols, ticket in steps:
+            others = decode_events(cols.others)
             self._feed_tops(ts, others)
             self.market_data.publish(seq, ts, others, ticket)
-            done += count
+            done += cols.cancelled
         # No ledger checkpoint here even when one is due: its state digest (every resting order,
         # milliseconds with thousands of them) would hold back the rest of the cancels. The
         # settle steps that follow take it.
@@ -657,23 +640,24 @@ class Hub:
             self._risk_events = []
             self._pending_deliveries = []
 
-    def replay_risk_cancel(self, seq: int, ts: int, detail: dict) -> tuple[bytes, list[int], list[int]]:
+    def replay_risk_cancel(self, seq: int, ts: int, detail: dict) -> tuple[bytes, CancelStepEvents]:
         """Recovery: redo a journaled ``risk_cancel`` step at its sequence number and hub time; returns
-        the engine events it produced now and the orders and remaining quantities they cancelled
-        (recovery compares them with the record). A deferred step leaves its orders unsettled, as
-        live; a step of the earlier format (no ``settle``) settled them at once."""
+        the engine events it produced now, and in columns (recovery compares them with the record).
+        A deferred step leaves its orders unsettled, as live; a step of the earlier format (no
+        ``settle``) settled them at once."""
         with self._lock:
             self._seq = max(self._seq, seq)
             with self._replay_scope():
                 evbuf = self.engines[AssetClass(detail["asset_class"])].cancel_orders(
-                    seq, array("q", detail["orders"]).tobytes())
-                cancelled, remaining, others = _split_cancels(evbuf)
+                    seq, array("q", risk_cancel_orders(detail)).tobytes())
+                cols = split_cancel_events(evbuf)
+                cancelled = array("q", cols.order_ids).tolist()
                 if detail.get("settle") == "deferred":
                     self._unsettled.add(seq, ts, cancelled)
                 else:
                     self._settle_cancelled(seq, ts, cancelled)
-                self._feed_tops(ts, others)
-        return evbuf, cancelled, remaining
+                self._feed_tops(ts, decode_events(cols.others))
+        return evbuf, cols
 
     def replay_risk_settle(self, seq: int, detail: dict) -> list[int]:
         """Recovery: redo a journaled ``risk_settle`` step; returns the orders it settled now
@@ -738,11 +722,17 @@ class Hub:
         self.drain_risk_cancels(wait=False)
 
     def kill(self, who: Identity, scope: int, target: str, mode: int = KillMode.BLOCK, note: str = "") -> int:
-        """Operator kill switch: journaled, effective for the very next order, cancels in scope."""
-        seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
+        """Operator kill switch: journaled, effective for the very next order, cancels in scope.
+
+        The cancels start without waiting for the switch's own record to commit: the first cancel
+        step commits it with whatever else is queued before it touches an engine (the ledger
+        commits in order), and the kill returns once all of it is committed. The switch refuses
+        orders from the moment its record is sequenced."""
+        seq, _, ticket = self._record_uncommitted(EntryKind.ADMIN, who.participant_id, {
             "action": "risk_kill", "at": self._clock(), "scope": int(scope), "target": target, "mode": int(mode),
             "operator": who.participant_id, "note": note})
         self.drain_risk_cancels()
+        self.journal.wait_committed(ticket)
         return seq
 
     def lift(self, who: Identity, scope: int, target: str) -> int:
@@ -840,20 +830,27 @@ class Hub:
 
     def _record(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
                 arrival_ns: int = 0) -> tuple[int, int]:
-        """Sequence and journal something that is not an engine command."""
+        """Sequence and journal something that is not an engine command; returns once committed."""
+        seq, ts, ticket = self._record_uncommitted(kind, source, detail, session_id, arrival_ns)
+        self.journal.wait_committed(ticket)
+        return seq, ts
+
+    def _record_uncommitted(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
+                            arrival_ns: int = 0) -> tuple[int, int, int]:
+        """``_record`` without the wait: (seq, hub time, journal ticket); the caller waits."""
         arrival = arrival_ns or self._clock()
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(
                 seq, seq, ts, kind, source, 0, detail=canonical_json(detail), session=session_id,
                 arrival_ns=arrival))
+            self.last_ticket = ticket
             if kind == EntryKind.ADMIN:
                 raised = self._apply_admin(detail | {"seq": seq})
                 if raised:
                     self._act_on_risk(raised, journal=False)  # the input itself is the record
             self.maybe_checkpoint()
-        self.journal.wait_committed(ticket)
-        return seq, ts
+        return seq, ts, ticket
 
     def _journal_batch(self, asset_class: AssetClass, batch, permutation: list[int]) -> None:
         """Journal a released batch's seed and shuffle just before its commands, for audit."""

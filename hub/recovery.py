@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,10 +21,10 @@ from hub.config import ParticipantClass
 from hub.core import Hub, OrderMeta
 from hub.journal import EntryKind
 from ledger.merkle import CompactRange
-from ledger.records import RecordType, canonical_json, decode
+from ledger.records import RecordType, canonical_json, decode, risk_cancel_orders, risk_cancel_remaining
 from ledger.signing import SignatureError
 from ledger.store import GENESIS_CHAIN, LedgerJournal, LedgerStore, chain_link
-from matching.types import RECORD_SIZE, AssetClass, NewOrder, decode_commands
+from matching.types import AssetClass, NewOrder, decode_commands
 
 log = logging.getLogger("hub.recovery")
 _BATCH = 4096
@@ -101,15 +102,17 @@ class _Batch:
 
 def _replay_risk_cancel(hub: Hub, idx: int, rec, detail: dict) -> None:
     """A compact risk-cancel step (one record for many cancels): redo it through the engine; the
-    events produced now must be the recorded ones (their count and SHA-256), and the orders and
-    remaining quantities the record lists must be the ones those events cancelled."""
-    produced, cancelled, remaining = hub.replay_risk_cancel(rec.seq, rec.hub_time_ns, detail)
-    if (len(produced) // RECORD_SIZE != detail["events"]
-            or hashlib.sha256(produced).hexdigest() != detail["events_sha256"]):
+    events produced now must be the recorded ones (their count and SHA-256: of the event columns,
+    or of the whole buffer in records of the earlier format), and the orders and remaining
+    quantities the record lists must be the ones those events cancelled."""
+    produced, cols = hub.replay_risk_cancel(rec.seq, rec.hub_time_ns, detail)
+    digest = cols.digest() if "digest_sha256" in detail else hashlib.sha256(produced).hexdigest()
+    if cols.events != detail["events"] or digest != detail.get("digest_sha256", detail.get("events_sha256")):
         raise RecoveryError(
             f"replaying the risk cancels of record {idx} (seq {rec.seq}) produced different events than the "
             "ledger recorded: the engine is not the one that wrote this ledger, or its state differs")
-    if cancelled != detail["orders"] or remaining != detail["remaining"]:
+    if (array("q", cols.order_ids).tolist() != risk_cancel_orders(detail)
+            or array("q", cols.remaining).tolist() != risk_cancel_remaining(detail)):
         raise RecoveryError(f"record {idx} (seq {rec.seq}) lists other risk cancels than its events")
 
 

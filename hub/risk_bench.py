@@ -478,7 +478,7 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
                 if rec.record_type == RecordType.EVENT and type(decode_events(rec.engine_record)[0]) is Cancelled:
                     count = 1
                 elif action == "risk_cancel":
-                    count = len(rec.detail_json()["orders"])
+                    count = rec.detail_json()["cancelled"]
                 elif action == "risk_settle":
                     settled += rec.detail_json()["orders"]
                     continue

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ledger.records import RecordType, decode
+from ledger.records import RecordType, decode, risk_cancel_orders
 from ledger.store import LedgerStore
 from matching.types import (
     Accepted,
@@ -239,7 +239,7 @@ class _Builder:
     def on_risk_cancel(self, rec, detail: dict) -> None:
         """A compact risk-cancel step (``risk_cancel`` ADMIN record): each listed order was cancelled
         by the venue's risk controls (CAMO, reason RISK) at the record's sequence number."""
-        for order_id in detail["orders"]:
+        for order_id in risk_cancel_orders(detail):
             order = self.orders.get(order_id)
             if order is not None:
                 order.row["remaining"] = order.displayed = 0

@@ -9,8 +9,11 @@ JSON (sorted keys, no spaces). Nothing here depends on an ORM or on re-serialisi
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -37,6 +40,38 @@ class RecordFormatError(ValueError):
 
 def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def pack_int64s(packed: bytes) -> str:
+    """Little-endian int64s (already packed) as a JSON-safe string: base64. For records that list
+    thousands of ids, where a JSON list of numbers costs about 0.3 us an id to write and to read."""
+    return base64.b64encode(packed).decode("ascii")
+
+
+def unpack_int64s(text: str) -> list[int]:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 8:
+        raise RecordFormatError("packed int64 field is not a whole number of int64")
+    values = array("q")
+    values.frombytes(raw)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
+
+
+def risk_cancel_orders(detail: dict) -> list[int]:
+    """The orders a ``risk_cancel`` ADMIN record cancelled, in either of its formats: a JSON list
+    ``orders`` (records written before 2026-12-07) or packed int64s ``orders_le64``."""
+    if "orders_le64" in detail:
+        return unpack_int64s(detail["orders_le64"])
+    return list(detail["orders"])
+
+
+def risk_cancel_remaining(detail: dict) -> list[int]:
+    """The remaining quantities of those orders when cancelled (same order)."""
+    if "remaining_le64" in detail:
+        return unpack_int64s(detail["remaining_le64"])
+    return list(detail["remaining"])
 
 
 def encode_str(value: str) -> bytes:

@@ -25,7 +25,7 @@ from hub.journal import EntryKind, InMemoryJournal
 from hub.recovery import recover
 from hub.server import open_ledger_journal
 from hub.v1 import common_pb2 as cpb
-from ledger.records import RecordType, decode
+from ledger.records import RecordType, decode, risk_cancel_orders
 from ledger.store import LedgerStore
 from matching.types import AssetClass, Cancelled, Trade
 
@@ -215,7 +215,7 @@ def ledger_cancels(store: LedgerStore, reasons: dict[int, int] | None = None) ->
                 if reasons is not None:
                     reasons[ev.order_id] = ev.reason
         elif rec.record_type == RecordType.ADMIN and b'"risk_cancel"' in rec.detail:
-            for oid in rec.detail_json()["orders"]:
+            for oid in risk_cancel_orders(rec.detail_json()):
                 out[oid] = rec.seq
                 if reasons is not None:
                     reasons[oid] = CancelReason.RISK

@@ -14,7 +14,7 @@ import pytest
 
 from compliance.risk import KillMode, KillReason, ParticipantRiskConfig, RiskConfig, RiskReject, Scope
 from hub.v1 import common_pb2 as cpb
-from ledger.records import RecordType, decode
+from ledger.records import RecordType, decode, risk_cancel_orders, risk_cancel_remaining
 from matching.types import AssetClass, CancelReason
 from tests.risk.support import (
     BUY,
@@ -135,8 +135,8 @@ def test_kill_is_effective_for_the_very_next_order_and_cancels_in_the_ledger(mak
         "the cancels are sequenced right after the switch, before anything else"
     steps = risk_cancel_records(rh.hub.journal)
     assert [d["asset_class"] for _, d in steps] == [AssetClass.EQUITY, AssetClass.FUTURE, AssetClass.CRYPTO]
-    assert steps[0][1]["orders"] == sorted([ids["s1 AAPL"], ids["s2 AAPL"], ids["s2 MSFT"]])
-    assert steps[0][1]["remaining"] == [10, 10, 10]
+    assert risk_cancel_orders(steps[0][1]) == sorted([ids["s1 AAPL"], ids["s2 AAPL"], ids["s2 MSFT"]])
+    assert risk_cancel_remaining(steps[0][1]) == [10, 10, 10]
     for name in ids:  # the owners are told the venue's risk controls cancelled them
         owner = {"s1": "scalper-1", "s2": "scalper-2", "mm": "mm-1"}[name.split()[0]]
         (report,) = [r for r in rh.hub.executions(rh.who[owner], kill_seq, 0) if r.order_id == ids[name]]

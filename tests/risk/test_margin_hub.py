@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from compliance.risk import BreakerConfig, MarginConfig, ParticipantRiskConfig, RiskConfig, RiskReject
+from ledger.records import risk_cancel_orders
 from tests.risk.support import BUY, ES, SEC, SELL, RiskHub, kinds
 
 R = RiskReject
@@ -99,7 +100,7 @@ def test_margin_call_then_reduce_only_fire_in_order_and_cancel_resting_orders(ma
     assert [d["action"] for _, d in tail] == ["risk_tick", "risk_events", "risk_cancel", "risk_settle"]
     assert kinds(tail[1][1]["events"]) == ["reduce_only_started", "cancel_orders"]
     assert tail[1][1]["events"][1]["order_ids"] == [resting.order_id]
-    assert tail[2][1]["orders"] == [resting.order_id], "carried out as one compact risk-cancel step"
+    assert risk_cancel_orders(tail[2][1]) == [resting.order_id], "carried out as one compact risk-cancel step"
     assert kinds([e for e in rh.risk_events() if e.get("participant_id", e.get("target")) == ME]) == [
         "margin_call", "reduce_only_started", "cancel_orders"]
     assert not rh.resting_ids(ME)

@@ -7,6 +7,7 @@ the venue (CAMO, reason RISK)."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -19,7 +20,7 @@ from compliance.risk import KillMode, RiskConfig, RiskEngine, Scope
 from hub.recovery import RecoveryError, _replay_risk_cancel, _replay_risk_settle
 from hub.v1 import common_pb2 as cpb
 from ledger.projections import proj_order, proj_order_event, rebuild_projections
-from ledger.records import Record, RecordType
+from ledger.records import Record, RecordType, pack_int64s, risk_cancel_orders, risk_cancel_remaining
 from matching.instruments import DEFAULT_INSTRUMENTS, by_asset_class
 from matching.reference import ReferenceEngine
 from matching.types import (
@@ -152,7 +153,7 @@ def test_a_kill_cancels_in_steps_that_replay_to_the_signed_digest(make_hub, monk
     settles = admin_records(rh.hub.journal, "risk_settle")
     assert [d["orders"] for _, d in settles] == [150, 150, 150, 150, 40], "settled afterwards, 150 at a time"
     assert [s for s, _ in settles] == list(range(steps[-1][0] + 1, steps[-1][0] + 1 + len(settles)))
-    cancelled_in_order = [oid for _, d in steps for oid in d["orders"]]
+    cancelled_in_order = [oid for _, d in steps for oid in risk_cancel_orders(d)]
     assert [d["last_order"] for _, d in settles] == [cancelled_in_order[i - 1] for i in (150, 300, 450, 600, 640)]
     assert set(ledger_cancels(rh.hub.journal)) == ids
     digest = rh.hub.state_digest()
@@ -191,7 +192,7 @@ def test_a_crash_between_the_cancels_and_their_settling_is_finished_on_restart(m
         rh.kill(Scope.HUB, "")
     assert rh.hub.unsettled_risk_cancels == 70, "every order out of the books, 50 settled, 70 not"
     assert len(rh.resting_ids()) == 70 and len(rh.hub.risk.open_order_ids()) == 70
-    out_of_books = {oid for _, d in risk_cancel_records(rh.hub.journal) for oid in d["orders"]}
+    out_of_books = {oid for _, d in risk_cancel_records(rh.hub.journal) for oid in risk_cancel_orders(d)}
     assert out_of_books == ids
 
     rh.restart()  # replays the cancels and the one settle step, then settles the rest
@@ -276,7 +277,7 @@ def test_recovery_refuses_a_risk_cancel_step_that_does_not_reproduce(make_hub) -
 
     other = make_hub(durable=True)
     _many(other, 12)  # the same orders (and ids): the events reproduce, but the record lists other quantities
-    wrong = detail | {"remaining": [q + 1 for q in detail["remaining"]]}
+    wrong = detail | {"remaining_le64": pack_int64s(array("q", [q + 1 for q in risk_cancel_remaining(detail)]).tobytes())}
     with pytest.raises(RecoveryError, match="lists other risk cancels"):
         _replay_risk_cancel(other.hub, 7, rec, wrong)
 
@@ -372,3 +373,29 @@ def test_each_cancel_step_commits_its_records_itself_and_takes_no_checkpoint(mak
         tickets = [log[i][1] for i in cancels[k:k + 4]]
         after = log[cancels[k + 3] + 1]
         assert after[0] == "write" and after[1][0] == me and set(tickets) <= set(after[1][1]), log[cancels[k]:]
+
+
+def test_risk_cancel_records_of_the_earlier_format_still_replay(make_hub) -> None:
+    """Ledgers written before the packed format list the orders and quantities as JSON lists and
+    hash the whole event buffer (``events_sha256``); recovery still reproduces and checks them."""
+    rh: RiskHub = make_hub(durable=True)
+    _many(rh, 12)
+    rh.kill(Scope.HUB, "")
+    (seq, detail), *_ = risk_cancel_records(rh.hub.journal)
+    orders = risk_cancel_orders(detail)
+    twin = make_hub(durable=True)
+    _many(twin, 12)  # the same orders and ids: the engine the earlier hub would have cancelled in
+    evbuf = twin.hub.engines[AssetClass(detail["asset_class"])].cancel_orders(seq, array("q", orders).tobytes())
+    legacy = {"action": "risk_cancel", "asset_class": detail["asset_class"], "orders": orders,
+              "remaining": risk_cancel_remaining(detail), "events": len(evbuf) // 128,
+              "events_sha256": hashlib.sha256(evbuf).hexdigest(), "settle": "deferred"}
+    rec = Record(RecordType.ADMIN, seq, 1, detail=b"")
+    replayed = make_hub(durable=True)
+    _many(replayed, 12)
+    _replay_risk_cancel(replayed.hub, 7, rec, legacy)
+    assert replayed.hub.unsettled_risk_cancels == len(orders)
+
+    tampered = make_hub(durable=True)
+    _many(tampered, 12)
+    with pytest.raises(RecoveryError, match="produced different events"):
+        _replay_risk_cancel(tampered.hub, 7, rec, legacy | {"events_sha256": "00" * 32})
