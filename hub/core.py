@@ -48,10 +48,10 @@ from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, Restin
 from hub.gc_policy import GcPolicy
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
 from hub.marketdata import MarketDataHub, Subscriber
-from hub.risk_cancels import CancelStepEvents, UnsettledCancels, split_cancel_events
+from hub.risk_cancels import CancelStepEvents, UnsettledCancels, risk_cancel_detail, split_cancel_events
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
-from ledger.records import canonical_json, pack_int64s, risk_cancel_orders
+from ledger.records import canonical_json, risk_cancel_orders
 from matching import validation
 from matching.engine import create_engine
 from matching.instruments import Instrument, by_asset_class
@@ -359,8 +359,14 @@ class Hub:
         return h.digest()
 
     def maybe_checkpoint(self) -> None:
-        """Close a ledger block when one is due (called with the sequencer held, or takes it)."""
+        """Close a ledger block when one is due (called with the sequencer held, or takes it).
+
+        Not while risk cancels are pending: the state digest reads every resting order (about 7 ms
+        with 10,000 of them), and whichever command came along would hold the sequencer for it in
+        the middle of a kill. The settle step that finishes the kill takes the checkpoint instead."""
         with self._lock:
+            if self._risk_cancels or self._unsettled:
+                return
             if self.journal.checkpoint_due():
                 self.journal.checkpoint(self.state_digest_bytes(), self._clock())
 
@@ -497,8 +503,12 @@ class Hub:
                         self._risk_drainers += 1
                         draining = True
                     if self._risk_cancels:
-                        take = min(self.RISK_CANCEL_STEP, len(self._risk_cancels))
-                        step = [self._risk_cancels.popleft() for _ in range(take)]
+                        pending = self._risk_cancels
+                        if len(pending) <= self.RISK_CANCEL_STEP:  # the usual kill: one step takes all
+                            step = list(pending)
+                            pending.clear()
+                        else:
+                            step = [pending.popleft() for _ in range(self.RISK_CANCEL_STEP)]
                         done += self._cancel_for_risk(step)
                     else:
                         self._settle_risk_cancels(chunk)
@@ -537,28 +547,25 @@ class Hub:
         packed = array("q", order_ids).tobytes()  # every engine skips the ids not resting in it
         self._next(0)  # refuses (changing nothing) when the hub cannot journal
         with contextlib.suppress(JournalUnavailableError):
-            # Commit what others queued (an order refused at arrival, say) before the engine calls:
-            # left queued, it would age past the writer thread's sweep in the middle of the step.
+            # Commit what others queued (the kill's own record, an order refused at arrival) before
+            # the engine calls: left queued, it would age past the writer thread's sweep in the middle
+            # of the step, and the two threads would trade the GIL. Waiting for a write in flight
+            # (another thread's) is cheaper than letting it finish in the middle of the step too.
             self.journal.wait_committed(self.last_ticket)
         cancelled_in: list[tuple[AssetClass, int, int, CancelStepEvents]] = []
         for ac, engine in sorted(self.engines.items()):
             seq = self._seq + 1
-            evbuf = engine.cancel_orders(seq, packed)
-            if evbuf:
+            cols = CancelStepEvents(*engine.cancel_orders_columns(seq, packed))
+            if cols.events:
                 self._seq = seq  # the engine has changed: no refusal from here on
-                # In columns at once: the next engine's buffer then reuses this one's memory.
-                cancelled_in.append((ac, seq, self._clock(), split_cancel_events(evbuf)))
-            del evbuf
+                cancelled_in.append((ac, seq, self._clock(), cols))
         # Journaled only now, all at once and committed at once by this thread: records queued
         # during the engine calls would be old enough for the ledger's writer thread to sweep, and
         # it would fight this thread for the GIL in the middle of the step.
         steps: list[tuple[int, int, CancelStepEvents, int]] = []
         for ac, seq, ts, cols in cancelled_in:
-            detail = {"action": "risk_cancel", "asset_class": int(ac), "orders_le64": pack_int64s(cols.order_ids),
-                      "remaining_le64": pack_int64s(cols.remaining), "cancelled": cols.cancelled,
-                      "events": cols.events, "digest_sha256": cols.digest(), "settle": "deferred"}
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
-                                                      detail=canonical_json(detail)))
+                                                      detail=risk_cancel_detail(int(ac), cols)))
             self.last_ticket = ticket
             self._unsettled.add(seq, ts, array("q", cols.order_ids).tolist())
             steps.append((seq, ts, cols, ticket))
@@ -642,15 +649,21 @@ class Hub:
 
     def replay_risk_cancel(self, seq: int, ts: int, detail: dict) -> tuple[bytes, CancelStepEvents]:
         """Recovery: redo a journaled ``risk_cancel`` step at its sequence number and hub time; returns
-        the engine events it produced now, and in columns (recovery compares them with the record).
+        the engine events it produced now in columns, and whole for a record of the earlier format
+        (b"" otherwise; recovery compares them with the record).
         A deferred step leaves its orders unsettled, as live; a step of the earlier format (no
         ``settle``) settled them at once."""
         with self._lock:
             self._seq = max(self._seq, seq)
             with self._replay_scope():
-                evbuf = self.engines[AssetClass(detail["asset_class"])].cancel_orders(
-                    seq, array("q", risk_cancel_orders(detail)).tobytes())
-                cols = split_cancel_events(evbuf)
+                engine = self.engines[AssetClass(detail["asset_class"])]
+                packed = array("q", risk_cancel_orders(detail)).tobytes()
+                if "events_sha256" in detail:  # the earlier format hashed the whole buffer
+                    evbuf = engine.cancel_orders(seq, packed)
+                    cols = split_cancel_events(evbuf)
+                else:
+                    evbuf = b""
+                    cols = CancelStepEvents(*engine.cancel_orders_columns(seq, packed))
                 cancelled = array("q", cols.order_ids).tolist()
                 if detail.get("settle") == "deferred":
                     self._unsettled.add(seq, ts, cancelled)
@@ -727,10 +740,12 @@ class Hub:
         The cancels start without waiting for the switch's own record to commit: the first cancel
         step commits it with whatever else is queued before it touches an engine (the ledger
         commits in order), and the kill returns once all of it is committed. The switch refuses
-        orders from the moment its record is sequenced."""
+        orders from the moment its record is sequenced. A ledger checkpoint due then waits for the
+        settle steps: its state digest reads every resting order (about 7 ms with 10,000 of them)
+        and would hold back the cancels."""
         seq, _, ticket = self._record_uncommitted(EntryKind.ADMIN, who.participant_id, {
             "action": "risk_kill", "at": self._clock(), "scope": int(scope), "target": target, "mode": int(mode),
-            "operator": who.participant_id, "note": note})
+            "operator": who.participant_id, "note": note}, checkpoint=False)
         self.drain_risk_cancels()
         self.journal.wait_committed(ticket)
         return seq
@@ -836,8 +851,9 @@ class Hub:
         return seq, ts
 
     def _record_uncommitted(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
-                            arrival_ns: int = 0) -> tuple[int, int, int]:
-        """``_record`` without the wait: (seq, hub time, journal ticket); the caller waits."""
+                            arrival_ns: int = 0, checkpoint: bool = True) -> tuple[int, int, int]:
+        """``_record`` without the wait: (seq, hub time, journal ticket); the caller waits.
+        ``checkpoint=False`` leaves a due ledger checkpoint to a later command (see ``kill``)."""
         arrival = arrival_ns or self._clock()
         with self._lock:
             seq, ts = self._next(1)
@@ -849,7 +865,8 @@ class Hub:
                 raised = self._apply_admin(detail | {"seq": seq})
                 if raised:
                     self._act_on_risk(raised, journal=False)  # the input itself is the record
-            self.maybe_checkpoint()
+            if checkpoint:
+                self.maybe_checkpoint()
         return seq, ts, ticket
 
     def _journal_batch(self, asset_class: AssetClass, batch, permutation: list[int]) -> None:

@@ -285,10 +285,10 @@ class _Phases:
             def __init__(self, inner) -> None:
                 self._inner = inner
 
-            def cancel_orders(self, seq: int, order_ids: bytes) -> bytes:
+            def cancel_orders_columns(self, seq: int, order_ids: bytes) -> tuple[bytes, bytes, bytes, int]:
                 t0 = time.perf_counter_ns()
                 try:
-                    return self._inner.cancel_orders(seq, order_ids)
+                    return self._inner.cancel_orders_columns(seq, order_ids)
                 finally:
                     phases._add(name, time.perf_counter_ns() - t0)
 
@@ -307,7 +307,7 @@ class _Phases:
 
 PHASE_ORDER = (
     "risk: set switch, list orders in scope", "hub: risk_cancel steps (engine + record)",
-    "  engine: cancel_orders", "hub: risk_settle steps (total)", "  settle: risk release, registry, reports",
+    "  engine: cancel_orders_columns", "hub: risk_settle steps (total)", "  settle: risk release, registry, reports",
     "    risk: bulk release", "journal append (queue; both steps)", "market data publish",
     "checkpoint (state digest)", "ledger: records + hashes + SQL (any thread)", "ledger: SQL insert + commit",
 )
@@ -360,10 +360,12 @@ def _settle_storage(journal) -> None:
     """Let the disk catch up with the loading before the kill: the WAL checkpointed into the database
     and the dirty pages written out. A venue holds its 10,000 resting orders from long before a kill;
     loaded seconds before, their writeback (tens of MB on a slow disk) would still be running and
-    block the kill's commits in write(), billing the loading to the kill."""
+    block the kill's commits in write(), billing the loading to the kill. PASSIVE, as the serving
+    hub's writer thread checkpoints: TRUNCATE would leave the WAL file to be grown again, block by
+    block, by the kill's first commit (1.5 ms instead of 0.3)."""
     if journal.engine.dialect.name == "sqlite":
         with journal.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
     os.sync()
 
 

@@ -12,7 +12,7 @@ import hashlib
 
 cimport cython
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cython.operator cimport dereference as deref
 from cython.operator cimport preincrement as inc
 from libc.stdint cimport int32_t, int64_t
@@ -150,6 +150,9 @@ cdef struct Touched:
 
 # Both sides keyed so that begin() is the best level: bids by -price, asks by price.
 ctypedef cmap[int64_t, CLevel] Ladder
+# An order to remove: ((book, order id), pool slot). Sorted by book and id; the slot spares a second
+# look-up of the id in ``resting``.
+ctypedef pair[pair[int64_t, int64_t], int32_t] Victim
 
 
 cdef inline int64_t ladder_key(int side, int64_t price) noexcept nogil:
@@ -851,18 +854,18 @@ cdef class CythonEngine:
     cdef int64_t _remove_all(self, int only_book, int64_t account, int64_t event_kind) noexcept:
         """Remove every resting order of ``account`` (or every DAY order when account is 0),
         book by book in instrument order and by order id within a book."""
-        cdef vector[pair[int64_t, int64_t]] victims  # (book, order id)
+        cdef vector[Victim] victims
         cdef unordered_map[int64_t, int32_t].iterator it = self.resting.begin()
         cdef COrder* o
         while it != self.resting.end():
             o = &self.pool[deref(it).second]
             if only_book == NIL or o.book == only_book:
                 if (account != 0 and o.account == account) or (account == 0 and o.tif == DAY):
-                    victims.push_back(pair[int64_t, int64_t](o.book, o.order_id))
+                    victims.push_back(Victim(pair[int64_t, int64_t](o.book, o.order_id), deref(it).second))
             inc(it)
         return self._remove_victims(victims, event_kind, CR_MASS_CANCEL)
 
-    cdef int64_t _remove_victims(self, vector[pair[int64_t, int64_t]]& victims, int64_t event_kind,
+    cdef int64_t _remove_victims(self, vector[Victim]& victims, int64_t event_kind,
                                  int64_t reason) noexcept:
         """Remove (book, order id) pairs, book by book in instrument order and by order id within a
         book: one BookDelta per level changed and one TopOfBook per book, not per order."""
@@ -876,12 +879,12 @@ cdef class CythonEngine:
         cdef CLevel* lv
         cdef Touched t
         for i in range(victims.size()):
-            if victims[i].first != b:
+            if victims[i].first.first != b:
                 if b != NIL:
                     self._flush_book(b)
-                b = <int>victims[i].first
+                b = <int>victims[i].first.first
                 self._begin_book(b)
-            slot = self.resting[victims[i].second]
+            slot = victims[i].second
             o = &self.pool[slot]
             # _touch and _unlink in one ladder lookup: a kill removes thousands of orders, and
             # the lookup (a tree walk that misses the cache) is most of what each removal costs.
@@ -906,10 +909,54 @@ cdef class CythonEngine:
         resting here are skipped) as one step stamped ``seq``, reason RISK. Events: a Cancelled per
         order, then per book the changed levels and the new top. Deterministic for replay. None of
         them resting here: b"" and nothing changes (not even ``last_seq``)."""
+        if not self._cancel_risk(seq, order_ids):  # nothing here: no step, the engine is exactly as it was
+            return b""
+        return PyBytes_FromStringAndSize(<char*>self.out.data(), <Py_ssize_t>(self.out.size() * 8))
+
+    def cancel_orders_columns(self, int64_t seq, const unsigned char[::1] order_ids not None):
+        """``cancel_orders`` with its events in columns (``matching.types.split_cancelled``): the
+        Cancelled records' order ids and remaining quantities (packed int64), the other records as
+        they are, and the number of events. A kill's 2,500 orders an engine are 320 KB of Cancelled
+        records that nobody reads whole: this writes the 40 KB that are read."""
+        cdef Py_ssize_t count
+        cdef Py_ssize_t cancelled
+        cdef Py_ssize_t i
+        cdef int64_t* rec
+        cdef char* ids
+        cdef char* left
+        cdef char* others
+        if not self._cancel_risk(seq, order_ids):
+            return b"", b"", b"", 0
+        count = <Py_ssize_t>(self.out.size() // SLOTS)
+        cancelled = 0
+        for i in range(count):
+            if self.out[i * SLOTS] == E_CANCELLED:
+                cancelled += 1
+        id_bytes = PyBytes_FromStringAndSize(NULL, cancelled * 8)
+        left_bytes = PyBytes_FromStringAndSize(NULL, cancelled * 8)
+        other_bytes = PyBytes_FromStringAndSize(NULL, (count - cancelled) * SLOTS * 8)
+        ids = PyBytes_AS_STRING(id_bytes)
+        left = PyBytes_AS_STRING(left_bytes)
+        others = PyBytes_AS_STRING(other_bytes)
+        for i in range(count):
+            rec = self.out.data() + i * SLOTS
+            if rec[0] == E_CANCELLED:
+                memcpy(ids, &rec[3], 8)  # Cancelled: kind, seq, instrument, order id, account, remaining, reason
+                memcpy(left, &rec[5], 8)
+                ids += 8
+                left += 8
+            else:
+                memcpy(others, rec, SLOTS * 8)
+                others += SLOTS * 8
+        return id_bytes, left_bytes, other_bytes, count
+
+    cdef bint _cancel_risk(self, int64_t seq, const unsigned char[::1] order_ids) except -1:
+        """Remove the listed resting orders into ``self.out`` as one step ``seq``, reason RISK;
+        False (nothing changed) when none of them rests here."""
         cdef Py_ssize_t n = order_ids.shape[0]
         if n % 8:
             raise ValueError("order id buffer is not a whole number of int64")
-        cdef vector[pair[int64_t, int64_t]] victims
+        cdef vector[Victim] victims
         cdef unordered_map[int64_t, int32_t].iterator it
         cdef int64_t oid
         cdef Py_ssize_t i
@@ -917,14 +964,14 @@ cdef class CythonEngine:
             memcpy(&oid, &order_ids[i], 8)
             it = self.resting.find(oid)
             if it != self.resting.end():
-                victims.push_back(pair[int64_t, int64_t](self.pool[deref(it).second].book, oid))
-        if victims.empty():  # nothing here: no step, the engine is exactly as it was
-            return b""
+                victims.push_back(Victim(pair[int64_t, int64_t](self.pool[deref(it).second].book, oid), deref(it).second))
+        if victims.empty():
+            return False
         self.seq = seq
         self.last_seq = seq
         self.out.clear()
         self._remove_victims(victims, E_CANCELLED, CR_RISK)
-        return PyBytes_FromStringAndSize(<char*>self.out.data(), <Py_ssize_t>(self.out.size() * 8))
+        return True
 
     cdef void _mass_cancel(self, const int64_t* c) noexcept:
         # c: kind seq ts instrument account

@@ -53,6 +53,7 @@ from matching.types import (
     Trade,
     decode_commands,
     encode_events,
+    split_cancelled,
 )
 
 
@@ -450,6 +451,10 @@ class ReferenceEngine:
         if self._remove_all(out, list(self._books.values()), lambda o: o.order_id in wanted, CancelReason.RISK):
             self.last_seq = seq  # none resting here: no step, the engine is exactly as it was
         return encode_events(out.events)
+
+    def cancel_orders_columns(self, seq: int, order_ids: bytes) -> tuple[bytes, bytes, bytes, int]:
+        """``cancel_orders`` with its events in columns (``split_cancelled``)."""
+        return split_cancelled(self.cancel_orders(seq, order_ids))
 
     def _remove_all(self, out: _Emitter, books: list[_Book], selected, cancel_reason) -> int:
         """Remove the selected orders of each book in order-id order; None reason means expiry."""

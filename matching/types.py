@@ -387,6 +387,34 @@ def decode_events(buf: bytes) -> list[Event]:
     return _decode(buf, _EVENT_LAYOUT, "event")
 
 
+_CANCELLED_MARK = bytes([EventKind.CANCELLED])
+
+
+def split_cancelled(buf: bytes) -> tuple[bytes, bytes, bytes, int]:
+    """Encoded events in columns: the Cancelled records' order ids and remaining quantities (packed
+    int64, in event order), every other record as it is (concatenated), and the number of events.
+    What ``MatchingEngine.cancel_orders_columns`` returns. The records of one book's Cancelled events
+    come in a run, so this is a few slices per book, never an event decoded."""
+    slots = memoryview(buf).cast("q")
+    kinds = bytes(slots[0::RECORD_SLOTS].tolist())  # event kinds are small numbers
+    count = len(kinds)
+    ids, left, others = [], [], []
+    pos = 0
+    while pos < count:
+        start = kinds.find(_CANCELLED_MARK, pos)
+        if start < 0:
+            start = count
+        if start > pos:
+            others.append(buf[pos * RECORD_SIZE:start * RECORD_SIZE])
+        if start == count:
+            break
+        end = count - len(kinds[start:].lstrip(_CANCELLED_MARK))
+        ids.append(slots[start * RECORD_SLOTS + 3:end * RECORD_SLOTS:RECORD_SLOTS].tobytes())  # order id
+        left.append(slots[start * RECORD_SLOTS + 5:end * RECORD_SLOTS:RECORD_SLOTS].tobytes())  # remaining
+        pos = end
+    return b"".join(ids), b"".join(left), b"".join(others), count
+
+
 # -- QUERIES ---------------------------------------------------------------------------------
 
 

@@ -706,13 +706,16 @@ class RiskEngine:
                   events: list[RiskEvent], note: str = "") -> None:
         if not self._kills.set(ts, scope, target, mode, reason, operator, note):
             return
+        # The switch is on from here. The orders in scope are listed in entry order, not sorted: the
+        # engines sort what they cancel, and sorting 10,000 ids scattered through a cold heap took
+        # about a millisecond that every order arriving during a kill waited for.
         if scope == Scope.HUB:
             self._hub_mode = int(mode)
-            ids = tuple(sorted(self._orders))
+            ids = tuple(self._orders)
         elif scope == Scope.ASSET_CLASS:
             ac = int(AssetClass[target])
             self._class_mode[ac] = int(mode)
-            ids = tuple(sorted(oid for oid, o in self._orders.items() if self._inst[o.instrument_id].ac == ac))
+            ids = tuple(oid for oid, o in self._orders.items() if self._inst[o.instrument_id].ac == ac)
         else:
             p = self._participant(target)
             p.kill_mode = int(mode)

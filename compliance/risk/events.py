@@ -158,13 +158,19 @@ class KillSwitchLifted(RiskEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelOrders(RiskEvent):
-    """The hub must cancel these resting orders now (ids sorted ascending)."""
+    """The hub must cancel these resting orders now (a kill lists them in entry order, others
+    sorted; the record always sorted)."""
 
     kind: ClassVar[str] = "cancel_orders"
     cause: CancelCause
     scope: Scope
     target: str
     order_ids: tuple[int, ...]
+
+    def record(self) -> dict:
+        out = RiskEvent.record(self)
+        out["order_ids"].sort()
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

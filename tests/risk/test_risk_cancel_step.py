@@ -8,19 +8,30 @@ the venue (CAMO, reason RISK)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import threading
 import time
 from array import array
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from matching._cengine import CythonEngine
 
 from compliance.risk import KillMode, RiskConfig, RiskEngine, Scope
 from hub.recovery import RecoveryError, _replay_risk_cancel, _replay_risk_settle
+from hub.risk_cancels import CancelStepEvents, risk_cancel_detail
 from hub.v1 import common_pb2 as cpb
 from ledger.projections import proj_order, proj_order_event, rebuild_projections
-from ledger.records import Record, RecordType, pack_int64s, risk_cancel_orders, risk_cancel_remaining
+from ledger.records import (
+    Record,
+    RecordType,
+    canonical_json,
+    pack_int64s,
+    risk_cancel_orders,
+    risk_cancel_remaining,
+)
 from matching.instruments import DEFAULT_INSTRUMENTS, by_asset_class
 from matching.reference import ReferenceEngine
 from matching.types import (
@@ -32,6 +43,7 @@ from matching.types import (
     TopOfBook,
     decode_events,
     encode_commands,
+    split_cancelled,
 )
 from tests.risk.support import SEC, TICK, P, RiskHub, admin_records, ledger_cancels, risk_cancel_records
 
@@ -79,6 +91,32 @@ def test_both_engines_cancel_the_same_orders_with_the_same_event_bytes(seed: int
         views = {v.order_id: v for i in EQUITIES for v in e.orders(i.instrument_id)}
         assert sorted(views) == rest
     assert engines[0].cancel_orders(5_001, b"") == engines[1].cancel_orders(5_001, b"") == b""
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_both_engines_give_the_same_columns_and_they_are_the_events_split(seed: int) -> None:
+    """``cancel_orders_columns``: the Cythonised columns equal the reference engine's, and both are
+    ``split_cancelled`` of the events ``cancel_orders`` writes for the same step on a twin engine."""
+    rng = random.Random(seed)
+    engines = [CythonEngine(AssetClass.EQUITY, EQUITIES), ReferenceEngine(AssetClass.EQUITY, EQUITIES),
+               CythonEngine(AssetClass.EQUITY, EQUITIES)]
+    ids = _load(engines, rng, 400)
+    victims = rng.sample(ids, 180) + [10_000]
+    rng.shuffle(victims)
+    packed = array("q", victims).tobytes()
+    native, reference = (e.cancel_orders_columns(5_000, packed) for e in engines[:2])
+    whole = engines[2].cancel_orders(5_000, packed)
+    assert native == reference == split_cancelled(whole)
+    order_ids, remaining, others, count = native
+    events = decode_events(whole)
+    cancels = [ev for ev in events if type(ev) is Cancelled]
+    assert count == len(events) and len(others) == (len(events) - len(cancels)) * 128
+    assert array("q", order_ids).tolist() == [ev.order_id for ev in cancels]
+    assert array("q", remaining).tolist() == [ev.remaining for ev in cancels]
+    assert decode_events(others) == [ev for ev in events if type(ev) is not Cancelled]
+    assert engines[0].digest() == engines[1].digest() == engines[2].digest()
+    assert engines[0].cancel_orders_columns(5_001, packed) == engines[1].cancel_orders_columns(5_001, packed) \
+        == (b"", b"", b"", 0), "nothing left to cancel: no step"
 
 
 @pytest.mark.parametrize("engine_type", [CythonEngine, ReferenceEngine])
@@ -399,3 +437,16 @@ def test_risk_cancel_records_of_the_earlier_format_still_replay(make_hub) -> Non
     _many(tampered, 12)
     with pytest.raises(RecoveryError, match="produced different events"):
         _replay_risk_cancel(tampered.hub, 7, rec, legacy | {"events_sha256": "00" * 32})
+
+
+@given(st.lists(st.tuples(st.integers(1, 2**63 - 1), st.integers(0, 2**63 - 1)), max_size=40),
+       st.binary(max_size=3 * 128).map(lambda b: b[:len(b) // 128 * 128]), st.integers(1, 4))
+def test_the_risk_cancel_detail_is_the_canonical_json_of_its_fields(cancels, others, asset_class) -> None:
+    cols = CancelStepEvents(array("q", [o for o, _ in cancels]).tobytes(), array("q", [r for _, r in cancels]).tobytes(),
+                            others, len(cancels) + len(others) // 128)
+    expected = canonical_json({
+        "action": "risk_cancel", "asset_class": asset_class, "cancelled": len(cancels), "digest_sha256": cols.digest(),
+        "events": cols.events, "orders_le64": pack_int64s(cols.order_ids), "remaining_le64": pack_int64s(cols.remaining),
+        "settle": "deferred"})
+    assert risk_cancel_detail(asset_class, cols) == expected
+    assert risk_cancel_orders(json.loads(expected)) == [o for o, _ in cancels]
