@@ -450,3 +450,35 @@ def test_the_risk_cancel_detail_is_the_canonical_json_of_its_fields(cancels, oth
         "settle": "deferred"})
     assert risk_cancel_detail(asset_class, cols) == expected
     assert risk_cancel_orders(json.loads(expected)) == [o for o, _ in cancels]
+
+
+def test_no_checkpoint_is_taken_while_a_kill_has_orders_to_cancel_or_settle(make_hub, monkeypatch) -> None:
+    """A due checkpoint digests every resting order (milliseconds with thousands): neither the kill's
+    own record, nor an order refused meanwhile, nor a cancel or settle step before the last takes
+    it; the step that settles the last order does."""
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 20)
+    rh: RiskHub = make_hub(durable=True)
+    _many(rh, 90)
+    hub, journal = rh.hub, rh.hub.journal
+    pending_at_checkpoint: list[int] = []
+    checkpoint = journal.checkpoint
+
+    def noting_checkpoint(digest, ts):
+        pending_at_checkpoint.append(len(hub._risk_cancels) + hub.unsettled_risk_cancels)
+        return checkpoint(digest, ts)
+
+    settle = hub._settle_risk_cancels
+    refused = []
+
+    def settle_and_send_an_order(limit: int) -> int:
+        done = settle(limit)
+        if not refused:  # an order arriving mid-kill: refused, and journaled, with a checkpoint due
+            refused.append(rh.order("scalper-1", "AAPL", cpb.BUY, 189_0000, 100))
+        return done
+
+    monkeypatch.setattr(journal, "checkpoint_due", lambda: True)  # one is due all the time
+    monkeypatch.setattr(journal, "checkpoint", noting_checkpoint)
+    monkeypatch.setattr(hub, "_settle_risk_cancels", settle_and_send_an_order)
+    rh.kill(Scope.HUB, "")
+    assert refused and not refused[0].accepted
+    assert pending_at_checkpoint and set(pending_at_checkpoint) == {0}, pending_at_checkpoint
