@@ -1,6 +1,6 @@
 # The hub image: compiles the Cython engine at build time, runs `hub serve`.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends g++ libssl-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN pip install --no-cache-dir . && useradd --system hub && mkdir -p /var/lib/hub && chown hub /var/lib/hub

@@ -1,7 +1,10 @@
-"""Build the Cython matching engine. Everything else is declared in pyproject.toml.
+"""Build the Cython matching engine and the ledger's batched SHA-256. Everything else is declared
+in pyproject.toml.
 
-HUB_DISABLE_CEXT=1 skips the extension (the hub then refuses to start unless HUB_ENGINE=reference);
-by default a failed compile fails the install, so a broken toolchain is never silently hidden.
+HUB_DISABLE_CEXT=1 skips both (the hub then refuses to start unless HUB_ENGINE=reference); by default
+a failed compile of the engine fails the install, so a broken toolchain is never silently hidden.
+``ledger._hashing`` needs OpenSSL's headers (libssl-dev) and is optional: without it the ledger hashes
+through hashlib (``ledger.hashing``), the same digests, slower.
 """
 
 import os
@@ -19,7 +22,16 @@ if os.environ.get("HUB_DISABLE_CEXT") != "1":
                 ["matching/_cengine.pyx"],
                 language="c++",
                 extra_compile_args=["-O3", "-std=c++17"],
-            )
+            ),
+            Extension(
+                "ledger._hashing",
+                ["ledger/_hashing.pyx"],
+                libraries=["crypto"],
+                # SHA256_Init and friends: deprecated in OpenSSL 3 for the EVP interface, whose
+                # per-call fetch and context costs are what this module exists to avoid.
+                extra_compile_args=["-O3", "-Wno-deprecated-declarations"],
+                optional=True,
+            ),
         ],
         compiler_directives={
             "language_level": "3",

@@ -67,6 +67,7 @@ from hub.core import Hub, OrderSpec, QuoteSpec
 from hub.journal import JournalEntry
 from hub.recovery import config_detail, recover
 from hub.v1 import common_pb2 as cpb
+from ledger.hashing import NATIVE as NATIVE_HASHING
 from ledger.store import LedgerJournal, entry_payloads, open_ledger
 from matching.instruments import Instrument
 from matching.types import RECORD_SIZE, Cancelled, Done, TopOfBook
@@ -522,6 +523,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"generating a workload of {records:,} records through a hub ...")
         wl = generate_workload(config, records)
         result["workload"] = wl.summary()
+        result["hashing"] = "native (ledger._hashing, OpenSSL)" if NATIVE_HASHING else "hashlib (ledger._hashing not built)"
         gc.collect()
         gc.freeze()  # the captured entries are the harness's, not the hub's: keep them out of GC scans
         backends = [Backend("sqlite_process", workdir / "sqlite-process"),
@@ -584,7 +586,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [f"workload: {w['entries']:,} journal entries -> {w['records']:,} ledger records ({w['commands']:,} commands, "
              f"{w['events']:,} events, {w['other_records']:,} others: post-trade fees, rejects, admin, config; "
              f"{w['records_per_entry']:.2f} records per entry), generated through a hub in {w['generate_seconds']:.1f}s",
-             "", "appends (group commit, one producer, end to end incl. commit)",
+             f"record hashing: {r['hashing']}", "", "appends (group commit, one producer, end to end incl. commit)",
              f"  {'':22}{'records/s':>12}{'entries/s':>12}{'seconds':>9}{'rec/CPU-s':>11}{'commits':>9}"
              f"{'entries/commit':>16}{'records/commit':>16}{'checkpoints':>13}"]
     for name, a in r["appends"].items():

@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.journal import EntryKind, JournalEntry, JournalUnavailableError
 from ledger import records
+from ledger.hashing import append_leaves, leaves_and_links
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
 from ledger.records import RecordType
 from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema, node_floor, stored_schema_version
@@ -53,11 +54,6 @@ def chain_link(previous: bytes, leaf: bytes) -> bytes:
     return hashlib.sha256(CHAIN_TAG + previous + leaf).digest()
 
 
-# Hash states with their fixed prefix already absorbed: copying one is cheaper than hashing a freshly
-# concatenated buffer (the writer hashes every record twice and about one tree node per record).
-_LEAF_STATE = hashlib.sha256(b"\x00")
-_NODE_STATE = hashlib.sha256(b"\x01")
-_CHAIN_STATE = hashlib.sha256(CHAIN_TAG)
 _COMMAND, _EVENT = int(RecordType.COMMAND), int(RecordType.EVENT)
 _EVENT_HEAD = struct.Struct("<BBqqB")  # records.encode_event's header and asset class, packed at once
 _COMMAND_HEAD = struct.Struct("<BBqqqBB")  # records.encode_command's header and fixed fields, packed at once
@@ -495,47 +491,45 @@ class LedgerJournal(LedgerStore):
     def _write(self, batch: list) -> _Tail:
         tail = self._tail
         size, chain, last_seq, checkpoint_size = tail.size, tail.chain, tail.last_seq, tail.checkpoint_size
-        frontier = tail.tree.frontier()  # the compact range's hashes; CompactRange.append, inlined
+        frontier = tail.tree.frontier()  # the compact range's hashes, appended to in place
         rows: list[tuple] = []
         nodes: list[tuple] = []
         checkpoints = []
-        add_row, add_node, pop, push = rows.append, nodes.append, frontier.pop, frontier.append
-        leaf_state, chain_state, node_state = _LEAF_STATE, _CHAIN_STATE, _NODE_STATE
+        records: list[tuple[int, int, int, bytes]] = []  # (seq, type, ts, payload) not yet hashed
         floor = self._node_floor
         for item in batch:
             if item[0] == "entry":
                 entry: JournalEntry = item[2]
                 ts = entry.ts
-                for seq, rtype, payload in _entry_records(entry):
-                    h = leaf_state.copy()
-                    h.update(payload)
-                    leaf = h.digest()
-                    h = chain_state.copy()
-                    h.update(chain)
-                    h.update(leaf)
-                    chain = h.digest()
-                    add_row((size, seq, rtype, ts, payload, leaf, chain))
-                    node, s, level = leaf, size, 0
-                    while s & 1:
-                        h = node_state.copy()
-                        h.update(pop())
-                        h.update(node)
-                        node = h.digest()
-                        s >>= 1
-                        level += 1
-                        if level >= floor:
-                            add_node((level, s, node))
-                    push(node)
-                    size += 1
+                records += [(seq, rtype, ts, payload) for seq, rtype, payload in _entry_records(entry)]
                 last_seq = entry.seq_last
-            elif size > checkpoint_size:
+                continue
+            # A checkpoint: hash what came before it (its root covers exactly that).
+            size, chain = self._hash_records(records, size, chain, frontier, floor, rows, nodes)
+            records = []
+            if size > checkpoint_size:
                 _, digest, ts = item
                 root = CompactRange(size, frontier).root()
                 note = self._signer.sign(Checkpoint(self._origin, size, root, digest, ts)).note
                 checkpoints.append((size, root, digest, ts, last_seq, note))
                 checkpoint_size = size
+        size, chain = self._hash_records(records, size, chain, frontier, floor, rows, nodes)
         self._commit(rows, nodes, checkpoints)
         return _Tail(size, chain, CompactRange(size, frontier), last_seq, checkpoint_size)
+
+    @staticmethod
+    def _hash_records(records: list[tuple[int, int, int, bytes]], size: int, chain: bytes, frontier: list[bytes],
+                      floor: int, rows: list[tuple], nodes: list[tuple]) -> tuple[int, bytes]:
+        """Leaf hashes, chain links and tree nodes (of level >= ``floor``) of ``records`` appended at
+        ``size``, in one batched call each (``ledger.hashing``); their rows go to ``rows``, the nodes
+        to ``nodes``. Returns the new size and chain."""
+        if not records:
+            return size, chain
+        leaves, links = leaves_and_links([r[3] for r in records], chain, CHAIN_TAG)
+        nodes += append_leaves(frontier, size, leaves, floor)
+        rows += [(size + i, seq, rtype, ts, payload, leaf, link)
+                 for i, ((seq, rtype, ts, payload), leaf, link) in enumerate(zip(records, leaves, links, strict=True))]
+        return size + len(records), links[-1]
 
     def _commit(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
         """One transaction on a pooled connection, driven through its DBAPI cursor: SQLAlchemy's own

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ledger.hashing import leaves_and_links, node_level
 from ledger.merkle import CompactRange
 from ledger.records import RecordType
 from ledger.schema import LedgerCheckpoint, node_floor, stored_schema_version
@@ -201,21 +202,9 @@ def _check_rows(rows: list[tuple], expected: int, chain: bytes, prev_seq: int) -
     # The rows come ordered by a unique idx, so first and last in place means all in place.
     if rows[0][0] != expected or rows[-1][0] != expected + n - 1:
         _first_failure(rows, expected, chain, prev_seq)
-    leaves: list[bytes] = []
-    chains: list[bytes] = []
-    add_leaf, add_chain = leaves.append, chains.append
-    leaf_state, chain_state = _LEAF_STATE, _CHAIN_STATE
     payloads = list(map(_payload_of, rows))  # column lists via itemgetter: far cheaper than zip(*rows)
-    for payload in payloads:
-        h = leaf_state.copy()
-        h.update(payload)
-        leaf = h.digest()
-        add_leaf(leaf)
-        h = chain_state.copy()
-        h.update(chain)
-        h.update(leaf)
-        chain = h.digest()
-        add_chain(chain)
+    leaves, chains = leaves_and_links(payloads, chain, CHAIN_TAG)  # one batched call (ledger.hashing)
+    chain = chains[-1]
     try:
         headers = list(map(_unpack_header, payloads))
     except struct.error:
@@ -241,21 +230,12 @@ def _build_levels(leaves: list[bytes], start: int) -> list[list[bytes]]:
     """Every perfect subtree wholly inside leaves [start, start + len(leaves)), level by level:
     ``levels[L][j]`` is node (L, _first_index(start, L) + j); level 0 is the leaves."""
     levels = [leaves]
-    node_state = _NODE_STATE
     first, below = start, leaves
     while True:
         skip = first & 1  # a right child whose left sibling lies before the range
-        pairs = (len(below) - skip) // 2
-        if pairs <= 0:
+        if (len(below) - skip) // 2 <= 0:
             return levels
-        nodes: list[bytes] = []
-        add_node = nodes.append
-        it = iter(below[skip:skip + 2 * pairs])
-        for left, right in zip(it, it, strict=True):
-            h = node_state.copy()
-            h.update(left)
-            h.update(right)
-            add_node(h.digest())
+        nodes = node_level(below, skip)
         levels.append(nodes)
         first, below = (first + 1) >> 1, nodes
 
