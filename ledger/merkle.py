@@ -30,6 +30,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
+from ledger.hashing import append_leaves
+
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
@@ -169,23 +171,8 @@ class CompactRange:
         """
         if len(leaf) != HASH_SIZE:
             raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(leaf)}")
-        size = self._size
-        hashes = self._hashes
-        completed: list[Node] = []
-        h = leaf
-        level = 0
-        s = size
-        node_state = _NODE_STATE
-        while s & 1:
-            st = node_state.copy()
-            st.update(hashes.pop())
-            st.update(h)
-            h = st.digest()
-            s >>= 1
-            level += 1
-            completed.append((level, s, h))
-        hashes.append(h)
-        self._size = size + 1
+        completed = append_leaves(self._hashes, self._size, [leaf], 1)
+        self._size += 1
         return completed
 
     def extend(self, leaves: Iterable[bytes]) -> list[Node]:

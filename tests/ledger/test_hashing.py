@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import hashing
-from ledger.merkle import CompactRange
+from ledger.merkle import root_of
 from ledger.store import CHAIN_TAG, chain_link
 
 native = pytest.mark.skipif(not hashing.NATIVE, reason="ledger._hashing was not built (no OpenSSL headers)")
@@ -45,18 +45,32 @@ def test_node_level_pairs_the_nodes_below(below: list[bytes], skip: int) -> None
 
 
 @given(st.integers(0, 300), st.lists(digests, max_size=70), st.integers(1, 5))
-def test_append_leaves_matches_the_compact_range(start: int, leaves: list[bytes], floor: int) -> None:
-    base = CompactRange()
-    for i in range(start):
-        base.append(hashlib.sha256(i.to_bytes(4, "little")).digest())
-    reference = CompactRange()
-    for i in range(start):
-        reference.append(hashlib.sha256(i.to_bytes(4, "little")).digest())
-    completed = [node for leaf in leaves for node in reference.append(leaf) if node[0] >= floor]
+def test_append_leaves_completes_the_perfect_subtrees_and_keeps_the_frontier(start: int, new: list[bytes],
+                                                                                floor: int) -> None:
+    """Against root_of (the RFC's MTH, computed level by level on its own): after appending, the
+    frontier is the roots of the perfect subtrees of the size's set bits, and the nodes completed
+    are exactly the perfect subtrees that end at an appended leaf, of level >= floor."""
+    leaves = [hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(start)] + new
+
+    def frontier(size: int) -> list[bytes]:
+        out, pos = [], 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size >> level & 1:
+                out.append(root_of(leaves[pos:pos + (1 << level)]))
+                pos += 1 << level
+        return out
+
+    completed = []
+    for i in range(start, start + len(new)):
+        level, index = 0, i
+        while index & 1:
+            level, index = level + 1, index >> 1
+            if level >= floor:
+                completed.append((level, index, root_of(leaves[index << level:(index + 1) << level])))
     for append in ([hashing.py_append_leaves, hashing.append_leaves] if hashing.NATIVE else [hashing.py_append_leaves]):
-        frontier = base.frontier()
-        assert append(frontier, start, list(leaves), floor) == completed
-        assert frontier == reference.frontier()
+        tree = frontier(start)
+        assert append(tree, start, list(new), floor) == completed
+        assert tree == frontier(start + len(new))
 
 
 @native
