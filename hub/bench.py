@@ -79,6 +79,7 @@ from hub.auth import Authenticator, AuthInterceptor
 from hub.config import HubConfig
 from hub.core import ReportQueue
 from hub.gc_policy import GcPolicy
+from hub.machine import describe, python_loop_ns
 from hub.server import server_options
 from hub.v1 import admin_pb2, admin_pb2_grpc, market_data_pb2, market_data_pb2_grpc
 from hub.v1 import common_pb2 as cpb
@@ -998,7 +999,8 @@ def _measure(settings: Settings, servers: dict[str, ServerProcess]) -> dict[str,
         bench.close()
     status = hub_status(servers["hub"].address)
     settings_dict = {k: getattr(settings, k) for k in Settings.__dataclass_fields__}
-    return {**summarise(results, bench, status), **results, "settings": {**settings_dict, "cpus": os.cpu_count()}}
+    return {**summarise(results, bench, status), **results,
+            "settings": {**settings_dict, "cpus": os.cpu_count(), "python_loop_ns": python_loop_ns()}}
 
 
 # -- REPORT -----------------------------------------------------------------------------------
@@ -1035,6 +1037,7 @@ def format_report(r: dict[str, Any]) -> str:
               f"  {c['resting_orders']} resting orders, state digest {c['state_digest']}"]
     if c["problems"]:
         lines.append(f"  problems: {c['problems']}")
+    lines += ["", describe(r["settings"]["python_loop_ns"])]
     return "\n".join(lines)
 
 

@@ -54,6 +54,7 @@ from hub.config import HubConfig, ParticipantClass, ParticipantConfig, Role, has
 from hub.core import Hub, OrderSpec
 from hub.fairness import FairnessConfig, Preset
 from hub.gc_policy import GcPolicy
+from hub.machine import describe, python_loop_ns
 from hub.v1 import common_pb2 as cpb
 from matching.instruments import DEFAULT_INSTRUMENTS, Instrument
 from matching.types import Cancelled, OrderType, Side, decode_events
@@ -609,6 +610,7 @@ def format_report(r: dict) -> str:
         lines.extend("      " + line for line in k["profile"].splitlines() if line.strip())
     lines.append("")
     lines.append(f"all checks passed: {'yes' if r['ok'] else 'NO'}")
+    lines.append(describe(r["python_loop_ns"]))
     return "\n".join(lines)
 
 
@@ -630,7 +632,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict:
     check = run_check_cost(args.number, args.repeat)
     kill = run_kill(args.orders, args.kill_runs, args.profile)
-    return {"check": check, "kill": kill, "ok": kill["ok"]}
+    return {"check": check, "kill": kill, "ok": kill["ok"], "python_loop_ns": python_loop_ns()}
 
 
 def main(argv: list[str] | None = None) -> int:

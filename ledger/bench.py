@@ -65,6 +65,7 @@ from hub.auth import Identity
 from hub.config import HubConfig, ParticipantClass, Role
 from hub.core import Hub, OrderSpec, QuoteSpec
 from hub.journal import JournalEntry
+from hub.machine import describe, python_loop_ns
 from hub.recovery import config_detail, recover
 from hub.v1 import common_pb2 as cpb
 from ledger.hashing import NATIVE as NATIVE_HASHING
@@ -576,6 +577,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     checks |= {f"gateway_{n}_all_acked": g[n]["all_acked_and_accepted"] for n in ("ledger_on", "ledger_off")}
     checks["gateway_served_ledger_verifies"] = g["served_ledger"]["ok"]
     result["correctness"] = {"ok": all(checks.values()), **checks}
+    result["python_loop_ns"] = python_loop_ns()
     result["settings"] = {"records": records, "ack_every": args.ack_every, "digest_every": DIGEST_EVERY,
                           "quick": args.quick, "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     return result
@@ -629,6 +631,7 @@ def format_report(r: dict[str, Any]) -> str:
     c = r["correctness"]
     lines += ["", f"correctness: {'ok' if c['ok'] else 'FAILED'}"]
     lines += [f"  {k}: FAILED" for k, v in c.items() if k != "ok" and not v]
+    lines += ["", describe(r["python_loop_ns"])]
     return "\n".join(lines)
 
 

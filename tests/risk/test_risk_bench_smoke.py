@@ -18,7 +18,7 @@ def test_quick_risk_bench_prints_one_json_object_with_all_figures_and_passes_its
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout)
-    assert r["ok"]
+    assert r["ok"] and r["python_loop_ns"] > 0
 
     check = r["check"]
     assert len(check["cases"]) == 6 and check["resting_orders"] > 0

@@ -21,6 +21,7 @@ def test_quick_bench_prints_one_json_object_with_positive_figures_and_passes_its
 
     for key in (*RATIOS, "mass_quote_orders_per_s"):
         assert result[key] > 0, key
+    assert result["settings"]["python_loop_ns"] > 0, "the machine's speed is printed beside the figures"
     for mode in ("unary", "streaming"):
         for target in ("hub", "echo"):
             stats = result[mode][target]

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ledger import hashing as ledger_hashing
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,8 +24,9 @@ def test_quick_ledger_bench_prints_one_json_object_with_positive_figures_and_pas
     result = json.loads(proc.stdout)
 
     for key in ("append_records_per_s", "verify_records_per_s", "replay_records_per_s", "ledger_on_off_p50_ratio",
-                "ledger_on_off_p99_ratio"):
+                "ledger_on_off_p99_ratio", "python_loop_ns"):
         assert result[key] > 0, key
+    assert result["hashing"].startswith("native" if ledger_hashing.NATIVE else "hashlib")
     workload = result["workload"]
     assert workload["records"] >= 20_000 and workload["commands"] > 0 and workload["events"] > 0
 
