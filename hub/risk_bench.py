@@ -293,6 +293,13 @@ class _Phases:
                 finally:
                     phases._add(name, time.perf_counter_ns() - t0)
 
+            def cancel_all_columns(self, seq: int) -> tuple[bytes, bytes, bytes, int]:
+                t0 = time.perf_counter_ns()
+                try:
+                    return self._inner.cancel_all_columns(seq)
+                finally:
+                    phases._add(name, time.perf_counter_ns() - t0)
+
             def __getattr__(self, name: str):
                 return getattr(self._inner, name)
 
@@ -308,7 +315,7 @@ class _Phases:
 
 PHASE_ORDER = (
     "risk: set switch, list orders in scope", "hub: risk_cancel steps (engine + record)",
-    "  engine: cancel_orders_columns", "hub: risk_settle steps (total)", "  settle: risk release, registry, reports",
+    "  engine: cancel (all / by id), in columns", "hub: risk_settle steps (total)", "  settle: risk release, registry, reports",
     "    risk: bulk release", "journal append (queue; both steps)", "market data publish",
     "checkpoint (state digest)", "ledger: records + hashes + SQL (any thread)", "ledger: SQL insert + commit",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from array import array
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict
@@ -455,6 +456,11 @@ class ReferenceEngine:
     def cancel_orders_columns(self, seq: int, order_ids: bytes) -> tuple[bytes, bytes, bytes, int]:
         """``cancel_orders`` with its events in columns (``split_cancelled``)."""
         return split_cancelled(self.cancel_orders(seq, order_ids))
+
+    def cancel_all_columns(self, seq: int) -> tuple[bytes, bytes, bytes, int]:
+        """Risk cancels of every resting order, in columns (see the Cython engine)."""
+        resting = [o.order_id for book in self._books.values() for o in book.orders.values()]
+        return self.cancel_orders_columns(seq, array("q", resting).tobytes())
 
     def _remove_all(self, out: _Emitter, books: list[_Book], selected, cancel_reason) -> int:
         """Remove the selected orders of each book in order-id order; None reason means expiry."""

@@ -8,7 +8,8 @@ Kill switch state machine, per (scope, target) with scope HUB / ASSET_CLASS / PA
 
 Triggers only ever strengthen a switch; only ``lift`` (an operator command) clears it. A switch
 is effective from the call that sets it (the next ``check_order`` already sees it) and its
-``CancelOrders`` event lists every resting order it covers. It is part of the digest and, being
+``CancelOrders`` event lists every resting order it covers (a caller that cancels a whole BLOCKed
+hub itself may ask for no list: ``RiskEngine.kill(list_hub_orders=False)``). It is part of the digest and, being
 set by journaled inputs, survives a restart through replay.
 
 LULD (per instrument):

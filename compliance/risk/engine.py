@@ -693,25 +693,33 @@ class RiskEngine:
         raise ValueError(f"scope {scope!r} cannot be killed")
 
     def kill(self, ts: int, scope: Scope, target: AssetClass | str | None = None, *, mode: KillMode = KillMode.BLOCK,
-             reason: KillReason = KillReason.OPERATOR, operator: str = "", note: str = "") -> list[RiskEvent]:
+             reason: KillReason = KillReason.OPERATOR, operator: str = "", note: str = "",
+             list_hub_orders: bool = True) -> list[RiskEvent]:
         """Set (or strengthen) a kill switch: effective for the very next check, returns
         KillSwitchActivated and CancelOrders for every open order in scope. Idempotent: an equal
-        or stronger active switch makes this a no-op (no events)."""
+        or stronger active switch makes this a no-op (no events).
+
+        ``list_hub_orders=False``, for a caller that cancels everything in every book itself when
+        the whole hub is BLOCKed (the hub does, natively): that CancelOrders then lists no ids
+        (``order_ids == ()``) instead of every open order, which costs about half a millisecond
+        with 10,000 of them in a cold heap, before anyone else can be refused."""
         events: list[RiskEvent] = []
         self._set_kill(ts, Scope(scope), self._target(Scope(scope), target), KillMode(mode), KillReason(reason),
-                       operator, events, note)
+                       operator, events, note, list_hub_orders)
         return events
 
     def _set_kill(self, ts: int, scope: Scope, target: str, mode: KillMode, reason: KillReason, operator: str,
-                  events: list[RiskEvent], note: str = "") -> None:
+                  events: list[RiskEvent], note: str = "", list_hub_orders: bool = True) -> None:
         if not self._kills.set(ts, scope, target, mode, reason, operator, note):
             return
         # The switch is on from here. The orders in scope are listed in entry order, not sorted: the
         # engines sort what they cancel, and sorting 10,000 ids scattered through a cold heap took
         # about a millisecond that every order arriving during a kill waited for.
+        unlisted = False
         if scope == Scope.HUB:
             self._hub_mode = int(mode)
-            ids = tuple(self._orders)
+            unlisted = not list_hub_orders and mode == KillMode.BLOCK
+            ids = () if unlisted else tuple(self._orders)
         elif scope == Scope.ASSET_CLASS:
             ac = int(AssetClass[target])
             self._class_mode[ac] = int(mode)
@@ -722,7 +730,7 @@ class RiskEngine:
             ids = tuple(sorted(p.orders))
         events.append(KillSwitchActivated(ts=ts, scope=scope, target=target, mode=mode, reason=reason, operator=operator,
                                           note=note))
-        if ids:
+        if ids or (unlisted and self._orders):
             events.append(CancelOrders(ts=ts, cause=_CANCEL_CAUSE[reason], scope=scope, target=target, order_ids=ids))
 
     def kill_from_record(self, record: dict) -> list[RiskEvent]:

@@ -159,7 +159,8 @@ class KillSwitchLifted(RiskEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelOrders(RiskEvent):
     """The hub must cancel these resting orders now (a kill lists them in entry order, others
-    sorted; the record always sorted)."""
+    sorted; the record always sorted). A hub-wide BLOCK kill asked for with ``list_hub_orders=False``
+    lists none: every resting order is to go."""
 
     kind: ClassVar[str] = "cancel_orders"
     cause: CancelCause

@@ -117,6 +117,14 @@ def test_both_engines_give_the_same_columns_and_they_are_the_events_split(seed: 
     assert engines[0].digest() == engines[1].digest() == engines[2].digest()
     assert engines[0].cancel_orders_columns(5_001, packed) == engines[1].cancel_orders_columns(5_001, packed) \
         == (b"", b"", b"", 0), "nothing left to cancel: no step"
+    # and everything left, without a list: the same columns in both engines, then empty books
+    survivors = sorted(set(ids) - set(victims))
+    native, reference = (e.cancel_all_columns(6_000) for e in engines[:2])
+    assert native == reference and sorted(array("q", native[0]).tolist()) == survivors
+    assert native == split_cancelled(engines[2].cancel_orders(6_000, array("q", survivors).tobytes()))
+    assert engines[0].digest() == engines[1].digest() == engines[2].digest()
+    assert all(not e.orders(i.instrument_id) for e in engines for i in EQUITIES)
+    assert engines[0].cancel_all_columns(6_001) == engines[1].cancel_all_columns(6_001) == (b"", b"", b"", 0)
 
 
 @pytest.mark.parametrize("engine_type", [CythonEngine, ReferenceEngine])
@@ -163,9 +171,12 @@ def test_bulk_risk_release_equals_one_by_one(seed: int) -> None:
 
 
 def _many(rh: RiskHub, n: int, owners: tuple[str, ...] = ("scalper-1", "scalper-2", "mm-1")) -> set[int]:
-    """``n`` resting orders over every instrument and the ``owners`` in turn."""
+    """``n`` resting orders over every instrument and the ``owners`` in turn (one owner: spread over
+    time, inside the default 50 orders/s per participant and instrument)."""
     ids = set()
     for i in range(n):
+        if len(owners) == 1:
+            rh.clock.now += 25_000_000
         inst = DEFAULT_INSTRUMENTS[i % len(DEFAULT_INSTRUMENTS)]
         side = cpb.BUY if i % 2 else cpb.SELL
         ticks = (1 + (i // 16) % 40) * (-1 if side == cpb.BUY else 1)
@@ -177,11 +188,13 @@ def _many(rh: RiskHub, n: int, owners: tuple[str, ...] = ("scalper-1", "scalper-
 
 
 def test_a_kill_cancels_in_steps_that_replay_to_the_signed_digest(make_hub, monkeypatch) -> None:
+    """A participant's kill names its orders by id and cancels them in steps (an asset-class kill
+    too; a hub-wide one takes every book at once, below)."""
     monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_STEP", 100)  # several steps per class
     monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_CHUNK", 150)
     rh: RiskHub = make_hub(durable=True)
-    ids = _many(rh, 640)
-    kill_seq = rh.kill(Scope.HUB, "")
+    ids = _many(rh, 640, owners=("scalper-1",))
+    kill_seq = rh.kill(Scope.PARTICIPANT, "scalper-1")
     assert rh.resting_ids() == set() and rh.hub.risk.open_order_ids() == []
     assert rh.hub.unsettled_risk_cancels == 0
     steps = risk_cancel_records(rh.hub.journal)
@@ -196,7 +209,7 @@ def test_a_kill_cancels_in_steps_that_replay_to_the_signed_digest(make_hub, monk
     assert set(ledger_cancels(rh.hub.journal)) == ids
     digest = rh.hub.state_digest()
     history = {pid: [(r.order_id, r.cancel_reason) for r in rh.hub.executions(rh.who[pid], kill_seq, 0)]
-               for pid in ("scalper-1", "scalper-2", "mm-1")}
+               for pid in ("scalper-1",)}
     assert sum(len(v) for v in history.values()) == len(ids)
     assert {reason for v in history.values() for _, reason in v} == {cpb.CANCEL_RISK}
 
@@ -376,7 +389,7 @@ def test_each_cancel_step_commits_its_records_itself_and_takes_no_checkpoint(mak
     resting order) is taken between the first cancel step and the last, however due one is."""
     monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_STEP", 100)
     rh: RiskHub = make_hub(durable=True)
-    _many(rh, 450)
+    _many(rh, 450, owners=("scalper-2",))
     journal = rh.hub.journal
     log: list[tuple[str, object]] = []
     append, write, checkpoint = journal.append, journal._write, journal.checkpoint
@@ -400,7 +413,7 @@ def test_each_cancel_step_commits_its_records_itself_and_takes_no_checkpoint(mak
     monkeypatch.setattr(journal, "_write", noting_write)
     monkeypatch.setattr(journal, "checkpoint", noting_checkpoint)
     monkeypatch.setattr(journal, "checkpoint_due", lambda: True)  # one is due all the time
-    rh.kill(Scope.HUB, "")
+    rh.kill(Scope.PARTICIPANT, "scalper-2")
     assert rh.resting_ids() == set()
     cancels = [i for i, (what, _) in enumerate(log) if what == "cancel"]
     assert len(cancels) == 5 * 4, "450 orders in 5 steps, one record per asset class"
@@ -482,3 +495,50 @@ def test_no_checkpoint_is_taken_while_a_kill_has_orders_to_cancel_or_settle(make
     rh.kill(Scope.HUB, "")
     assert refused and not refused[0].accepted
     assert pending_at_checkpoint and set(pending_at_checkpoint) == {0}, pending_at_checkpoint
+
+
+def test_a_hub_wide_kill_takes_every_book_at_once_without_listing_the_ids(make_hub, monkeypatch) -> None:
+    """A BLOCK switch over the whole hub: each engine drops every resting order in one native call
+    (``cancel_all_columns``), however small the step size; the records still list every order, the
+    settle steps follow, and a restart replays them (by id) to the signed digest."""
+    monkeypatch.setattr(type(make_hub().hub), "RISK_CANCEL_STEP", 100)
+    rh: RiskHub = make_hub(durable=True)
+    ids = _many(rh, 640)
+    calls: list[str] = []
+    for ac, engine in list(rh.hub.engines.items()):
+        class Spy:
+            def __init__(self, inner) -> None:
+                self._inner = inner
+
+            def cancel_all_columns(self, seq: int):
+                calls.append("all")
+                return self._inner.cancel_all_columns(seq)
+
+            def cancel_orders_columns(self, seq: int, order_ids: bytes):
+                calls.append("by id")
+                return self._inner.cancel_orders_columns(seq, order_ids)
+
+            def __getattr__(self, name: str):
+                return getattr(self._inner, name)
+
+        rh.hub.engines[ac] = Spy(engine)
+    kill_seq = rh.kill(Scope.HUB, "")
+    assert calls == ["all"] * 4, "one call per engine, no id list"
+    assert rh.resting_ids() == set() and rh.hub.risk.open_order_ids() == [] and rh.hub.unsettled_risk_cancels == 0
+    steps = risk_cancel_records(rh.hub.journal)
+    assert [s for s, _ in steps] == [kill_seq + 1, kill_seq + 2, kill_seq + 3, kill_seq + 4], "one step, a record a class"
+    assert sorted(oid for _, d in steps for oid in risk_cancel_orders(d)) == sorted(ids)
+    digest = rh.hub.state_digest()
+    rh.restart()
+    assert rh.hub.recovery.checkpoint_verified and rh.hub.state_digest() == digest
+
+
+def test_an_asset_class_kill_names_its_orders_and_leaves_the_other_books(make_hub) -> None:
+    rh: RiskHub = make_hub(durable=True)
+    ids = _many(rh, 64)
+    equities = {i.instrument_id for i in EQUITIES}
+    in_class = {oid for oid in ids if rh.hub._orders[oid].instrument_id in equities}
+    rh.kill(Scope.ASSET_CLASS, "EQUITY")
+    assert rh.resting_ids() == ids - in_class and in_class
+    (step,) = risk_cancel_records(rh.hub.journal)
+    assert sorted(risk_cancel_orders(step[1])) == sorted(in_class)
