@@ -67,7 +67,6 @@ from matching.types import (
     Done,
     EndOfSession,
     Event,
-    EventKind,
     Expired,
     MassCancel,
     MassCancelReport,
@@ -112,7 +111,6 @@ _PROTO_STP = {  # wire value -> engine value; unspecified is resolved to the par
     cpb.STP_ALLOW: StpMode.NONE,
 }
 _INVALID_STP = 99  # any other wire value: the engine answers INVALID_STP_MODE
-_CANCELLED = int(EventKind.CANCELLED)
 
 
 @dataclass(slots=True)
