@@ -22,8 +22,9 @@ New order (after the gateway's own checks, before the engine)::
         TopOfBook        -> risk.on_top_of_book(ts, instrument_id, ev.bid_price, ev.ask_price)
 
 Risk cancels (CancelOrders from a kill, reduce-only, a lost session): the hub runs them as steps of
-many orders (engine ``cancel_orders``, one ``risk_cancel`` ledger record each) and releases them at
-once with ``risk.on_orders_done(ts, order_ids)``: the same state as ``on_order_done`` one by one.
+many orders (engine ``cancel_orders_columns``, or ``cancel_all_columns`` for a hub-wide BLOCK switch,
+whose CancelOrders it asks to list no ids; one ``risk_cancel`` ledger record per engine) and releases
+them at once with ``risk.on_orders_done(ts, order_ids)``: the same state as ``on_order_done`` one by one.
 
 A batch (mass quote, ``throttled=False``): open ``hold = risk.hold(participant)``,
 ``hold.release(ids)`` of the quotes the message replaces, then per side in turn ``check_order``
