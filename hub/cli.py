@@ -91,8 +91,9 @@ def _verifier(args: argparse.Namespace):
 def cmd_ledger(args: argparse.Namespace) -> int:
     import json
 
+    from ledger.acklog import pending_records
     from ledger.proofs import ProofError, check_bundle, consistency_bundle, inclusion_bundle
-    from ledger.store import LedgerStore
+    from ledger.store import LedgerStore, ack_log_path
     from ledger.verify import verify_ledger
 
     if args.ledger_command == "check-proof":
@@ -116,6 +117,11 @@ def cmd_ledger(args: argparse.Namespace) -> int:
                   f"({report.workers} {'process' if report.workers == 1 else 'processes'})")
             for warning in report.warnings:
                 print(f"note: {warning}")
+            log_path = ack_log_path(engine)
+            pending = pending_records(log_path, report.records) if log_path else 0
+            if pending:
+                print(f"note: {pending} acknowledged records are still only in the ack log {log_path} "
+                      "(the hub stopped before inserting them); the hub inserts them at its next start")
             return 0
         store = LedgerStore(engine)
         if args.ledger_command == "checkpoint":

@@ -25,6 +25,7 @@ class LedgerService(lpb_grpc.LedgerServicer):
         store = self.hub.journal
         if not isinstance(store, LedgerStore):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this hub runs without a durable ledger")
+        store.settle_reads()  # every acknowledged record readable (an ack log inserts them a moment later)
         return store
 
     def _checkpoint(self, store: LedgerStore, size: int, context) -> StoredCheckpoint:

@@ -10,6 +10,12 @@ waits for within ``lazy_commit_s``. ``wait_committed`` releases acks only after 
 If the database fails (unreachable, disk full), the batch stays queued and the writer thread
 retries it until storage returns; meanwhile ``available`` is False and the hub refuses new
 commands, so nothing is acknowledged that was not recorded and nothing recorded is lost.
+
+With an ack log (``ledger.acklog``: SQLite in the data directory, as ``open_ledger`` opens it) the
+commit that releases acks is the batch's append to that file; an applier thread inserts the logged
+batches into the database shortly after, several in one transaction, and a database that fails
+there makes the hub refuse new commands the same way until the applier catches up. Readers that
+must see everything acknowledged call ``settle_reads`` first.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.journal import EntryKind, JournalEntry, JournalUnavailableError
 from ledger import records
+from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch
 from ledger.hashing import append_leaves, leaves_and_links
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
 from ledger.records import RecordType
@@ -62,6 +69,11 @@ _EMPTY_STR = records.encode_str("")
 _ROWS_PER_INSERT = 128
 # Queued entries at which the writer thread is woken instead of waiting for a leader or its sweep.
 _WRITER_BACKLOG = 64
+# Ack log: logged batches the applier lets gather (or waits for this long) before one transaction.
+_APPLY_BACKLOG = 32
+_LAZY_APPLY_S = 0.002
+# Ack log size past which it is emptied once the database holds every batch in it.
+_ACK_LOG_RESET_BYTES = 8 << 20
 
 
 def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
@@ -254,6 +266,10 @@ class LedgerStore:
                              .where(LedgerRecord.idx == index)).first()
         return None if r is None else (r.seq, bytes(r.payload), bytes(r.leaf_hash))
 
+    def settle_reads(self, timeout: float = 5.0) -> None:
+        """Make every acknowledged record readable here (a journal with an ack log inserts its batches
+        into the database a moment after the ack). Nothing to wait for in a plain store."""
+
     def load_tail(self) -> _Tail:
         size = self.size()
         last_cp = self.last_checkpoint()
@@ -271,7 +287,7 @@ class LedgerJournal(LedgerStore):
 
     def __init__(self, engine: Engine, signer: Signer, origin: str, *, checkpoint_every: int = 4096,
                  checkpoint_interval_s: float = 0.25, commit_timeout_s: float = 5.0,
-                 lazy_commit_s: float = 0.002) -> None:
+                 lazy_commit_s: float = 0.002, ack_log: AckLog | None = None) -> None:
         super().__init__(engine)
         self._node_floor = node_floor(create_schema(engine))
         self._signer = signer
@@ -279,13 +295,25 @@ class LedgerJournal(LedgerStore):
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval_s
         self._commit_timeout = commit_timeout_s
+        self._conn = None  # the batch writers' own pooled connection, kept between commits (under _write_lock)
+        self._insert_records = self._sql("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, "
+                                         "leaf_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._insert_nodes = self._sql("INSERT INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)")
+        self._explicit_begin = engine.dialect.name == "sqlite"  # pysqlite runs in autocommit (see schema)
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
+        self._insert_records_multi = self._multi(self._insert_records)
+        self._records_sql_by_count: dict[int, str] = {}
+        self._insert_nodes_multi = self._multi(self._insert_nodes)
+        self._insert_checkpoint = self._sql("INSERT INTO ledger_checkpoint (tree_size, root_hash, state_digest, "
+                                            "hub_time_ns, last_seq, note) VALUES (?, ?, ?, ?, ?, ?)")
+        self._ack_log = ack_log
+        self.recovered_from_ack_log = self._apply_ack_log() if ack_log is not None else 0
         self._tail = self.load_tail()
         self._queue: deque = deque()  # ("entry", ticket, JournalEntry) | ("checkpoint", digest, ts)
         state_lock = threading.RLock()
         self._cv = threading.Condition(state_lock)  # guards the queue and the committed state
         self._work = threading.Condition(state_lock)  # wakes the writer thread (backlog, stop)
         self._write_lock = threading.Lock()  # one batch in flight: the writer thread's or a leader's
-        self._conn = None  # the batch writers' own pooled connection, kept between commits (under _write_lock)
         self._lazy_commit = lazy_commit_s
         self._queued_since = 0.0  # monotonic time the oldest queued item was queued (under _cv)
         # SQLite: commits never checkpoint the WAL (see schema.connect); the writer thread does it
@@ -299,18 +327,23 @@ class LedgerJournal(LedgerStore):
         self._error: str | None = None
         self._stopping = False
         self.commits = 0
-        self._insert_records = self._sql("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, "
-                                         "leaf_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        self._insert_nodes = self._sql("INSERT INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)")
-        self._explicit_begin = engine.dialect.name == "sqlite"  # pysqlite runs in autocommit (see schema)
-        self._dbapi_error = engine.dialect.loaded_dbapi.Error
-        self._insert_records_multi = self._multi(self._insert_records)
-        self._records_sql_by_count: dict[int, str] = {}
-        self._insert_nodes_multi = self._multi(self._insert_nodes)
-        self._insert_checkpoint = self._sql("INSERT INTO ledger_checkpoint (tree_size, root_hash, state_digest, "
-                                            "hub_time_ns, last_seq, note) VALUES (?, ?, ?, ?, ?, ?)")
+        # Ack log: batches logged (acknowledged) and not yet in the database, under _cv:
+        # (rows, nodes, checkpoints, monotonic time logged).
+        self._unapplied: deque = deque()
+        self._apply_work = threading.Condition(state_lock)
+        self._apply_error: str | None = None
+        self._apply_waiters = 0
+        self._apply_stopping = False
+        self._apply_abandoned = False  # set by close() when the applier could not drain in time
+        self._batches_logged = 0
+        self._batches_applied = 0
+        self.applies = 0
         self._writer = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._writer.start()
+        self._applier = None
+        if ack_log is not None:
+            self._applier = threading.Thread(target=self._apply_run, name="ledger-applier", daemon=True)
+            self._applier.start()
 
     def verifier(self):
         """The verifier of this journal's own checkpoint signatures (its public key)."""
@@ -337,11 +370,11 @@ class LedgerJournal(LedgerStore):
 
     @property
     def available(self) -> bool:
-        return self._error is None and not self._stopping
+        return self._error is None and self._apply_error is None and not self._stopping
 
     @property
     def error(self) -> str | None:
-        return self._error
+        return self._error or self._apply_error
 
     def append(self, entry: JournalEntry) -> int:
         with self._cv:
@@ -387,12 +420,28 @@ class LedgerJournal(LedgerStore):
                     f"ledger did not commit in time: {self._error or 'storage is slow'}")
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until everything appended so far is committed."""
+        """Wait until everything appended so far is committed (and, with an ack log, in the database)."""
         with self._cv:
             target = self._next_ticket
         self.wait_committed(target, timeout)
         with self._cv:
             self._cv.wait_for(lambda: not self._queue, timeout)
+        self.settle_reads(timeout)
+
+    def settle_reads(self, timeout: float = 5.0) -> None:
+        """Wait (at most ``timeout``) until every batch logged so far is in the database."""
+        if self._ack_log is None:
+            return
+        with self._cv:
+            target = self._batches_logged
+            if self._batches_applied >= target:
+                return
+            self._apply_waiters += 1
+            self._apply_work.notify()
+            try:
+                self._cv.wait_for(lambda: self._batches_applied >= target, timeout)
+            finally:
+                self._apply_waiters -= 1
 
     def close(self) -> None:
         with self._cv:
@@ -402,6 +451,16 @@ class LedgerJournal(LedgerStore):
             self._cv.notify_all()
         if not already:
             self._writer.join(30)
+            if self._applier is not None:
+                with self._cv:  # the writer has logged its last batch: the applier drains and ends
+                    self._apply_stopping = True
+                    self._apply_work.notify()
+                self._applier.join(30)
+                self._apply_abandoned = True  # a database still failing: the log keeps the batches
+                with self._write_lock, self._cv:
+                    if not self._unapplied:
+                        self._ack_log.reset()
+                    self._ack_log.close()
             with self._write_lock:
                 if self._conn is not None:
                     with contextlib.suppress(Exception):
@@ -490,6 +549,7 @@ class LedgerJournal(LedgerStore):
 
     def _write(self, batch: list) -> _Tail:
         tail = self._tail
+        start = tail.size
         size, chain, last_seq, checkpoint_size = tail.size, tail.chain, tail.last_seq, tail.checkpoint_size
         frontier = tail.tree.frontier()  # the compact range's hashes, appended to in place
         rows: list[tuple] = []
@@ -514,8 +574,93 @@ class LedgerJournal(LedgerStore):
                 checkpoints.append((size, root, digest, ts, last_seq, note))
                 checkpoint_size = size
         size, chain = self._hash_records(records, size, chain, frontier, floor, rows, nodes)
-        self._commit(rows, nodes, checkpoints)
+        if self._ack_log is None:
+            self._commit(rows, nodes, checkpoints)
+        else:
+            self._log(start, rows, nodes, checkpoints)
         return _Tail(size, chain, CompactRange(size, frontier), last_seq, checkpoint_size)
+
+    def _log(self, start: int, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
+        """Append a hashed batch to the ack log (the commit acks wait for) and hand it to the applier."""
+        self._ack_log.append(encode_batch(start, rows, nodes, checkpoints))
+        with self._cv:
+            self._unapplied.append((rows, nodes, checkpoints, time.monotonic()))
+            self._batches_logged += 1
+            if len(self._unapplied) in (1, _APPLY_BACKLOG):  # the first starts the lazy period; a backlog ends it
+                self._apply_work.notify()
+
+    def _apply_run(self) -> None:
+        """Insert logged batches into the database, several per transaction, off the ack path. A
+        failing database sets ``error`` (the hub refuses new commands) and is retried with back-off;
+        the batches stay logged meanwhile, so nothing acknowledged is lost."""
+        backoff = 0.05
+        while True:
+            with self._cv:
+                while not self._unapplied and not self._apply_stopping:
+                    self._apply_work.wait()
+                if not self._unapplied:
+                    return
+                # Let a few acks' batches gather, unless someone waits to read them or we stop.
+                while len(self._unapplied) < _APPLY_BACKLOG and not self._apply_waiters and not self._apply_stopping:
+                    young = self._unapplied[0][3] + _LAZY_APPLY_S - time.monotonic()
+                    if young <= 0:
+                        break
+                    self._apply_work.wait(young)
+                batches = list(self._unapplied)
+            rows, nodes, checkpoints = [], [], []
+            for b_rows, b_nodes, b_checkpoints, _ in batches:
+                rows += b_rows
+                nodes += b_nodes
+                checkpoints += b_checkpoints
+            try:
+                self._commit(rows, nodes, checkpoints)
+            except (SQLAlchemyError, OSError) as exc:
+                with self._cv:
+                    self._apply_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                    self._cv.notify_all()
+                if self._apply_abandoned:  # closed with the database still failing: the next start inserts them
+                    return
+                log.error("ledger database write failed, will retry (acknowledged batches stay in the ack log): %s",
+                          self._apply_error)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.05
+            with self._cv:
+                for _ in batches:
+                    self._unapplied.popleft()
+                self._batches_applied += len(batches)
+                self._apply_error = None
+                self.applies += 1
+                self._cv.notify_all()
+            if self._ack_log.size > _ACK_LOG_RESET_BYTES:
+                with self._write_lock, self._cv:  # no batch is being logged meanwhile
+                    if not self._unapplied:
+                        self._ack_log.reset()
+
+    def _apply_ack_log(self) -> int:
+        """At open: insert every batch of the ack log the database lacks (the process stopped between
+        an ack and its insert), in one transaction, then empty the log. Returns the records inserted."""
+        size = self.size()
+        last = self.last_checkpoint()
+        checkpoint_size = last.tree_size if last is not None else 0
+        rows, nodes, checkpoints = [], [], []
+        for blob in self._ack_log.read():
+            start, b_rows, b_nodes, b_checkpoints = decode_batch(blob)
+            end = start + len(b_rows)
+            if end <= size and all(cp[0] <= checkpoint_size for cp in b_checkpoints):
+                continue  # already in the database
+            if start != size + len(rows):
+                raise AckLogError(f"ack log batch at tree size {start} does not follow the database's "
+                                  f"{size + len(rows)} records")
+            rows += b_rows
+            nodes += b_nodes
+            checkpoints += b_checkpoints
+        if rows or checkpoints:
+            self._commit(rows, nodes, checkpoints)
+            log.info("inserted %d acknowledged records from the ack log", len(rows))
+        self._ack_log.reset()
+        return len(rows)
 
     @staticmethod
     def _hash_records(records: list[tuple[int, int, int, bytes]], size: int, chain: bytes, frontier: list[bytes],
@@ -617,5 +762,22 @@ def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, ke
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     engine = connect(url or sqlite_url(data_dir), Durability(durability))
     signer = load_or_create_signer(data_dir, key_name)
-    return LedgerJournal(engine, signer, origin, checkpoint_every=checkpoint_every,
-                         checkpoint_interval_s=checkpoint_interval_s)
+    log_path = ack_log_path(engine)
+    ack_log = AckLog(log_path, sync=Durability(durability) == Durability.POWER) if log_path else None
+    try:
+        return LedgerJournal(engine, signer, origin, checkpoint_every=checkpoint_every,
+                             checkpoint_interval_s=checkpoint_interval_s, ack_log=ack_log)
+    except BaseException:
+        if ack_log is not None:
+            ack_log.close()
+        engine.dispose()
+        raise
+
+
+def ack_log_path(engine: Engine) -> str | None:
+    """The ack log of a SQLite ledger file: beside it, in the same failure domain. None for
+    PostgreSQL (a database elsewhere: its own commit is the ack) and in-memory SQLite."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{database}.acklog"
