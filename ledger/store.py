@@ -74,6 +74,10 @@ _APPLY_BACKLOG = 32
 _LAZY_APPLY_S = 0.002
 # Ack log size past which it is emptied once the database holds every batch in it.
 _ACK_LOG_RESET_BYTES = 8 << 20
+# Ack log: a batch of at least this many records goes straight into the database when nothing logged
+# is waiting for it. A batch this large was formed under load, where the commit is spread over many
+# acks; logging it first would only add the log's encoding and write to the database's work.
+_DIRECT_COMMIT_ROWS = 512
 
 
 def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
@@ -574,11 +578,20 @@ class LedgerJournal(LedgerStore):
                 checkpoints.append((size, root, digest, ts, last_seq, note))
                 checkpoint_size = size
         size, chain = self._hash_records(records, size, chain, frontier, floor, rows, nodes)
-        if self._ack_log is None:
+        if self._ack_log is None or self._commits_directly(len(rows)):
             self._commit(rows, nodes, checkpoints)
         else:
             self._log(start, rows, nodes, checkpoints)
         return _Tail(size, chain, CompactRange(size, frontier), last_seq, checkpoint_size)
+
+    def _commits_directly(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` records skips the ack log: a large one, with no logged batch
+        waiting for the applier. The database then stays in log order, and the applier is idle, so
+        it does not share the connection (it commits only while a logged batch waits)."""
+        if rows < _DIRECT_COMMIT_ROWS:
+            return False
+        with self._cv:
+            return not self._unapplied
 
     def _log(self, start: int, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
         """Append a hashed batch to the ack log (the commit acks wait for) and hand it to the applier."""

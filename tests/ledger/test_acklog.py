@@ -113,6 +113,63 @@ def test_a_restart_inserts_the_acknowledged_batches_the_database_lacks(ledger_db
     assert report.ok, report.failure
 
 
+def _append_as_one_batch(journal: LedgerJournal, seqs: range) -> int:
+    """Queue ``seqs`` while the writer is held, so they are hashed and written as one batch."""
+    with journal._write_lock:
+        tickets = [journal.append(_entry(seq)) for seq in seqs]
+    return tickets[-1]
+
+
+def test_a_large_batch_with_nothing_logged_before_it_goes_straight_into_the_database(ledger_db: LedgerDB) -> None:
+    """Under load a batch is large and its commit is shared by many acks: it skips the log. A small
+    batch is logged; the database stays in log order either way."""
+    _sqlite_only(ledger_db)
+    journal = _journal(ledger_db)
+    try:
+        journal.wait_committed(_append_as_one_batch(journal, range(1, 601)), timeout=10.0)
+        # acked and in the database at once: no applier pass, nothing in the log
+        assert len(ledger_db.records()) == 600 and journal.applies == 0
+        assert journal._ack_log.size == 0
+        journal.wait_committed(journal.append(_entry(601)), timeout=5.0)
+        assert journal._ack_log.size > 0  # a single order's batch is logged
+        journal.settle_reads()
+        assert len(ledger_db.records()) == 601 and journal.applies == 1
+    finally:
+        journal.close()
+    rows = ledger_db.records()
+    assert_seq_gap_free(rows)
+    report = ledger_db.verify()
+    assert report.ok and report.records == 601, report.failure
+
+
+def test_a_large_batch_behind_a_logged_one_is_logged_too_and_recovered_in_order(ledger_db: LedgerDB) -> None:
+    """A large batch may not overtake a logged batch the database lacks: with the database refusing
+    writes, both are acked from the log, and a restart inserts them in order."""
+    _sqlite_only(ledger_db)
+    failing = _journal(ledger_db)
+
+    def refuse(*_args) -> None:
+        raise OSError("disk went away")
+
+    failing._commit = refuse
+    failing.wait_committed(failing.append(_entry(1)), timeout=5.0)  # logged, never applied
+    failing.wait_committed(_append_as_one_batch(failing, range(2, 602)), timeout=10.0)  # acked: logged too
+    assert ledger_db.records() == []
+    failing._stopping = failing._apply_abandoned = True  # killed: the log is never emptied
+
+    journal = _journal(ledger_db)
+    try:
+        assert journal.recovered_from_ack_log == 601 and journal.tree_size == 601
+        journal.wait_committed(_append_as_one_batch(journal, range(602, 1202)), timeout=10.0)  # now direct
+        assert len(ledger_db.records()) == 1201
+    finally:
+        journal.close()
+    rows = ledger_db.records()
+    assert_seq_gap_free(rows)
+    report = ledger_db.verify()
+    assert report.ok and report.records == 1201, report.failure
+
+
 def test_a_log_that_does_not_follow_the_database_is_refused(ledger_db: LedgerDB) -> None:
     _sqlite_only(ledger_db)
     engine = ledger_db.engine()
