@@ -541,6 +541,12 @@ class Hub:
     RISK_CANCEL_PAUSE_S = 0.0001
 
     def _cancel_for_risk(self, order_ids: list[int] | None) -> int:
+        """A ``risk_cancel`` step (``_cancel_in_engines``) with the journal's background work held
+        back: the kill's cancels are on record first, the ledger's database inserts after."""
+        with self.journal.urgent():
+            return self._cancel_in_engines(order_ids)
+
+    def _cancel_in_engines(self, order_ids: list[int] | None) -> int:
         """Cancel live orders the risk engine named (every resting order: ``None``) with the
         sequencer held: per asset class with any, one sequence number, one engine call
         (``cancel_orders_columns``, ``cancel_all_columns``) and one compact ADMIN record

@@ -7,7 +7,9 @@ implements the same interface with group commit.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -66,6 +68,11 @@ class Journal(Protocol):
         """Close a block after everything appended so far, committing to this state digest."""
         ...
 
+    def urgent(self) -> AbstractContextManager[None]:
+        """While held, the journal defers its background work (nothing on an ack's path) so that a
+        time-critical sequenced step (a kill's cancels) has the CPU and the GIL to itself."""
+        ...
+
 
 class InMemoryJournal:
     """Committed on append; keeps entries for replay and tests. Survives nothing."""
@@ -94,6 +101,9 @@ class InMemoryJournal:
 
     def checkpoint(self, state_digest: bytes, ts: int) -> None:
         return None
+
+    def urgent(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def entries(self) -> list[JournalEntry]:
         with self._lock:

@@ -117,6 +117,9 @@ class CaptureJournal:
     def checkpoint(self, state_digest: bytes, ts: int) -> None:
         self.digests[len(self.entries)] = (state_digest, ts)
 
+    def urgent(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
 
 @dataclass
 class _Book:

@@ -78,6 +78,8 @@ _ACK_LOG_RESET_BYTES = 8 << 20
 # is waiting for it. A batch this large was formed under load, where the commit is spread over many
 # acks; logging it first would only add the log's encoding and write to the database's work.
 _DIRECT_COMMIT_ROWS = 512
+# Ack log: logged batches past which the applier inserts even while an urgent step holds it back.
+_URGENT_APPLY_LIMIT = 4096
 
 
 def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
@@ -338,6 +340,7 @@ class LedgerJournal(LedgerStore):
         self._apply_error: str | None = None
         self._apply_waiters = 0
         self._apply_stopping = False
+        self._urgent = 0  # urgent() holders: the applier waits (see there)
         self._apply_abandoned = False  # set by close() when the applier could not drain in time
         self._batches_logged = 0
         self._batches_applied = 0
@@ -422,6 +425,22 @@ class LedgerJournal(LedgerStore):
             if not done:
                 raise JournalUnavailableError(
                     f"ledger did not commit in time: {self._error or 'storage is slow'}")
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        """Hold the ack log's applier back while the caller's step runs (a kill's cancels, a few
+        ms). Its inserts are off every ack's path, but they run in another thread: started in the
+        middle of the step, the two threads trade the GIL at every SQLite call, and the step's own
+        ack (its log append) waited up to 7 ms for it. Readers (``settle_reads``) still go ahead."""
+        with self._cv:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._urgent -= 1
+                if not self._urgent:
+                    self._apply_work.notify()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything appended so far is committed (and, with an ack log, in the database)."""
@@ -599,7 +618,7 @@ class LedgerJournal(LedgerStore):
         with self._cv:
             self._unapplied.append((rows, nodes, checkpoints, time.monotonic()))
             self._batches_logged += 1
-            if len(self._unapplied) in (1, _APPLY_BACKLOG):  # the first starts the lazy period; a backlog ends it
+            if len(self._unapplied) in (1, _APPLY_BACKLOG, _URGENT_APPLY_LIMIT):  # start, end the lazy period
                 self._apply_work.notify()
 
     def _apply_run(self) -> None:
@@ -613,10 +632,14 @@ class LedgerJournal(LedgerStore):
                     self._apply_work.wait()
                 if not self._unapplied:
                     return
-                # Let a few acks' batches gather, unless someone waits to read them or we stop.
-                while len(self._unapplied) < _APPLY_BACKLOG and not self._apply_waiters and not self._apply_stopping:
+                # Let a few acks' batches gather, and stand aside for an urgent step, unless someone
+                # waits to read them or we stop.
+                while not self._apply_waiters and not self._apply_stopping:
+                    if self._urgent and len(self._unapplied) < _URGENT_APPLY_LIMIT:
+                        self._apply_work.wait()  # woken when the step ends (or a reader comes)
+                        continue
                     young = self._unapplied[0][3] + _LAZY_APPLY_S - time.monotonic()
-                    if young <= 0:
+                    if len(self._unapplied) >= _APPLY_BACKLOG or young <= 0:
                         break
                     self._apply_work.wait(young)
                 batches = list(self._unapplied)

@@ -3,6 +3,7 @@ write or a failing database do with it."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import grpc
@@ -222,3 +223,27 @@ def test_with_an_ack_log_a_failing_database_stops_new_commands_and_loses_no_ack(
     assert_seq_gap_free(ledger_db.records())
     report = ledger_db.verify()
     assert report.ok, report.failure
+
+
+def test_an_urgent_step_holds_the_applier_back_but_not_acks_or_readers(ledger_db: LedgerDB) -> None:
+    """While a kill's step holds ``urgent``, acks still come from the log and the database waits;
+    a reader that must see the records still gets them; the step's end lets the applier go."""
+    _sqlite_only(ledger_db)
+    journal = _journal(ledger_db)
+    try:
+        with journal.urgent():
+            for seq in range(1, 6):
+                journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+            time.sleep(0.05)  # 25 times the applier's lazy period
+            assert ledger_db.records() == [] and journal.applies == 0
+            journal.wait_committed(journal.append(_entry(6)), timeout=5.0)
+            journal.settle_reads()  # a reader goes ahead of the step
+            assert len(ledger_db.records()) == 6
+            journal.wait_committed(journal.append(_entry(7)), timeout=5.0)
+            time.sleep(0.05)
+            assert len(ledger_db.records()) == 6
+        wait_for(lambda: len(ledger_db.records()) == 7, what="the applier after the urgent step")
+    finally:
+        journal.close()
+    report = ledger_db.verify()
+    assert report.ok and report.records == 7, report.failure
