@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from hub.config import ParticipantClass
 from hub.core import Hub, OrderMeta
 from hub.journal import EntryKind
+from ledger.entries import decode_all
 from ledger.merkle import CompactRange
-from ledger.records import RecordType, canonical_json, decode, risk_cancel_orders, risk_cancel_remaining
+from ledger.records import RecordType, canonical_json, risk_cancel_orders, risk_cancel_remaining
 from ledger.signing import SignatureError
 from ledger.store import GENESIS_CHAIN, LedgerJournal, LedgerStore, chain_link
 from matching.types import AssetClass, NewOrder, decode_commands
@@ -187,30 +188,30 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     for idx, seq, payload, leaf, chain in store.iter_records():
         with _replaying(f"record {idx} (seq {seq})"):
             integrity.check(idx, seq, payload, leaf, chain)
-            rec = decode(payload)
-            if rec.record_type == RecordType.EVENT:
-                batch.events.append(rec.engine_record)
-            elif rec.record_type == RecordType.POST_TRADE:
-                batch.post_trade.append(rec.detail)
-            elif rec.record_type == RecordType.COMMAND:
-                if batch.commands and (rec.asset_class != batch.asset_class or rec.hub_time_ns != batch.hub_time_ns
-                                       or len(batch.commands) >= _BATCH):
-                    report.commands += batch.flush(hub)
-                if not batch.commands:
-                    batch.asset_class, batch.hub_time_ns, batch.first_idx = rec.asset_class, rec.hub_time_ns, idx
-                batch.commands.append(rec.engine_record)
-                batch.metas.append(_meta(hub, rec, rec.engine_record, classes))
-            else:
-                report.commands += batch.flush(hub)
-                detail = rec.detail_json()
-                if rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_cancel":
-                    _replay_risk_cancel(hub, idx, rec, detail)
-                elif rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_settle":
-                    _replay_risk_settle(hub, idx, rec, detail)
+            for rec in decode_all(payload):  # an entry block: the records it stands for
+                if rec.record_type == RecordType.EVENT:
+                    batch.events.append(rec.engine_record)
+                elif rec.record_type == RecordType.POST_TRADE:
+                    batch.post_trade.append(rec.detail)
+                elif rec.record_type == RecordType.COMMAND:
+                    if batch.commands and (rec.asset_class != batch.asset_class or rec.hub_time_ns != batch.hub_time_ns
+                                           or len(batch.commands) >= _BATCH):
+                        report.commands += batch.flush(hub)
+                    if not batch.commands:
+                        batch.asset_class, batch.hub_time_ns, batch.first_idx = rec.asset_class, rec.hub_time_ns, idx
+                    batch.commands.append(rec.engine_record)
+                    batch.metas.append(_meta(hub, rec, rec.engine_record, classes))
                 else:
-                    hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail)
-                if rec.record_type == RecordType.CONFIG:
-                    last_config = rec.detail
+                    report.commands += batch.flush(hub)
+                    detail = rec.detail_json()
+                    if rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_cancel":
+                        _replay_risk_cancel(hub, idx, rec, detail)
+                    elif rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_settle":
+                        _replay_risk_settle(hub, idx, rec, detail)
+                    else:
+                        hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail)
+                    if rec.record_type == RecordType.CONFIG:
+                        last_config = rec.detail
             report.records = idx + 1
             if last_cp is not None and idx + 1 == last_cp.tree_size:
                 integrity.check_checkpoint()

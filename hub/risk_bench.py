@@ -383,7 +383,8 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
     when it first refuses; it competes for the GIL, so the kill itself runs slower in that variant."""
     from hub.recovery import recover
     from hub.server import open_ledger_journal
-    from ledger.records import RecordType, decode
+    from ledger.entries import decode_all
+    from ledger.records import RecordType
 
     with tempfile.TemporaryDirectory(prefix="risk-bench-") as data_dir:
         cfg = bench_config(data_dir=data_dir, rich=True)
@@ -482,8 +483,8 @@ def run_kill_once(orders: int, profile: bool = False, phases: bool = True, spinn
             # and only after the kill record
             kill_seq = last_seq_before + 1
             cancelled = settled = 0
-            for _idx, _seq, payload, _leaf, _chain in journal.iter_records(records_before):
-                rec = decode(payload)
+            stored = journal.iter_records(records_before)
+            for rec in (rec for _idx, _seq, payload, _leaf, _chain in stored for rec in decode_all(payload)):
                 action = rec.detail_json().get("action") if rec.record_type == RecordType.ADMIN else None
                 if rec.record_type == RecordType.EVENT and type(decode_events(rec.engine_record)[0]) is Cancelled:
                     count = 1

@@ -68,8 +68,9 @@ from hub.journal import JournalEntry
 from hub.machine import describe, python_loop_ns
 from hub.recovery import config_detail, recover
 from hub.v1 import common_pb2 as cpb
+from ledger.entries import entry_records
 from ledger.hashing import NATIVE as NATIVE_HASHING
-from ledger.store import LedgerJournal, entry_payloads, open_ledger
+from ledger.store import LedgerJournal, open_ledger
 from matching.instruments import Instrument
 from matching.types import RECORD_SIZE, Cancelled, Done, TopOfBook
 
@@ -262,11 +263,11 @@ def generate_workload(config: HubConfig, target_records: int, seed: int = 7) -> 
 
 def _count(entries: list[JournalEntry], start: int, totals: list[int]) -> int:
     """Add the records of ``entries[start:]`` to ``totals`` (commands, events, all records): the
-    ledger's own ``entry_payloads`` says how many records an entry becomes."""
+    ledger's own ``entry_records`` says how many records an entry becomes."""
     for entry in entries[start:]:
         totals[0] += len(entry.commands) // RECORD_SIZE
         totals[1] += len(entry.events) // RECORD_SIZE
-        totals[2] += sum(1 for _ in entry_payloads(entry))
+        totals[2] += len(entry_records(entry))
     return len(entries)
 
 

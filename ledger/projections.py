@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ledger.records import RecordType, decode, risk_cancel_orders
+from ledger.entries import decode_all
+from ledger.records import RecordType, risk_cancel_orders
 from ledger.store import LedgerStore
 from matching.types import (
     Accepted,
@@ -261,21 +262,21 @@ def rebuild_projections(engine: Engine, store: LedgerStore | None = None) -> Pro
     report = ProjectionReport()
     builder = _Builder({})
     for _idx, _seq, payload, _leaf, _chain in store.iter_records():
-        rec = decode(payload)
         report.records += 1
-        if rec.record_type == RecordType.EVENT:
-            builder.on_event(rec)
-        elif rec.record_type == RecordType.COMMAND:
-            builder.on_command(rec)
-        elif rec.record_type == RecordType.GATEWAY_REJECT:
-            builder.on_gateway_reject(rec)
-        elif rec.record_type == RecordType.ADMIN and b'"risk_cancel"' in rec.detail:
-            detail = rec.detail_json()
-            if detail.get("action") == "risk_cancel":
-                builder.on_risk_cancel(rec, detail)
-        elif rec.record_type == RecordType.CONFIG:
-            config = json.loads(rec.detail)
-            builder.instruments = {i["instrument_id"]: i for i in config.get("instruments", [])}
+        for rec in decode_all(payload):  # an entry block: the records it stands for
+            if rec.record_type == RecordType.EVENT:
+                builder.on_event(rec)
+            elif rec.record_type == RecordType.COMMAND:
+                builder.on_command(rec)
+            elif rec.record_type == RecordType.GATEWAY_REJECT:
+                builder.on_gateway_reject(rec)
+            elif rec.record_type == RecordType.ADMIN and b'"risk_cancel"' in rec.detail:
+                detail = rec.detail_json()
+                if detail.get("action") == "risk_cancel":
+                    builder.on_risk_cancel(rec, detail)
+            elif rec.record_type == RecordType.CONFIG:
+                config = json.loads(rec.detail)
+                builder.instruments = {i["instrument_id"]: i for i in config.get("instruments", [])}
     orders = builder.finished + [o.row for o in builder.orders.values()]
     metadata.drop_all(engine)
     metadata.create_all(engine)

@@ -32,6 +32,7 @@ class RecordType(IntEnum):
     ADMIN = 4  # hub-level state changes: halts, sessions, configuration
     CONFIG = 5  # instruments and participants in force (so reports need no other source)
     POST_TRADE = 6  # the fees (and monthly fixed fees) the preceding command's trades were charged
+    ENTRY_BLOCK = 7  # a many-command engine step (a mass quote) in one leaf: see ``encode_block``
 
 
 class RecordFormatError(ValueError):
@@ -84,7 +85,8 @@ def encode_str(value: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A decoded record. ``engine_record`` is the 128-byte command or event, ``detail`` JSON."""
+    """A decoded record. ``engine_record`` is the 128-byte command or event, ``detail`` JSON. Of an
+    ENTRY_BLOCK only the header and sender: ``ledger.entries.decode_all`` gives the records in it."""
 
     record_type: RecordType
     seq: int
@@ -121,6 +123,101 @@ def encode_detail(record_type: RecordType, seq: int, ts: int, arrival_ns: int, p
                      encode_str(participant), encode_str(session), detail))
 
 
+_BLOCK_FIXED = struct.Struct("<qBII")  # arrival ns, asset class, commands, event bytes
+_POST_LEN = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A decoded ENTRY_BLOCK: one sequenced engine step of many commands, exactly as journaled. It
+    stands for the COMMAND, EVENT and POST_TRADE records ``ledger.entries.expand`` rebuilds from it
+    (the very bytes they would have had), so nothing a report needs is lost by blocking them."""
+
+    seq_first: int
+    hub_time_ns: int
+    arrival_ns: int
+    asset_class: int
+    participant: str
+    session: str
+    client_order_ids: tuple[str, ...]
+    quote_flags: tuple[bool, ...]
+    post_trade: tuple[bytes, ...]
+    commands: bytes  # n engine commands, RECORD_SIZE bytes each
+    events: bytes  # the engine events they caused, RECORD_SIZE bytes each, as the engine emitted them
+
+    @property
+    def seq_last(self) -> int:
+        return self.seq_first + len(self.commands) // RECORD_SIZE - 1
+
+
+def encode_block(seq_first: int, ts: int, arrival_ns: int, asset_class: int, participant: str, session: str,
+                 client_order_ids: tuple[str, ...], quote_flags: tuple[bool, ...], post_trade: tuple[bytes, ...],
+                 commands: bytes, events: bytes) -> bytes:
+    """An engine step of ``n`` commands as one record: header, fixed fields, sender, then per command
+    its client order id, then n quote flags (one byte each), n post-trade details (4-byte length,
+    bytes), the commands and the events. The per-command tuples may be empty (none), as in a
+    journal entry; they are written out in full, so the encoding is canonical."""
+    n = len(commands) // RECORD_SIZE
+    if n * RECORD_SIZE != len(commands) or len(events) % RECORD_SIZE or not n:
+        raise ValueError("a block holds whole engine records and at least one command")
+    coids = client_order_ids or ("",) * n
+    flags = quote_flags or (False,) * n
+    posts = post_trade or (b"",) * n
+    if not len(coids) == len(flags) == len(posts) == n:
+        raise ValueError("per-command fields must have one value per command")
+    return b"".join((
+        _HEADER.pack(FORMAT_VERSION, RecordType.ENTRY_BLOCK, seq_first, ts),
+        _BLOCK_FIXED.pack(arrival_ns, asset_class, n, len(events)),
+        encode_str(participant), encode_str(session), *map(encode_str, coids),
+        bytes(1 if f else 0 for f in flags),
+        *(_POST_LEN.pack(len(p)) + p for p in posts),
+        commands, events))
+
+
+def decode_block(payload: bytes) -> Block:
+    """Parse an ENTRY_BLOCK record; raises RecordFormatError on anything else."""
+    try:
+        version, rtype, seq, ts = _HEADER.unpack_from(payload, 0)
+        if version != FORMAT_VERSION or rtype != RecordType.ENTRY_BLOCK:
+            raise RecordFormatError("not an entry block record")
+        arrival, asset_class, n, n_events = _BLOCK_FIXED.unpack_from(payload, _HEADER.size)
+        pos = _HEADER.size + _BLOCK_FIXED.size
+        participant, pos = _read_str(payload, pos)
+        session, pos = _read_str(payload, pos)
+        coids = []
+        for _ in range(n):
+            coid, pos = _read_str(payload, pos)
+            coids.append(coid)
+        flags = payload[pos:pos + n]
+        pos += n
+        if len(flags) != n or any(f > 1 for f in flags):
+            raise RecordFormatError("entry block has malformed quote flags")
+        posts = []
+        for _ in range(n):
+            (length,) = _POST_LEN.unpack_from(payload, pos)
+            posts.append(payload[pos + 4:pos + 4 + length])
+            pos += 4 + length
+        commands = payload[pos:pos + n * RECORD_SIZE]
+        events = payload[pos + n * RECORD_SIZE:]
+        if not n or len(commands) != n * RECORD_SIZE or len(events) != n_events or n_events % RECORD_SIZE:
+            raise RecordFormatError("entry block has the wrong length")
+        return Block(seq, ts, arrival, asset_class, participant, session, tuple(coids),
+                     tuple(f == 1 for f in flags), tuple(posts), commands, events)
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, RecordFormatError):
+            raise
+        raise RecordFormatError(f"malformed entry block: {exc}") from None
+
+
+def record_end_seq(payload: bytes) -> int:
+    """The last sequence number a record carries: its own, or an entry block's last command's (the
+    number the next record's follows). Only the header and the block's command count are read."""
+    _, rtype, seq, _ = _HEADER.unpack_from(payload, 0)
+    if rtype != RecordType.ENTRY_BLOCK:
+        return seq
+    return seq + _BLOCK_FIXED.unpack_from(payload, _HEADER.size)[2] - 1
+
+
 def decode(payload: bytes) -> Record:
     """Parse canonical bytes; raises RecordFormatError on anything else."""
     try:
@@ -129,6 +226,9 @@ def decode(payload: bytes) -> Record:
             raise RecordFormatError(f"unknown record format version {version}")
         rtype = RecordType(rtype)
         pos = _HEADER.size
+        if rtype == RecordType.ENTRY_BLOCK:  # its header and sender only: ledger.entries.expand reads the rest
+            block = decode_block(payload)
+            return Record(rtype, seq, ts, block.arrival_ns, block.asset_class, block.participant, block.session)
         if rtype == RecordType.EVENT:
             if len(payload) != pos + 1 + RECORD_SIZE:
                 raise RecordFormatError("event record has the wrong length")

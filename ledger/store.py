@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import struct
 import threading
 import time
 from collections import deque
@@ -35,22 +34,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.journal import EntryKind, JournalEntry, JournalUnavailableError
-from ledger import records
+from hub.journal import JournalEntry, JournalUnavailableError
 from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch
+from ledger.entries import entry_records
 from ledger.hashing import append_leaves, leaves_and_links
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
-from ledger.records import RecordType
+from ledger.records import record_end_seq
 from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema, node_floor, stored_schema_version
 from ledger.signing import Checkpoint, Signer
-from matching.types import RECORD_SIZE
 
 log = logging.getLogger("ledger.store")
 
 CHAIN_TAG = b"hub-ledger/chain/v1"
 GENESIS_CHAIN = bytes(32)
-_KIND_TO_TYPE = {EntryKind.GATEWAY_REJECT: RecordType.GATEWAY_REJECT, EntryKind.ADMIN: RecordType.ADMIN,
-                 EntryKind.CONFIG: RecordType.CONFIG}
 
 
 def leaf_hash(payload: bytes) -> bytes:
@@ -61,10 +57,6 @@ def chain_link(previous: bytes, leaf: bytes) -> bytes:
     return hashlib.sha256(CHAIN_TAG + previous + leaf).digest()
 
 
-_COMMAND, _EVENT = int(RecordType.COMMAND), int(RecordType.EVENT)
-_EVENT_HEAD = struct.Struct("<BBqqB")  # records.encode_event's header and asset class, packed at once
-_COMMAND_HEAD = struct.Struct("<BBqqqBB")  # records.encode_command's header and fixed fields, packed at once
-_EMPTY_STR = records.encode_str("")
 # Rows per multi-row INSERT: one statement execution per this many rows instead of one per row.
 _ROWS_PER_INSERT = 128
 # Queued entries at which the writer thread is woken instead of waiting for a leader or its sweep.
@@ -80,66 +72,6 @@ _ACK_LOG_RESET_BYTES = 8 << 20
 _DIRECT_COMMIT_ROWS = 512
 # Ack log: logged batches past which the applier inserts even while an urgent step holds it back.
 _URGENT_APPLY_LIMIT = 4096
-
-
-def entry_payloads(entry: JournalEntry) -> Iterator[bytes]:
-    """Canonical records of one journal entry: each command followed by the events it caused."""
-    if entry.kind != EntryKind.ENGINE:
-        yield records.encode_detail(_KIND_TO_TYPE[entry.kind], entry.seq_first, entry.ts, entry.arrival_ns,
-                                    entry.source, entry.session, entry.detail)
-        return
-    by_seq: dict[int, list[bytes]] = {}
-    evbuf = entry.events
-    for pos in range(0, len(evbuf), RECORD_SIZE):
-        seq = int.from_bytes(evbuf[pos + 8:pos + 16], "little", signed=True)
-        by_seq.setdefault(seq, []).append(evbuf[pos:pos + RECORD_SIZE])
-    cmds = entry.commands
-    for i in range(len(cmds) // RECORD_SIZE):
-        seq = entry.seq_first + i
-        yield records.encode_command(
-            seq, entry.ts, entry.arrival_ns, entry.asset_class, entry.source, entry.session,
-            entry.client_order_ids[i] if entry.client_order_ids else "",
-            bool(entry.quote_flags[i]) if entry.quote_flags else False,
-            cmds[i * RECORD_SIZE:(i + 1) * RECORD_SIZE])
-        for ev in by_seq.get(seq, ()):
-            yield records.encode_event(seq, entry.ts, entry.asset_class, ev)
-        if entry.post_trade and entry.post_trade[i]:
-            yield records.encode_detail(RecordType.POST_TRADE, seq, entry.ts, 0, "", "", entry.post_trade[i])
-
-
-def _entry_records(entry: JournalEntry) -> list[tuple[int, int, bytes]]:
-    """(seq, record type, canonical bytes) of each record of an entry: exactly ``entry_payloads``.
-    An engine entry is built in one pass, each command followed by the events that carry its
-    sequence number (the engine emits them in command order), with the parts every command of the
-    entry shares encoded once; events in any other order go through ``entry_payloads``."""
-    if entry.kind != EntryKind.ENGINE:
-        return [(entry.seq_first, int(_KIND_TO_TYPE[entry.kind]), p) for p in entry_payloads(entry)]
-    cmds, evbuf = entry.commands, entry.events
-    ts, asset_class, arrival = entry.ts, entry.asset_class, entry.arrival_ns
-    sender = records.encode_str(entry.source) + records.encode_str(entry.session)
-    coids, flags, post = entry.client_order_ids, entry.quote_flags, entry.post_trade
-    version, post_type = records.FORMAT_VERSION, int(RecordType.POST_TRADE)
-    out: list[tuple[int, int, bytes]] = []
-    add = out.append
-    pos, end = 0, len(evbuf)
-    for i in range(len(cmds) // RECORD_SIZE):
-        seq = entry.seq_first + i
-        add((seq, _COMMAND, b"".join((
-            _COMMAND_HEAD.pack(version, _COMMAND, seq, ts, arrival, asset_class, 1 if flags and flags[i] else 0),
-            sender, records.encode_str(coids[i]) if coids else _EMPTY_STR,
-            cmds[i * RECORD_SIZE:(i + 1) * RECORD_SIZE]))))
-        if pos < end:
-            seq_bytes = seq.to_bytes(8, "little", signed=True)
-            if evbuf[pos + 8:pos + 16] == seq_bytes:
-                head = _EVENT_HEAD.pack(version, _EVENT, seq, ts, asset_class)
-                while pos < end and evbuf[pos + 8:pos + 16] == seq_bytes:
-                    add((seq, _EVENT, head + evbuf[pos:pos + RECORD_SIZE]))
-                    pos += RECORD_SIZE
-        if post and post[i]:
-            add((seq, post_type, records.encode_detail(RecordType.POST_TRADE, seq, ts, 0, "", "", post[i])))
-    if pos != end:  # an event out of command order (or of no command here): the regrouping path
-        return [(int.from_bytes(p[2:10], "little", signed=True), p[1], p) for p in entry_payloads(entry)]
-    return out
 
 
 def _fetchall(engine: Engine, sql: str, params: tuple) -> list[tuple]:
@@ -282,10 +214,12 @@ class LedgerStore:
         if size == 0:
             return _Tail(0, GENESIS_CHAIN, CompactRange(), 0, 0)
         with self.engine.connect() as conn:
-            last = conn.execute(sa.select(LedgerRecord.chain_hash, LedgerRecord.seq)
+            last = conn.execute(sa.select(LedgerRecord.chain_hash, LedgerRecord.payload)
                                 .where(LedgerRecord.idx == size - 1)).one()
             tree = CompactRange.from_perfect(size, lambda lv, i: self._perfect(conn, lv, i))
-        return _Tail(size, bytes(last.chain_hash), tree, last.seq, last_cp.tree_size if last_cp else 0)
+        # an entry block's row carries its first sequence number: the tail is its last
+        return _Tail(size, bytes(last.chain_hash), tree, record_end_seq(bytes(last.payload)),
+                     last_cp.tree_size if last_cp else 0)
 
 
 class LedgerJournal(LedgerStore):
@@ -584,7 +518,7 @@ class LedgerJournal(LedgerStore):
             if item[0] == "entry":
                 entry: JournalEntry = item[2]
                 ts = entry.ts
-                records += [(seq, rtype, ts, payload) for seq, rtype, payload in _entry_records(entry)]
+                records += [(seq, rtype, ts, payload) for seq, rtype, payload in entry_records(entry)]
                 last_seq = entry.seq_last
                 continue
             # A checkpoint: hash what came before it (its root covers exactly that).

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.hashing import leaves_and_links, node_level
 from ledger.merkle import CompactRange
-from ledger.records import RecordType
+from ledger.records import RecordType, record_end_seq
 from ledger.schema import LedgerCheckpoint, node_floor, stored_schema_version
 from ledger.signing import Checkpoint, SignatureError, Verifier
 
@@ -178,7 +178,10 @@ def _first_failure(rows: list[tuple], expected: int, chain: bytes, prev_seq: int
         wanted = prev_seq if rtype in _FOLLOWS_COMMAND else prev_seq + 1
         if rseq != wanted:
             raise _Failure(f"record {idx} (seq {seq}): sequence {rseq} where {wanted} was due (gap or reorder)", idx)
-        prev_seq = rseq
+        try:
+            prev_seq = record_end_seq(payload)  # an entry block carries seq .. its last command's
+        except struct.error:
+            raise _Failure(f"record {idx} (seq {seq}): entry block is cut short", idx) from None
         expected = idx + 1
     raise AssertionError("a batch failed as a whole but no row of it fails")  # the two checks disagree: a bug
 
@@ -187,6 +190,7 @@ _unpack_header = _HEADER.unpack_from
 _rtype_of, _seq_of = itemgetter(1), itemgetter(2)  # of a header (version, type, seq, hub time)
 _row_seq, _payload_of, _leaf_of, _link_of = itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)  # of a row
 _follows = _FOLLOWS_COMMAND.__contains__
+_BLOCK = int(RecordType.ENTRY_BLOCK)
 
 
 def _check_rows(rows: list[tuple], expected: int, chain: bytes, prev_seq: int) -> tuple[list[bytes], bytes, int]:
@@ -210,12 +214,19 @@ def _check_rows(rows: list[tuple], expected: int, chain: bytes, prev_seq: int) -
     except struct.error:
         headers = []
     rseqs = list(map(_seq_of, headers))
-    # wanted[i] = rseq[i - 1] + (0 if record i follows a command else 1)
-    wanted = list(map(add, [prev_seq, *rseqs[:-1]], map(not_, map(_follows, map(_rtype_of, headers)))))
+    rtypes = list(map(_rtype_of, headers))
+    ends = rseqs  # the last sequence number of each record: its own, or an entry block's last command's
+    if _BLOCK in rtypes:
+        try:
+            ends = [record_end_seq(p) if t == _BLOCK else q for p, t, q in zip(payloads, rtypes, rseqs, strict=False)]
+        except struct.error:
+            _first_failure(rows, expected, chain0, prev_seq)
+    # wanted[i] = end[i - 1] + (0 if record i follows a command else 1)
+    wanted = list(map(add, [prev_seq, *ends[:-1]], map(not_, map(_follows, rtypes))))
     if (len(headers) != n or leaves != list(map(_leaf_of, rows)) or chains != list(map(_link_of, rows))
             or rseqs != list(map(_row_seq, rows)) or wanted != rseqs):
         _first_failure(rows, expected, chain0, prev_seq)
-    return leaves, chain, rseqs[-1]
+    return leaves, chain, ends[-1]
 
 
 # -- the tree -------------------------------------------------------------------------------------
@@ -293,7 +304,7 @@ def _verify_range(engine: Engine, start: int, stop: int | None, marks: list[int]
             # The state after the row before: if that row is bad, an earlier range names it first.
             before = reader.all("SELECT payload, chain_hash FROM ledger_record WHERE idx = ?", (start - 1,))
             try:
-                chain, prev_seq = bytes(before[0][1]), _HEADER.unpack_from(before[0][0])[2]
+                chain, prev_seq = bytes(before[0][1]), record_end_seq(bytes(before[0][0]))
             except (IndexError, struct.error):
                 result.no_start = True
                 result.end = start

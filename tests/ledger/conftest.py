@@ -23,7 +23,8 @@ from hub.config import HubConfig
 from hub.core import Hub, OrderSpec, QuoteSpec
 from hub.recovery import RecoveryReport, recover
 from hub.v1 import common_pb2 as cpb
-from ledger.records import RecordType, decode
+from ledger.entries import BLOCK_MIN_COMMANDS, decode_all
+from ledger.records import RecordType, record_end_seq
 from ledger.schema import TABLES, Durability, connect, sqlite_url
 from ledger.signing import ED25519_PUB_FILE, Signer, Verifier, load_or_create_signer, load_verifier
 from ledger.store import LedgerJournal, LedgerStore
@@ -224,6 +225,10 @@ def drive_mixed(hub: Hub, rounds: int, seed: int = 7) -> dict[str, int]:
             hub.mass_quote(who["mm-1"], [QuoteSpec("ESZ6", 6000_00 - 25, 2, 6000_00 + 25, 2),
                                          QuoteSpec("BTC-USD", 95_000_00 - 1, 10_000, 95_000_00 + 1, 10_000)], 0)
             done["quotes"] += 1
+        if i % 4 == 1:  # a market maker's ladder: one entry block (ledger.entries) of 32 or more commands
+            hub.mass_quote(who["mm-1"], [QuoteSpec("ESZ6", 6000_00 - 25 * (k + 2), 1, 6000_00 + 25 * (k + 2), 1)
+                                         for k in range(BLOCK_MIN_COMMANDS // 2)], 0)
+            done["quotes"] += 1
         if i % 5 == 1:
             hub.set_halted(who["operator"], "GCZ6", 0, True)
             refused, reason, _ = hub.submit_order(who["scalper-2"], order("GCZ6", cpb.BUY, 2650_00, 1))
@@ -266,23 +271,25 @@ def new_orders_in(db: LedgerDB) -> list[tuple[int, str, str]]:
     """(order id, participant, client_order_id) of every NewOrder command in the ledger."""
     found = []
     for _, _, rtype, payload, _, _ in db.records():
-        if rtype != RecordType.COMMAND:
+        if rtype not in (RecordType.COMMAND, RecordType.ENTRY_BLOCK):
             continue
-        rec = decode(payload)
-        (cmd,) = decode_commands(rec.engine_record)
-        if type(cmd) is NewOrder:
-            found.append((cmd.order_id, rec.participant, rec.client_order_id))
+        for rec in decode_all(payload):
+            if rec.record_type != RecordType.COMMAND:
+                continue
+            (cmd,) = decode_commands(rec.engine_record)
+            if type(cmd) is NewOrder:
+                found.append((cmd.order_id, rec.participant, rec.client_order_id))
     return found
 
 
 def assert_seq_gap_free(rows: list) -> None:
     """Commands, rejects, admin and config records take the next sequence number; events and the
-    fee record of a command's trades repeat it."""
+    fee record of a command's trades repeat it; an entry block takes one for each of its commands."""
     prev = 0
-    for idx, seq, rtype, *_ in rows:
+    for idx, seq, rtype, payload, *_ in rows:
         wanted = prev if rtype in (RecordType.EVENT, RecordType.POST_TRADE) else prev + 1
         assert seq == wanted, f"record {idx}: sequence {seq} where {wanted} was due"
-        prev = seq
+        prev = record_end_seq(payload)  # an entry block carries its commands' sequence numbers
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):

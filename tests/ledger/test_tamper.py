@@ -228,7 +228,8 @@ def _truncate_to(db: LedgerDB, size: int) -> None:
     db.execute("DELETE FROM ledger_checkpoint WHERE tree_size > :s", {"s": size})
     stale = [{"lv": r.level, "ix": r.node_index} for r in db.query("SELECT level, node_index FROM ledger_node")
              if (r.node_index + 1) << r.level > size]
-    db.execute("DELETE FROM ledger_node WHERE level = :lv AND node_index = :ix", stale)
+    if stale:  # nothing to delete when ``size`` ends on a complete subtree
+        db.execute("DELETE FROM ledger_node WHERE level = :lv AND node_index = :ix", stale)
 
 
 def test_a_truncated_tail_with_its_checkpoints_is_caught_only_by_an_external_anchor(ledger: LedgerDB) -> None:
