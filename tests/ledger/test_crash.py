@@ -31,7 +31,8 @@ from hub.config import DEV_PARTICIPANTS, HubConfig
 from hub.core import Hub
 from hub.recovery import recover
 from ledger.acklog import pending_records
-from ledger.records import RecordType, decode
+from ledger.entries import BLOCK_MIN_COMMANDS, decode_all
+from ledger.records import RecordType
 from ledger.store import ack_log_path
 from matching.engine import create_engine
 from matching.instruments import DEFAULT_INSTRUMENTS, by_asset_class
@@ -40,6 +41,7 @@ from tests.ledger.conftest import TICK, LedgerDB, M, P, assert_seq_gap_free, new
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("HUB_CRASH_SEED", "20260607"))
+QUOTE_LEVELS = BLOCK_MIN_COMMANDS // 2 + 4  # two commands a side: an entry block from the first message
 SERVING = re.compile(r"^hub serving on 127\.0\.0\.1:(\d+) ")
 RECOVERED = re.compile(r"^recovered (\d+) ledger records \((\d+) commands\) in ([0-9.]+)s; "
                        r"sequence resumes after (\d+)")
@@ -120,6 +122,7 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     sent: Counter = field(default_factory=Counter)
+    quoted: list[int] = field(default_factory=list)  # order ids of acknowledged quote sides
 
     def _record(self, participant: str, cid: str, ack) -> None:
         if ack.order_id:  # sequenced by an engine (accepted, or rejected by it): acknowledged after commit
@@ -162,8 +165,29 @@ class Load:
         finally:
             client.channel.close()
 
+    def _quotes(self, n: int) -> None:
+        """A market maker replacing a ladder of ``QUOTE_LEVELS`` quotes on ESZ6 each message: one
+        entry block in the ledger per message (``ledger.entries``)."""
+        rng = random.Random(self.seed * 41 + n)
+        client = HubClient(self.target, "dev-mm-1", timeout=10)
+        try:
+            while not self.stop.is_set():
+                shift = rng.randint(0, 3) * 25
+                ladder = [("ESZ6", 6000_00 - 25 * (k + 2) - shift, 1, 6000_00 + 25 * (k + 2) + shift, 1)
+                          for k in range(QUOTE_LEVELS)]
+                try:
+                    ack = client.mass_quote(ladder)
+                except grpc.RpcError:
+                    return  # the hub is gone
+                self.sent["mm-1"] += 1
+                self.quoted += [q.bid_order_id for q in ack.quotes if q.bid_order_id]
+                self.quoted += [q.ask_order_id for q in ack.quotes if q.ask_order_id]
+        finally:
+            client.channel.close()
+
     def start(self) -> None:
         self.threads = [
+            threading.Thread(target=self._quotes, args=(5,), daemon=True),
             threading.Thread(target=self._unary, args=("inst-1", [("AAPL", P), ("MSFT", M)], 1), daemon=True),
             threading.Thread(target=self._unary, args=("inst-2", [("AAPL", P)], 2), daemon=True),
             threading.Thread(target=self._session, args=("scalper-1", "AAPL", P, 3), daemon=True),
@@ -190,18 +214,18 @@ def engine_replay(db: LedgerDB) -> tuple[dict[int, bytes], int]:
     def settle() -> None:
         assert produced == b"".join(recorded), f"record {at}: replay produced other events than the ledger holds"
 
-    for idx, seq, rtype, payload, _, _ in db.records():
-        last_seq = seq
-        if rtype == RecordType.EVENT:
-            recorded.append(decode(payload).engine_record)
-            continue
-        if rtype == RecordType.POST_TRADE:
-            continue  # the fees of the command's trades: checked by recovery, not by this engine replay
-        settle()
-        at, recorded, produced = idx, [], b""
-        if rtype == RecordType.COMMAND:
-            rec = decode(payload)
-            produced = engines[AssetClass(rec.asset_class)].process_packed(rec.engine_record)
+    for idx, _, _, payload, _, _ in db.records():
+        for rec in decode_all(payload):  # an entry block: the commands and events it stands for
+            last_seq = rec.seq
+            if rec.record_type == RecordType.EVENT:
+                recorded.append(rec.engine_record)
+                continue
+            if rec.record_type == RecordType.POST_TRADE:
+                continue  # the fees of the command's trades: checked by recovery, not by this engine replay
+            settle()
+            at, recorded, produced = idx, [], b""
+            if rec.record_type == RecordType.COMMAND:
+                produced = engines[AssetClass(rec.asset_class)].process_packed(rec.engine_record)
     settle()
     return {int(ac): engine.digest() for ac, engine in engines.items()}, last_seq
 
@@ -226,7 +250,7 @@ def _pg_config(db: LedgerDB, path: Path) -> list[str]:
     return ["--config", str(path)]
 
 
-def _check_ledger(db: LedgerDB, acked: list[Acked]) -> None:
+def _check_ledger(db: LedgerDB, acked: list[Acked], quoted: list[int]) -> None:
     report = db.verify()
     assert report.ok, report.failure
     found = new_orders_in(db)
@@ -236,7 +260,10 @@ def _check_ledger(db: LedgerDB, acked: list[Acked]) -> None:
     for a in acked:
         assert by_client_id[(a.participant, a.client_order_id)] == 1, f"acknowledged {a} is not in the ledger once"
         assert by_order_id.get(a.order_id) == (a.participant, a.client_order_id), f"acknowledged {a} differs"
+    for order_id in quoted:
+        assert by_order_id.get(order_id) == ("mm-1", ""), f"acknowledged quote side {order_id} is not in the ledger"
     assert_seq_gap_free(db.records())
+    assert any(r[2] == RecordType.ENTRY_BLOCK for r in db.records()), "no mass quote was recorded as a block"
 
 
 @pytest.mark.parametrize("kills", [pytest.param(3, id="3-kills"),
@@ -248,6 +275,7 @@ def test_sigkilled_hub_loses_no_acknowledged_order_and_recovers_the_ledger_state
     hub = HubProcess(ledger_db.data_dir, extra, tmp_path / "hub.log")
     hub.start()
     acked: list[Acked] = []
+    quoted: list[int] = []
     timings = []
     pending_seen = 0
     print(f"\ncrash drill [{ledger_db.kind}] seed {SEED}: {kills} kills")
@@ -262,19 +290,20 @@ def test_sigkilled_hub_loses_no_acknowledged_order_and_recovers_the_ledger_state
         assert load.acked, "no order was acknowledged before the kill: the drill tested nothing"
         assert all(a.sequence > resumed_after for a in load.acked), "a sequence number was reused after a restart"
         acked += load.acked
+        quoted += load.quoted
         # The ledger on disk: the database, and on SQLite the ack log's batches not inserted yet (acked,
         # then killed before the applier ran), which the restarted hub inserts before anything else.
         size = len(ledger_db.records())
         pending = 0 if ledger_db.is_pg else pending_records(ack_log_path(ledger_db.engine()), size)
         size += pending
         if not pending:
-            _check_ledger(ledger_db, acked)
+            _check_ledger(ledger_db, acked, quoted)
 
         hub.start()
         records, _, seconds, last_seq = hub.recovered
         assert records == size, "recovery must replay exactly the records that were committed"
         if pending:
-            _check_ledger(ledger_db, acked)
+            _check_ledger(ledger_db, acked, quoted)
             pending_seen += 1
         # the hub is idle now: the ledger holds everything it did, recovery's own records included
         engine_digests, ledger_last_seq = engine_replay(ledger_db)
@@ -299,11 +328,13 @@ def test_sigkilled_hub_loses_no_acknowledged_order_and_recovers_the_ledger_state
     time.sleep(0.2)
     final.join()
     acked += final.acked
+    quoted += final.quoted
     assert hub.stop() == 0
-    _check_ledger(ledger_db, acked)
+    _check_ledger(ledger_db, acked, quoted)
     report = ledger_db.verify()
     assert not report.warnings, "a clean stop closes the last block"
     engine_replay(ledger_db)
     assert ledger_db.store().last_checkpoint().state_digest == hub_replay(ledger_db)
-    print(f"  {len(acked)} acknowledged orders, {report.records} records, {report.checkpoints} checkpoints; "
+    print(f"  {len(acked)} acknowledged orders and {len(quoted)} quote sides, {report.records} records, "
+          f"{report.checkpoints} checkpoints; "
           f"recovery took {max(t[2] for t in timings):.2f}s at most")
