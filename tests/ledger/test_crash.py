@@ -4,8 +4,7 @@ moments and restarted on the same ledger. Durability "process" (the default) is 
 process tests: every order the hub acknowledged must be in the ledger exactly once, the ledger
 must verify, the state the restarted hub rebuilt must equal the state replayed from the ledger
 (the books by this test alone, the whole hub state by a fresh hub), and sequence numbers must
-continue without a gap
-across every restart. Recovery times are printed.
+continue without a gap across every restart. Recovery times are printed.
 
 ``HUB_CRASH_SEED`` picks other kill moments (the seed is printed)."""
 
