@@ -16,9 +16,11 @@ workload (an OrderAck with 1 report for a resting buy, 5 for a crossing sell; a 
 4 reports per quote); mean reply sizes of both are printed. Its Session handler yields each reply
 from the handler thread that read the request (no extra thread): the bare floor.
 
-``--diagnose`` adds two variants that split the hub's overhead: ``echo_handoff``, the echo Session
-answering through a reader thread and an outbox as the hub's Session does, and ``hub_memory``, the
-hub journaling in memory instead of to the ledger (``python -m hub.bench --serve-hub --in-memory``).
+``--diagnose`` adds three variants that split the hub's overhead: ``echo_handoff``, the echo Session
+answering through a reader thread and an outbox as the hub's Session does, ``hub_memory``, the
+hub journaling in memory instead of to the ledger (``python -m hub.bench --serve-hub --in-memory``),
+and ``echo_aio``, the echo floor on grpc.aio (one event loop instead of a thread per call:
+``hub.echo_aio``), what the floor would be if the gateway moved to asyncio.
 
 The client runs in this process and sends serialised bytes and parses each reply once (for the
 checks), with one HTTP/2 connection per stream or participant: threads for the paced latency runs
@@ -95,7 +97,8 @@ QUOTE_ACCOUNTS = (("dev-mm-1", 3001), ("dev-inst-1", 2001), ("dev-inst-1", 2002)
 SERVICE = "/hub.v1.OrderEntry/"
 HANDOFF_METHOD = "SessionHandoff"  # echo server only: the Session floor with the hub's thread handoff
 #: Measured variant -> server process it runs against.
-VARIANT_SERVER = {"hub": "hub", "echo": "echo", "echo_handoff": "echo", "hub_memory": "hub_memory"}
+VARIANT_SERVER = {"hub": "hub", "echo": "echo", "echo_handoff": "echo", "hub_memory": "hub_memory",
+                  "echo_aio": "echo_aio"}
 TARGETS = {"streaming_p50_ratio": 1.3, "streaming_p99_ratio": 2.0}
 MIN_THROUGHPUT_RATIO = 0.8
 MIN_MASS_QUOTE_ORDERS = 50_000
@@ -827,7 +830,7 @@ class Bench:
         return variants if r % 2 == 0 else variants[::-1]
 
     def _rate_variants(self) -> list[str]:
-        return ["echo", "hub"] + (["hub_memory"] if self.s.diagnose else [])
+        return ["echo", "hub"] + (["hub_memory", "echo_aio"] if self.s.diagnose else [])
 
     # -- latency
 
@@ -836,7 +839,7 @@ class Bench:
         warm = max(50, int(self.s.rate * self.s.warmup))
         variants = ["echo", "hub"]
         if self.s.diagnose:
-            variants += ["echo_handoff", "hub_memory"] if mode == "streaming" else ["hub_memory"]
+            variants += ["echo_handoff", "hub_memory", "echo_aio"] if mode == "streaming" else ["hub_memory", "echo_aio"]
         samples: dict[str, list[LatencySample]] = {v: [] for v in variants}
         for r in range(self.s.rounds):
             for variant in self._rotation(variants, r):
@@ -929,6 +932,8 @@ def summarise(results: dict[str, Any], bench: Bench, status: admin_pb2.HubStatus
     }
     if "hub_memory" in bench.tallies:
         checks["hub_memory_all_acknowledged"] = bench.tallies["hub_memory"].ok()
+    if "echo_aio" in bench.tallies:
+        checks["echo_aio_all_acknowledged"] = bench.tallies["echo_aio"].ok()
     summary = {
         "unary_p50_ratio": ratio(uni["hub"]["p50_us"], uni["echo"]["p50_us"]),
         "unary_p99_ratio": ratio(uni["hub"]["p99_us"], uni["echo"]["p99_us"]),
@@ -970,6 +975,7 @@ def run(settings: Settings) -> dict[str, Any]:
             if settings.diagnose:
                 servers["hub_memory"] = start_server("hub_memory", ["-m", "hub.bench", "--serve-hub", "--in-memory"],
                                                      workdir)
+                servers["echo_aio"] = start_server("echo_aio", ["-m", "hub.bench", "--serve-echo-aio"], workdir)
             log(", ".join(f"{name} on {p.address} (pid {p.proc.pid})" for name, p in servers.items()))
             result = _measure(settings, servers)
         finally:
@@ -1051,11 +1057,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quotes", type=int, default=100, help="quotes per MassQuote message (2 orders each)")
     p.add_argument("--rounds", type=int, default=4, help="alternating hub / echo segments per measurement")
     p.add_argument("--diagnose", action="store_true",
-                   help="also measure echo_handoff (the echo Session with the hub's reader-thread handoff) and "
-                        "hub_memory (the hub with an in-memory journal instead of the ledger)")
+                   help="also measure echo_handoff (the echo Session with the hub's reader-thread handoff), "
+                        "hub_memory (the hub with an in-memory journal instead of the ledger) and echo_aio (the "
+                        "echo floor on grpc.aio, one event loop: hub.echo_aio)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few seconds in all (smoke test)")
     p.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-echo-aio", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-hub", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", default="hub-data", help=argparse.SUPPRESS)
@@ -1077,6 +1085,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo:
         return serve_echo(args.port)
+    if args.serve_echo_aio:
+        from hub.echo_aio import serve_echo_aio
+
+        return serve_echo_aio(args.port)
     if args.serve_hub:
         return serve_hub(args.port, args.data_dir, args.in_memory)
     result = run(settings_from(args))

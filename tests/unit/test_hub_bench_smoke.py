@@ -36,3 +36,47 @@ def test_quick_bench_prints_one_json_object_with_positive_figures_and_passes_its
     assert checks["hub_replies"] == checks["hub_requests"] > 0
     assert checks["last_sequence"] >= checks["commands_caused"] > 0
     assert len(checks["state_digest"]) == 64
+
+
+def test_the_aio_echo_floor_answers_like_the_threaded_one_and_checks_the_token() -> None:
+    """``hub.echo_aio`` (the --diagnose floor on grpc.aio): the same replies as the threaded echo
+    for a session and a unary order, and a call without a valid token is refused."""
+    import asyncio
+
+    import grpc
+
+    from hub.bench import OPERATOR_TOKEN, TRADER_TOKENS, EchoReplies, _metadata
+    from hub.config import HubConfig
+    from hub.echo_aio import build_aio_echo_server
+    from hub.v1 import order_entry_pb2 as oepb
+    from hub.v1 import order_entry_pb2_grpc as oepb_grpc
+
+    order = oepb.NewOrderRequest(symbol="AAPL", side=2, order_type=1, time_in_force=1, price=189_0000, quantity=1)
+
+    async def drive() -> None:
+        server, port = build_aio_echo_server(HubConfig.default().with_network(port=0))
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = oepb_grpc.OrderEntryStub(channel)
+                ack = await stub.SubmitOrder(order, metadata=_metadata(TRADER_TOKENS[0]))
+                expected = EchoReplies().order_ack(order)
+                assert (ack.accepted, len(ack.executions)) == (True, len(expected.executions)) == (True, 5)
+                call = stub.Session(metadata=_metadata(TRADER_TOKENS[1]))
+                await call.write(oepb.SessionRequest(request_id=7, new_order=order))
+                opened, reply = await call.read(), await call.read()
+                await call.done_writing()
+                assert opened.opened.session_id == "echo" and reply.request_id == 7 and reply.order_ack.accepted
+                for metadata, code in ((_metadata("not-a-token"), grpc.StatusCode.UNAUTHENTICATED),
+                                       ((), grpc.StatusCode.UNAUTHENTICATED),
+                                       (_metadata(OPERATOR_TOKEN), grpc.StatusCode.PERMISSION_DENIED)):
+                    try:
+                        await stub.SubmitOrder(order, metadata=metadata)
+                    except grpc.aio.AioRpcError as exc:
+                        assert exc.code() == code
+                    else:
+                        raise AssertionError(f"{metadata} was not refused")
+        finally:
+            await server.stop(None)
+
+    asyncio.run(drive())
