@@ -21,6 +21,7 @@ from libcpp.algorithm cimport sort
 from libcpp.map cimport map as cmap
 from libcpp.pair cimport pair
 from libcpp.unordered_map cimport unordered_map
+from libcpp.unordered_set cimport unordered_set
 from libcpp.vector cimport vector
 
 from matching.instruments import check_engine_instruments
@@ -953,8 +954,42 @@ cdef class CythonEngine:
         self.seq = seq
         self.last_seq = seq
         self.out.clear()
-        self._remove_victims(victims, E_CANCELLED, CR_RISK, True)  # presorted
+        self._remove_everything(victims)
         return self._columns()
+
+    cdef void _remove_everything(self, vector[Victim]& victims) noexcept:
+        """``_remove_victims(victims, E_CANCELLED, CR_RISK)`` when ``victims`` is every resting order
+        (by book, then id): the same events, byte for byte, but each price level is looked up once
+        (the first time one of its orders comes up, as ``_remove_victims`` first touches it) instead
+        of once per order, and the books and the id map are emptied whole instead of order by order.
+        The per-order tree walks and hash erasures were most of a 10,000-order kill's engine time."""
+        cdef size_t i = 0
+        cdef size_t n = victims.size()
+        cdef int b
+        cdef int32_t slot
+        cdef COrder* o
+        cdef Touched t
+        cdef unordered_set[int64_t] seen[2]  # prices of this book's bid and ask levels met so far
+        while i < n:
+            b = <int>victims[i].first.first
+            self._begin_book(b)
+            seen[0].clear()
+            seen[1].clear()
+            while i < n and victims[i].first.first == b:
+                slot = victims[i].second
+                o = &self.pool[slot]
+                if seen[o.side - 1].insert(o.price).second:
+                    t.side = o.side
+                    t.price = o.price
+                    t.before = self._level(b, o.side, o.price).visible
+                    self.touched.push_back(t)
+                self._order_event(E_CANCELLED, b, o, CR_RISK)
+                self.free_slots.push_back(slot)  # in the order _free would have freed them
+                i += 1
+            self.ladders[2 * b].clear()  # every order of the book is gone, so is every level
+            self.ladders[2 * b + 1].clear()
+            self._flush_book(b)
+        self.resting.clear()
 
     cdef tuple _columns(self):
         """The events in ``self.out`` in columns (see ``cancel_orders_columns``)."""

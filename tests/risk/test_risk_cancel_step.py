@@ -127,6 +127,47 @@ def test_both_engines_give_the_same_columns_and_they_are_the_events_split(seed: 
     assert engines[0].cancel_all_columns(6_001) == engines[1].cancel_all_columns(6_001) == (b"", b"", b"", 0)
 
 
+def _flow(rng: random.Random, first: int, n: int, icebergs: bool = True) -> bytes:
+    """``n`` limit orders from order id ``first`` on every equity, both sides, some crossing, some
+    icebergs (display below quantity): levels of several orders, hidden quantity, trades."""
+    commands = []
+    for oid in range(first, first + n):
+        inst = rng.choice(EQUITIES)
+        side = rng.choice((1, 2))
+        ticks = rng.randint(-2, 12) * (-1 if side == 1 else 1)  # a few cross the touch
+        qty = inst.lot_size * rng.randint(1, 6)
+        display = inst.lot_size if icebergs and qty > inst.lot_size and rng.random() < 0.3 else 0
+        commands.append(NewOrder(oid, 1_000 + oid, inst.instrument_id, oid, 1001 + oid % 3, side, 1, 1,
+                                 inst.reference_price + ticks * inst.tick_size, qty, display))
+    return encode_commands(commands)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_cancelling_everything_at_once_is_the_same_step_as_cancelling_every_order_by_id(seed: int) -> None:
+    """``cancel_all_columns`` empties the books whole (``_remove_everything``): the same columns, byte
+    for byte, as the reference engine and as ``cancel_orders_columns`` of every resting id on a twin,
+    the same digest, and the engines go on alike afterwards (the freed slots and maps are sound)."""
+    rng = random.Random(seed)
+    engines = [CythonEngine(AssetClass.EQUITY, EQUITIES), ReferenceEngine(AssetClass.EQUITY, EQUITIES),
+               CythonEngine(AssetClass.EQUITY, EQUITIES)]
+    flow = _flow(rng, 1, 600)
+    assert len({e.process_packed(flow) for e in engines}) == 1
+    resting = sorted(o.order_id for i in EQUITIES for o in engines[1].orders(i.instrument_id))
+    assert len(resting) > 100
+    native, reference = (e.cancel_all_columns(7_000) for e in engines[:2])
+    twin = engines[2].cancel_orders_columns(7_000, array("q", resting).tobytes())
+    assert native == reference == twin
+    assert sorted(array("q", native[0]).tolist()) == resting
+    assert engines[0].digest() == engines[1].digest() == engines[2].digest()
+    gone = array("q", resting).tobytes()  # no engine still knows any of them
+    assert all(e.cancel_orders_columns(7_000, gone) == (b"", b"", b"", 0) for e in engines)
+    assert all(e.order(i.instrument_id, oid) is None for e in engines[:2] for i in EQUITIES for oid in resting[:50])
+    later = _flow(rng, 601, 600)  # refill the emptied books: slots, levels and ids reused
+    assert len({e.process_packed(later) for e in engines}) == 1
+    assert engines[0].digest() == engines[1].digest() == engines[2].digest()
+    assert engines[0].cancel_all_columns(7_001) == engines[1].cancel_all_columns(7_001)
+
+
 @pytest.mark.parametrize("engine_type", [CythonEngine, ReferenceEngine])
 def test_an_engine_with_none_of_the_orders_changes_nothing(engine_type) -> None:
     engine = engine_type(AssetClass.EQUITY, EQUITIES)
