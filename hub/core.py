@@ -46,6 +46,7 @@ from hub.auth import Identity
 from hub.config import HubConfig
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
 from hub.gc_policy import GcPolicy
+from hub.helper_thread import shared_helper
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
 from hub.marketdata import MarketDataHub, Subscriber
 from hub.risk_cancels import CancelStepEvents, UnsettledCancels, risk_cancel_detail, split_cancel_events
@@ -225,6 +226,22 @@ class Outcome:
     ticket: int = 0  # journal ticket: the reply may leave only once it is committed
 
 
+# One risk_cancel step before it is journaled: asset class, seq, hub time, its events, its record's detail.
+_CancelledIn = tuple[AssetClass, int, int, CancelStepEvents, bytes]
+
+
+def _halves(jobs: list[tuple[AssetClass, MatchingEngine, int]]) -> tuple[list, list]:
+    """Split engines into two groups with about as many resting orders each (largest first, each
+    to the lighter group)."""
+    groups: tuple[list, list] = ([], [])
+    load = [0, 0]
+    for job in sorted(jobs, key=lambda job: -job[1].resting_count):
+        lighter = 0 if load[0] <= load[1] else 1
+        groups[lighter].append(job)
+        load[lighter] += job[1].resting_count
+    return groups
+
+
 def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, **fields) -> cpb.ExecutionReport:
     return cpb.ExecutionReport(
         sequence=seq, hub_time_ns=ts, symbol=meta.symbol, order_id=order_id,
@@ -303,6 +320,10 @@ class Hub:
         self._cancel_everything = False  # a hub-wide BLOCK switch: every resting order, not yet sequenced
         self._unsettled = UnsettledCancels()  # cancelled in the engines, hub state not yet settled
         self._risk_drainers = 0  # threads inside drain_risk_cancels carrying out those cancels
+        # A kill empties the engines two at a time when they can run without the GIL and there is a
+        # second core to run on.
+        self._parallel_cancels = (len(self.engines) > 1 and (os.cpu_count() or 1) > 1
+                                  and all(e.releases_gil for e in self.engines.values()))
         self.fairness = FairnessRules(config.fairness)
         self.fairness_seed = config.fairness.batch_seed or int.from_bytes(os.urandom(16), "little")
         self.scheduler = ReleaseScheduler(self._lock, self._clock, self.fairness_seed, self._journal_batch)
@@ -568,27 +589,22 @@ class Hub:
             # of the step, and the two threads would trade the GIL. Waiting for a write in flight
             # (another thread's) is cheaper than letting it finish in the middle of the step too.
             self.journal.wait_committed(self.last_ticket)
-        cancelled_in: list[tuple[AssetClass, int, int, CancelStepEvents]] = []
-        for ac, engine in sorted(self.engines.items()):
-            seq = self._seq + 1
-            cols = CancelStepEvents(*(engine.cancel_all_columns(seq) if order_ids is None
-                                      else engine.cancel_orders_columns(seq, packed)))
-            if cols.events:
-                self._seq = seq  # the engine has changed: no refusal from here on
-                cancelled_in.append((ac, seq, self._clock(), cols))
+        cancelled_in = (self._cancel_all_in_parallel() if order_ids is None and self._parallel_cancels
+                        else self._cancel_one_engine_after_another(packed if order_ids is not None else None))
         # Journaled only now, all at once and committed at once by this thread: records queued
         # during the engine calls would be old enough for the ledger's writer thread to sweep, and
         # it would fight this thread for the GIL in the middle of the step.
         steps: list[tuple[int, int, CancelStepEvents, int]] = []
-        for ac, seq, ts, cols in cancelled_in:
-            ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
-                                                      detail=risk_cancel_detail(int(ac), cols)))
+        for _ac, seq, ts, cols, detail in cancelled_in:
+            ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0, detail=detail))
             self.last_ticket = ticket
             self._unsettled.add(seq, ts, array("q", cols.order_ids).tolist())
             steps.append((seq, ts, cols, ticket))
         if steps:
             with contextlib.suppress(JournalUnavailableError):  # stays queued: storage recovery writes it
                 self.journal.wait_committed(steps[-1][3])
+        if order_ids is None:  # what the engines kept back from the kill, freed now it is on record
+            self._free_cancelled([self.engines[ac] for ac, *_ in cancelled_in])
         done = 0
         for seq, ts, cols, ticket in steps:
             others = decode_events(cols.others)
@@ -627,6 +643,54 @@ class Hub:
         for ev in others:
             if type(ev) is TopOfBook:
                 self._risk_raised(self.risk.on_top_of_book(ts, ev.instrument_id, ev.bid_price, ev.ask_price))
+
+    def _cancel_one_engine_after_another(self, packed: bytes | None) -> list[_CancelledIn]:
+        """The ``risk_cancel`` steps of ``_cancel_in_engines``: each engine with any of the orders
+        (every resting order: ``packed`` None) in asset-class order, one sequence number each."""
+        cancelled_in: list[_CancelledIn] = []
+        for ac, engine in sorted(self.engines.items()):
+            seq = self._seq + 1
+            cols = CancelStepEvents(*(engine.cancel_all_columns(seq) if packed is None
+                                      else engine.cancel_orders_columns(seq, packed)))
+            if cols.events:
+                self._seq = seq  # the engine has changed: no refusal from here on
+                cancelled_in.append((ac, seq, self._clock(), cols, risk_cancel_detail(int(ac), cols)))
+        return cancelled_in
+
+    def _cancel_all_in_parallel(self) -> list[_CancelledIn]:
+        """``_cancel_one_engine_after_another(None)`` on two cores: the engines with resting orders
+        get their sequence numbers in asset-class order first, then this thread and the helper
+        thread each empty about half of the orders (engines that let go of the GIL) and write
+        their records' details; the times are read afterwards, in sequence order, so the records
+        are exactly what the one-after-another path writes on the same clock."""
+        busy = [(ac, engine) for ac, engine in sorted(self.engines.items()) if engine.resting_count]
+        if not busy:
+            return []
+        first = self._seq + 1
+        jobs = [(ac, engine, first + i) for i, (ac, engine) in enumerate(busy)]
+        self._seq = first + len(jobs) - 1  # the engines change from here on: no refusal
+        mine, theirs = _halves(jobs)
+
+        def empty(part: list[tuple[AssetClass, MatchingEngine, int]]) -> list[tuple[AssetClass, int, CancelStepEvents, bytes]]:
+            out = []
+            for ac, engine, seq in part:
+                cols = CancelStepEvents(*engine.cancel_all_columns(seq))
+                out.append((ac, seq, cols, risk_cancel_detail(int(ac), cols)))
+            return out
+
+        here, there = shared_helper().beside(lambda: empty(mine), lambda: empty(theirs))
+        return [(ac, seq, self._clock(), cols, detail)
+                for ac, seq, cols, detail in sorted(here + there, key=lambda step: step[1])]
+
+    def _free_cancelled(self, engines: list[MatchingEngine]) -> None:
+        """``free_cancelled`` of the engines: on the helper thread (without the GIL, beside this one)
+        when the engines run there, here otherwise."""
+        if self._parallel_cancels:
+            for engine in engines:
+                shared_helper().submit(engine.free_cancelled)
+        else:
+            for engine in engines:
+                engine.free_cancelled()
 
     def _settle_cancelled(self, seq: int, ts: int, cancelled: list[int]) -> None:
         """Settle orders a ``cancel_orders`` step (``seq``, ``ts``) cancelled, live and on replay, in

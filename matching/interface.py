@@ -17,6 +17,9 @@ class MatchingEngine(Protocol):
     """
 
     implementation: str
+    #: True when ``cancel_all_columns`` runs without the GIL, so that engines of different asset
+    #: classes can be emptied in parallel threads.
+    releases_gil: bool
     asset_class: AssetClass
     last_order_id: int
     last_trade_id: int
@@ -24,6 +27,11 @@ class MatchingEngine(Protocol):
 
     @property
     def instrument_ids(self) -> list[int]: ...
+
+    @property
+    def resting_count(self) -> int:
+        """Orders resting in the engine's books."""
+        ...
 
     def process(self, command: Command) -> list[Event]: ...
 
@@ -39,6 +47,10 @@ class MatchingEngine(Protocol):
 
     def cancel_all_columns(self, seq: int) -> tuple[bytes, bytes, bytes, int]:
         """``cancel_orders_columns`` of every order resting in the engine (a BLOCK kill over it)."""
+        ...
+
+    def free_cancelled(self) -> None:
+        """Free what ``cancel_all_columns`` left to free later; safe from another thread."""
         ...
 
     def depth(self, instrument_id: int, levels: int = 0) -> Depth: ...

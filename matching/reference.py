@@ -182,6 +182,7 @@ class ReferenceEngine:
     """One asset class's books, driven by commands; deterministic and single-threaded."""
 
     implementation = "reference"
+    releases_gil = False  # pure Python: no two of its steps ever run at once
 
     def __init__(self, asset_class: AssetClass, instruments: tuple[Instrument, ...]) -> None:
         self.asset_class = AssetClass(asset_class)
@@ -196,6 +197,10 @@ class ReferenceEngine:
     @property
     def instrument_ids(self) -> list[int]:
         return list(self._books)
+
+    @property
+    def resting_count(self) -> int:
+        return sum(len(book.orders) for book in self._books.values())
 
     def depth(self, instrument_id: int, levels: int = 0) -> Depth:
         if levels < 0:
@@ -461,6 +466,9 @@ class ReferenceEngine:
         """Risk cancels of every resting order, in columns (see the Cython engine)."""
         resting = [o.order_id for book in self._books.values() for o in book.orders.values()]
         return self.cancel_orders_columns(seq, array("q", resting).tobytes())
+
+    def free_cancelled(self) -> None:
+        """Nothing kept back here (see the Cython engine)."""
 
     def _remove_all(self, out: _Emitter, books: list[_Book], selected, cancel_reason) -> int:
         """Remove the selected orders of each book in order-id order; None reason means expiry."""
