@@ -83,9 +83,14 @@ def _ledger_engine(args: argparse.Namespace):
 
 
 def _verifier(args: argparse.Namespace):
-    from ledger.signing import load_verifier
+    """The pinned Ed25519 key; with ``--post-quantum`` the ML-DSA-65 key too, and every checkpoint
+    must carry both signatures."""
+    from ledger.signing import ED25519_PUB_FILE, MLDSA65_PUB_FILE, AllKeys, load_verifier
 
-    return load_verifier(args.public_key or Path(args.data_dir) / "ledger_ed25519.pub")
+    ed = load_verifier(args.public_key or Path(args.data_dir) / ED25519_PUB_FILE)
+    if not args.post_quantum:
+        return ed
+    return AllKeys(ed, load_verifier(args.pq_public_key or Path(args.data_dir) / MLDSA65_PUB_FILE))
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
@@ -184,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--data-dir", default="hub-data")
         p.add_argument("--url", default="", help="ledger database URL (default: SQLite in the data dir)")
         p.add_argument("--public-key", default="", help="pinned verifier key (default: DATA_DIR/ledger_ed25519.pub)")
+        p.add_argument("--post-quantum", action="store_true",
+                       help="require the ML-DSA-65 signature on every checkpoint too (ledger.post_quantum)")
+        p.add_argument("--pq-public-key", default="",
+                       help="pinned ML-DSA-65 key (default: DATA_DIR/ledger_mldsa65.pub)")
         if name == "verify":
             p.add_argument("--anchor", action="append", default=[],
                            help="a signed checkpoint note kept outside the database (repeatable)")

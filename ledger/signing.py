@@ -50,6 +50,7 @@ __all__ = [
     "MLDSA65_KEY_FILE",
     "MLDSA65_PUB_FILE",
     "MLDSA65_TYPE",
+    "AllKeys",
     "Checkpoint",
     "CheckpointFormatError",
     "KeyFileError",
@@ -517,6 +518,19 @@ def verify_checkpoint(note: str | bytes, *verifiers: Verifier | MLDSAVerifier) -
         return Checkpoint.parse(text)
     except CheckpointFormatError as exc:
         raise SignatureError(SignatureErrorReason.MALFORMED, f"checkpoint body: {exc}") from None
+
+
+class AllKeys:
+    """Pinned keys that must all have signed a note: the Ed25519 key and the ML-DSA-65 key of a
+    ledger that signs its checkpoints post-quantum too. Usable wherever one verifier is."""
+
+    def __init__(self, *verifiers: Verifier | MLDSAVerifier) -> None:
+        if not verifiers:
+            raise ValueError("AllKeys needs at least one verifier")
+        self.verifiers = verifiers
+
+    def verify(self, note: str | bytes) -> Checkpoint:
+        return verify_checkpoint(note, *self.verifiers)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -721,9 +721,10 @@ class LedgerJournal(LedgerStore):
 
 def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, key_name: str = "hub.local",
                 origin: str = "hub.local/ledger/v1", checkpoint_every: int = 4096,
-                checkpoint_interval_s: float = 0.25) -> LedgerJournal:
+                checkpoint_interval_s: float = 0.25, post_quantum: bool = False) -> LedgerJournal:
     """The ledger of a data directory: SQLite there unless ``url`` names another database; the
-    signing key always lives in the data directory (the public key is exported beside it)."""
+    signing keys always live in the data directory (the public keys are exported beside them).
+    ``post_quantum``: every checkpoint is signed with ML-DSA-65 too."""
     from pathlib import Path
 
     from ledger.schema import Durability, connect, sqlite_url
@@ -731,7 +732,7 @@ def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, ke
 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     engine = connect(url or sqlite_url(data_dir), Durability(durability))
-    signer = load_or_create_signer(data_dir, key_name)
+    signer = load_or_create_signer(data_dir, key_name, post_quantum=post_quantum)
     log_path = ack_log_path(engine)
     ack_log = AckLog(log_path, sync=Durability(durability) == Durability.POWER) if log_path else None
     try:
