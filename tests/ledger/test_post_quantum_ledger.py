@@ -16,6 +16,7 @@ from hub.server import open_ledger_journal
 from hub.v1 import common_pb2 as cpb
 from ledger.signing import MLDSA65_PUB_FILE, load_verifier, mldsa_available
 from tests.ledger.conftest import identities, order, start_hub, stop_hub
+from tests.ledger.test_signing import with_pq_signature_altered
 
 needs_mldsa = pytest.mark.skipif(not mldsa_available(), reason="installed cryptography has no ML-DSA support")
 
@@ -85,18 +86,12 @@ def test_post_quantum_verification_fails_a_ledger_without_the_second_signature(
 
 @needs_mldsa
 def test_an_altered_post_quantum_signature_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    import base64
     import sqlite3
 
     data = tmp_path / "pq"
     _run_some_orders(_config(data, post_quantum=True))
     note = _notes(data)[0]
-    body, block = note.split("\n\n")
-    ed_line, pq_line = block.splitlines()
-    dash, name, b64 = pq_line.split(" ")
-    raw = bytearray(base64.b64decode(b64))
-    raw[200] ^= 1
-    bad = f"{body}\n\n{ed_line}\n{dash} {name} {base64.b64encode(bytes(raw)).decode()}\n"
+    bad = with_pq_signature_altered(note, 200)
     with sqlite3.connect(data / "ledger.sqlite3") as db:
         db.execute("DROP TRIGGER ledger_checkpoint_no_update")
         db.execute("UPDATE ledger_checkpoint SET note = ? WHERE note = ?", (bad, note))

@@ -518,11 +518,8 @@ def test_post_quantum_tampering() -> None:
     s = Signer.generate(ORIGIN, post_quantum=pq_signer)
     note = s.sign(CP).note
     body, block = note.split("\n\n")
-    ed_line, pq_line = block.splitlines()
-    dash, name, b64 = pq_line.split(" ")
-    raw = bytearray(base64.b64decode(b64))
-    raw[100] ^= 1
-    bad_pq = f"{body}\n\n{ed_line}\n{dash} {name} {base64.b64encode(bytes(raw)).decode()}\n"
+    ed_line = block.splitlines()[0]
+    bad_pq = with_pq_signature_altered(note, 100)
     with pytest.raises(SignatureError) as exc:
         pq_signer.verifier().verify(bad_pq)
     assert reason_of(exc) is SignatureErrorReason.BAD_SIGNATURE
@@ -550,3 +547,13 @@ def test_without_post_quantum_no_pq_files(tmp_path: Path) -> None:
     assert s.post_quantum is None
     assert not (tmp_path / MLDSA65_KEY_FILE).exists()
     assert len(s.sign(CP).signature_lines) == 1
+
+
+def with_pq_signature_altered(note: str, byte: int) -> str:
+    """``note`` (an Ed25519 line, then an ML-DSA-65 line) with one bit of the ML-DSA signature flipped."""
+    body, block = note.split("\n\n")
+    ed_line, pq_line = block.splitlines()
+    dash, name, b64 = pq_line.split(" ")
+    raw = bytearray(base64.b64decode(b64))
+    raw[byte] ^= 1
+    return f"{body}\n\n{ed_line}\n{dash} {name} {base64.b64encode(bytes(raw)).decode()}\n"
