@@ -9,6 +9,7 @@ process, shared by every hub in it) and then waits.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -84,3 +85,12 @@ def shared_helper() -> HelperThread:
         if _shared is None:
             _shared = HelperThread()
         return _shared
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of the parent's threads: its first use starts its own helper."""
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

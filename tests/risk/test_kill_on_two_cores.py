@@ -170,3 +170,33 @@ def test_the_helper_runs_one_half_beside_the_caller_and_hands_back_results_and_e
         assert "background job" in caplog.text and "ZeroDivisionError" in caplog.text
     finally:
         helper.close()
+
+
+def test_a_forked_child_starts_its_own_helper() -> None:
+    """The parent's helper thread does not exist in a forked child (a ledger verify worker, say):
+    the child must not queue work for it and wait forever."""
+    import os
+
+    from hub.helper_thread import shared_helper
+
+    shared_helper().beside(lambda: None, lambda: None)  # the parent's helper is running
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its helper answers
+        code = 1
+        try:
+            here, there = shared_helper().beside(lambda: "here", lambda: threading.current_thread().name)
+            code = 0 if (here, there) == ("here", "hub-helper") else 1
+        finally:
+            os._exit(code)
+    deadline = 50
+    while deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        threading.Event().wait(0.1)
+        deadline -= 1
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child waited for a helper thread it does not have")
+    assert os.waitstatus_to_exitcode(status) == 0
