@@ -315,7 +315,8 @@ class _Phases:
 
 PHASE_ORDER = (
     "risk: set switch, list orders in scope", "hub: risk_cancel steps (engine + record)",
-    "  engine: cancel (all / by id), in columns", "hub: risk_settle steps (total)", "  settle: risk release, registry, reports",
+    "  engine: cancel (all / by id), in columns (summed over both threads)", "hub: risk_settle steps (total)",
+    "  settle: risk release, registry, reports",
     "    risk: bulk release", "journal append (queue; both steps)", "market data publish",
     "checkpoint (state digest)", "ledger: records + hashes + SQL (any thread)", "ledger: SQL insert + commit",
 )
