@@ -188,6 +188,11 @@ cdef class CythonEngine:
     cdef unordered_map[int64_t, int32_t] resting   # order id -> pool slot
     cdef unordered_map[int64_t, int32_t] graveyard  # the id map cancel_all_columns emptied, not yet freed
     cdef vector[int64_t] out
+    # The Cancelled events of ``cancel_all_columns`` straight in columns (order id, remaining), 16
+    # bytes an order instead of a 128-byte event record: a 10,000-order kill wrote 1.3 MB of records
+    # through fresh pages (2-3 us a first touch here) only for the columns to be cut out of them.
+    cdef vector[int64_t] cut_ids
+    cdef vector[int64_t] cut_left
     cdef vector[Touched] touched
     cdef int64_t epoch
     cdef int64_t top_before[4]
@@ -977,7 +982,11 @@ cdef class CythonEngine:
             PyThread_acquire_lock(self.busy, WAIT_LOCK)
             self._cancel_everything(seq)
             PyThread_release_lock(self.busy)
-        return self._columns()
+        cdef Py_ssize_t cut = <Py_ssize_t>self.cut_ids.size()
+        return (PyBytes_FromStringAndSize(<char*>self.cut_ids.data(), cut * 8),
+                PyBytes_FromStringAndSize(<char*>self.cut_left.data(), cut * 8),
+                PyBytes_FromStringAndSize(<char*>self.out.data(), <Py_ssize_t>(self.out.size() * 8)),
+                cut + <Py_ssize_t>(self.out.size() // SLOTS))
 
     def free_cancelled(self):
         """Free the memory ``cancel_all_columns`` kept back (the emptied id map) so as not to make
@@ -1014,11 +1023,16 @@ cdef class CythonEngine:
         self.seq = seq
         self.last_seq = seq
         self.out.clear()
+        self.cut_ids.clear()
+        self.cut_left.clear()
+        self.cut_ids.reserve(victims.size())
+        self.cut_left.reserve(victims.size())
         self._remove_everything(victims)
 
     cdef void _remove_everything(self, vector[Victim]& victims) noexcept nogil:
         """``_remove_victims(victims, E_CANCELLED, CR_RISK)`` when ``victims`` is every resting order
-        (by book, then id): the same events, byte for byte, but each price level is looked up once
+        (by book, then id): the same events, byte for byte (the Cancelled ones in ``cut_ids`` /
+        ``cut_left``, the book changes in ``out``), but each price level is looked up once
         (the first time one of its orders comes up, as ``_remove_victims`` first touches it) instead
         of once per order, and the books and the id map are emptied whole instead of order by order.
         The per-order tree walks and hash erasures were most of a 10,000-order kill's engine time."""
@@ -1042,7 +1056,8 @@ cdef class CythonEngine:
                     t.price = o.price
                     t.before = self._level(b, o.side, o.price).visible
                     self.touched.push_back(t)
-                self._order_event(E_CANCELLED, b, o, CR_RISK)
+                self.cut_ids.push_back(o.order_id)  # the Cancelled event (reason RISK), in columns
+                self.cut_left.push_back(o.remaining)
                 self.free_slots.push_back(slot)  # in the order _free would have freed them
                 i += 1
             self.ladders[2 * b].clear()  # every order of the book is gone, so is every level

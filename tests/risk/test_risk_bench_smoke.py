@@ -42,3 +42,5 @@ def test_quick_risk_bench_prints_one_json_object_with_all_figures_and_passes_its
     # reject; not 2-4 records per order
     assert 3 <= run["ledger_records_written"] <= 1 + 4 + 1 + 1
     assert kill["lock_free_check"]["ok"]
+    one = kill["one_asset_class"]
+    assert one["ok"] and one["runs"] == 1 and one["refused_ms"] > 0 and one["last_cancel_committed_ms"] > 0
