@@ -186,7 +186,9 @@ cdef class CythonEngine:
     cdef vector[COrder] pool
     cdef vector[int32_t] free_slots
     cdef unordered_map[int64_t, int32_t] resting   # order id -> pool slot
-    cdef unordered_map[int64_t, int32_t] graveyard  # the id map cancel_all_columns emptied, not yet freed
+    # The id map cancel_all_columns emptied, until free_cancelled frees it; then an empty spare that
+    # keeps its buckets, for the next kill to swap in (the refilled book then grows no new table).
+    cdef unordered_map[int64_t, int32_t] graveyard
     cdef vector[int64_t] out
     # The Cancelled events of ``cancel_all_columns`` straight in columns (order id, remaining), 16
     # bytes an order instead of a 128-byte event record: a 10,000-order kill wrote 1.3 MB of records
@@ -242,6 +244,7 @@ cdef class CythonEngine:
             self.ladders.push_back(empty)
             self.ladders.push_back(empty)
         self.resting.reserve(1 << 16)
+        self.graveyard.reserve(1 << 16)
         self.pool.reserve(1 << 16)
         # The event buffer sized and touched now, for 4,096 events (512 KB): a burst of them (a kill's
         # cancels, a mass quote) otherwise grows it through fresh pages, and a first touch of a page
@@ -997,6 +1000,10 @@ cdef class CythonEngine:
             dead.swap(self.graveyard)
             PyThread_release_lock(self.busy)
             dead.clear()  # holding nothing: a top-of-book query need not wait for it
+            PyThread_acquire_lock(self.busy, WAIT_LOCK)
+            if self.graveyard.empty():  # (not if another kill came meanwhile: its map waits for its own call)
+                self.graveyard.swap(dead)  # the spare, buckets and all
+            PyThread_release_lock(self.busy)
 
     cdef void _cancel_everything(self, int64_t seq) noexcept nogil:
         cdef vector[Victim] victims
@@ -1065,7 +1072,8 @@ cdef class CythonEngine:
             self._flush_book(b)
         # Every id is gone: swap the map out whole. Freeing its 2,500 scattered nodes an engine
         # (a cache miss each) was half of a kill's engine time; ``free_cancelled`` does it later.
-        self.graveyard.clear()  # already freed, unless two kills came one after the other
+        if not self.graveyard.empty():  # two kills one after the other: the first's map is not freed yet
+            self.graveyard.clear()
         self.graveyard.swap(self.resting)
 
     cdef tuple _columns(self):
