@@ -678,7 +678,9 @@ class Hub:
                 out.append((ac, seq, cols, risk_cancel_detail(int(ac), cols)))
             return out
 
-        here, there = shared_helper().beside(lambda: empty(mine), lambda: empty(theirs))
+        # One busy engine: nothing to hand over (a wake-up of the helper would only cost time).
+        here, there = (shared_helper().beside(lambda: empty(mine), lambda: empty(theirs)) if theirs
+                       else (empty(mine), []))
         return [(ac, seq, self._clock(), cols, detail)
                 for ac, seq, cols, detail in sorted(here + there, key=lambda step: step[1])]
 
