@@ -409,7 +409,7 @@ cdef class CythonEngine:
         p[2] = reason
         p[3] = command_kind
 
-    cdef void _order_event(self, int64_t kind, int b, COrder* o, int64_t reason) noexcept nogil:
+    cdef void _order_event(self, int64_t kind, int b, COrder* o, int64_t reason) noexcept:
         """Done / Cancelled / Expired of one order (reason is ignored where the kind has none)."""
         cdef int64_t* p = self._emit(kind, self.insts[b].instrument_id)
         p[0] = o.order_id

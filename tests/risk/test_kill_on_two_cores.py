@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 
 import pytest
 from matching._cengine import CythonEngine
@@ -57,6 +58,15 @@ def _deep_book(engine: CythonEngine, first_id: int, orders: int) -> None:
     engine.process_packed(encode_commands(commands))
 
 
+def _wait_until(done, reader: threading.Thread, seconds: float = 10.0) -> None:
+    """Poll ``done`` while the reader thread lives (it dies on an exception), for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert reader.is_alive(), "the reader thread died"
+        assert time.monotonic() < deadline, "timed out waiting for the reader"
+        threading.Event().wait(0.0005)
+
+
 def test_a_top_of_book_query_from_another_thread_never_sees_a_half_emptied_book() -> None:
     """The arrival path asks for the top of book without the sequencer: while an engine is emptied
     without the GIL that query waits for the engine's lock, so it sees the whole book or none."""
@@ -79,11 +89,9 @@ def test_a_top_of_book_query_from_another_thread_never_sees_a_half_emptied_book(
         stop.clear()
         reader = threading.Thread(target=query)
         reader.start()
-        while not seen:  # the reader is in its loop before the kill
-            threading.Event().wait(0.0005)
+        _wait_until(lambda: bool(seen), reader)  # the reader is in its loop before the kill
         engine.cancel_all_columns(100_000 + round_)
-        while len(seen) < 5 or seen[-1] != (0, 0):
-            threading.Event().wait(0.0005)
+        _wait_until(lambda: len(seen) >= 5 and seen[-1] == (0, 0), reader)
         stop.set()
         reader.join()
         assert set(seen) <= {whole, (0, 0)}, f"a half-emptied book was seen: {sorted(set(seen) - {whole, (0, 0)})[:5]}"
