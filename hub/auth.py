@@ -8,6 +8,7 @@ The interceptor aborts before any handler runs; handlers then resolve the same i
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -161,3 +162,86 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 return grpc.unary_stream_rpc_method_handler(deny)
             return grpc.unary_unary_rpc_method_handler(deny)
         return _decode_in_handler(continuation(handler_call_details))
+
+
+# -- the gateway's interceptor (grpc.aio) ------------------------------------------------------
+
+
+def _aio_denier(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A handler of the method's own shape that ends the call with ``code``."""
+
+    async def deny(request_or_iterator, context: grpc.aio.ServicerContext):
+        await context.abort(code, message)
+
+    async def deny_stream(request_or_iterator, context: grpc.aio.ServicerContext):
+        await context.abort(code, message)
+        yield  # never reached: makes this an async generator (a response stream)
+
+    if handler is None:
+        return grpc.unary_unary_rpc_method_handler(deny)
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(deny_stream)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(deny)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(deny_stream)
+    return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def _decode_in_aio_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    """``_decode_in_handler`` for async handlers: bytes that do not deserialise reach the handler as
+    ``UNDECODABLE``; unary requests are then answered INVALID_ARGUMENT, streams decide themselves."""
+    if handler is None or handler.request_deserializer is None:
+        return handler
+    deserialize = handler.request_deserializer
+
+    def lenient(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - whatever the deserializer raises, the bytes are bad
+            return UNDECODABLE
+
+    serialize = handler.response_serializer
+    if handler.request_streaming:
+        factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
+                   else grpc.stream_unary_rpc_method_handler)
+        behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
+        return factory(behavior, request_deserializer=lenient, response_serializer=serialize)
+
+    async def refuse(context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request does not deserialise")
+
+    behavior = handler.unary_stream if handler.response_streaming else handler.unary_unary
+    factory = grpc.unary_stream_rpc_method_handler if handler.response_streaming else grpc.unary_unary_rpc_method_handler
+    if inspect.isasyncgenfunction(behavior):  # a response stream that yields
+
+        async def run_stream(request, context: grpc.aio.ServicerContext):
+            if request is UNDECODABLE:
+                await refuse(context)
+            async for item in behavior(request, context):
+                yield item
+
+        return factory(run_stream, request_deserializer=lenient, response_serializer=serialize)
+    if not inspect.iscoroutinefunction(behavior):  # a sync handler would block the event loop
+        raise TypeError(f"{behavior!r}: the gateway serves calls from coroutines and async generators")
+
+    async def run(request, context: grpc.aio.ServicerContext):  # a unary call, or a stream that writes
+        if request is UNDECODABLE:
+            await refuse(context)
+        return await behavior(request, context)
+
+    return factory(run, request_deserializer=lenient, response_serializer=serialize)
+
+
+class AioAuthInterceptor(grpc.aio.ServerInterceptor):
+    """``AuthInterceptor`` for the gateway's grpc.aio server: the same check, before any handler."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    async def intercept_service(self, continuation, handler_call_details):
+        try:
+            self._auth.authorize(handler_call_details.method, handler_call_details.invocation_metadata)
+        except AuthError as exc:
+            return _aio_denier(await continuation(handler_call_details), exc.code, str(exc))
+        return _decode_in_aio_handler(await continuation(handler_call_details))

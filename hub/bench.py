@@ -6,21 +6,20 @@
 Two server processes are started: the hub as ``python -m hub serve --port 0`` runs it (embedded
 defaults, durable ledger in a temporary data directory; ``python -m hub.bench --serve-hub``) with one
 change: the pre-trade risk rate limits and latency kill switch are raised out of the flow's way
-(``BENCH_RISK_*``; the checks still run), and an echo server (``python -m hub.bench --serve-echo``).
-The echo server is the floor: the same ``grpc.server`` options (``hub.server.server_options``),
-thread pool size, ``maximum_concurrent_rpcs`` and the hub's real ``AuthInterceptor`` (so every echo
-call pays the same token check). It serves the same method paths
-as ``hub.v1.OrderEntry`` (the interceptor authorises by path) with the same request and response
-types, and answers each request with a reply shaped like the hub's answer to that request in this
-workload (an OrderAck with 1 report for a resting buy, 5 for a crossing sell; a MassQuoteAck with
-4 reports per quote); mean reply sizes of both are printed. Its Session handler yields each reply
-from the handler thread that read the request (no extra thread): the bare floor.
+(``BENCH_RISK_*``; the checks still run), and an echo server (``python -m hub.bench --serve-echo``,
+``hub.echo_aio``). The echo server is the floor: the same server stack as the hub's gateway
+(grpc.aio, one event loop), the same options (``hub.server.server_options``),
+``maximum_concurrent_rpcs`` and the hub's real ``AioAuthInterceptor`` (so every echo call pays the
+same token check and request decoding). It serves the same method paths as ``hub.v1.OrderEntry``
+(the interceptor authorises by path) with the same request and response types, and answers each
+request with a reply shaped like the hub's answer to that request in this workload (an OrderAck
+with 1 report for a resting buy, 5 for a crossing sell; a MassQuoteAck with 4 reports per quote);
+mean reply sizes of both are printed. Its Session handler yields each reply as it reads the request.
 
-``--diagnose`` adds three variants that split the hub's overhead: ``echo_handoff``, the echo Session
-answering through a reader thread and an outbox as the hub's Session does, ``hub_memory``, the
-hub journaling in memory instead of to the ledger (``python -m hub.bench --serve-hub --in-memory``),
-and ``echo_aio``, the echo floor on grpc.aio (one event loop instead of a thread per call:
-``hub.echo_aio``), what the floor would be if the gateway moved to asyncio.
+``--diagnose`` adds two variants: ``hub_memory``, the hub journaling in memory instead of to the
+ledger (``python -m hub.bench --serve-hub --in-memory``: the ledger's share), and ``echo_threaded``,
+the echo on the threaded ``grpc.server`` (a thread per call; the gateway's server model before it
+moved to grpc.aio).
 
 The client runs in this process and sends serialised bytes and parses each reply once (for the
 checks), with one HTTP/2 connection per stream or participant: threads for the paced latency runs
@@ -79,7 +78,6 @@ from google.protobuf.message import Message
 
 from hub.auth import Authenticator, AuthInterceptor
 from hub.config import HubConfig
-from hub.core import ReportQueue
 from hub.gc_policy import GcPolicy
 from hub.machine import describe, python_loop_ns
 from hub.server import server_options
@@ -95,10 +93,8 @@ TRADER_TOKENS = ("dev-scalper-1", "dev-scalper-2", "dev-mm-1")
 QUOTE_ACCOUNTS = (("dev-mm-1", 3001), ("dev-inst-1", 2001), ("dev-inst-1", 2002), ("dev-inst-2", 2003),
                   ("dev-scalper-1", 1001), ("dev-scalper-2", 1002))
 SERVICE = "/hub.v1.OrderEntry/"
-HANDOFF_METHOD = "SessionHandoff"  # echo server only: the Session floor with the hub's thread handoff
 #: Measured variant -> server process it runs against.
-VARIANT_SERVER = {"hub": "hub", "echo": "echo", "echo_handoff": "echo", "hub_memory": "hub_memory",
-                  "echo_aio": "echo_aio"}
+VARIANT_SERVER = {"hub": "hub", "echo": "echo", "hub_memory": "hub_memory", "echo_threaded": "echo_threaded"}
 TARGETS = {"streaming_p50_ratio": 1.3, "streaming_p99_ratio": 2.0}
 MIN_THROUGHPUT_RATIO = 0.8
 MIN_MASS_QUOTE_ORDERS = 50_000
@@ -256,27 +252,6 @@ class EchoService:
         for req in request_iterator:
             yield self.replies.session_reply(req)
 
-    def session_handoff(self, request_iterator: Iterator[oepb.SessionRequest],
-                        context: grpc.ServicerContext) -> Iterator[oepb.SessionResponse]:
-        """The hub's Session path without the hub: a reader thread answers into an outbox that
-        the handler thread drains (hub.service.OrderEntryService.Session)."""
-        outbox = ReportQueue(10_000)
-
-        def read() -> None:
-            try:
-                for req in request_iterator:
-                    outbox.put(self.replies.session_reply(req))
-            except grpc.RpcError:
-                pass
-            finally:
-                outbox.close()
-
-        threading.Thread(target=read, name="echo-session", daemon=True).start()
-        yield oepb.SessionResponse(opened=oepb.SessionOpened(session_id="echo", participant_id="echo"))
-        while not outbox.closed:
-            yield from outbox.take(0.1)[0]
-        yield from outbox.take(0)[0]
-
 
 def build_echo_server(config: HubConfig) -> tuple[grpc.Server, int]:
     net = config.network
@@ -297,7 +272,6 @@ def build_echo_server(config: HubConfig) -> tuple[grpc.Server, int]:
             svc.mass_quote, request_deserializer=oepb.MassQuoteRequest.FromString,
             response_serializer=oepb.MassQuoteAck.SerializeToString),
         "Session": grpc.stream_stream_rpc_method_handler(svc.session, **session_args),
-        HANDOFF_METHOD: grpc.stream_stream_rpc_method_handler(svc.session_handoff, **session_args),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("hub.v1.OrderEntry", handlers),))
     port = server.add_insecure_port(f"{net.host}:{net.port}")
@@ -342,7 +316,7 @@ def serve_hub(port: int, data_dir: str, in_memory: bool) -> int:
     return 0
 
 
-def serve_echo(port: int) -> int:
+def serve_echo_threaded(port: int) -> int:
     config = HubConfig.default().with_network(port=port)
     server, bound = build_echo_server(config)
     stop = threading.Event()
@@ -350,7 +324,7 @@ def serve_echo(port: int) -> int:
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     GcPolicy.of(config).start()  # the hub's collector policy too: the same process settings
-    print(f"echo serving on {config.network.host}:{bound}", flush=True)
+    print(f"echo_threaded serving on {config.network.host}:{bound}", flush=True)
     stop.wait()
     server.stop(1).wait()
     return 0
@@ -755,7 +729,7 @@ class Settings:
     quotes: int
     rounds: int
     warmup: float
-    diagnose: bool  # also the echo_handoff floor and the hub with an in-memory journal
+    diagnose: bool  # also the hub with an in-memory journal and the threaded echo
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
@@ -830,7 +804,7 @@ class Bench:
         return variants if r % 2 == 0 else variants[::-1]
 
     def _rate_variants(self) -> list[str]:
-        return ["echo", "hub"] + (["hub_memory", "echo_aio"] if self.s.diagnose else [])
+        return ["echo", "hub"] + (["hub_memory", "echo_threaded"] if self.s.diagnose else [])
 
     # -- latency
 
@@ -839,7 +813,7 @@ class Bench:
         warm = max(50, int(self.s.rate * self.s.warmup))
         variants = ["echo", "hub"]
         if self.s.diagnose:
-            variants += ["echo_handoff", "hub_memory", "echo_aio"] if mode == "streaming" else ["hub_memory", "echo_aio"]
+            variants += ["hub_memory", "echo_threaded"]
         samples: dict[str, list[LatencySample]] = {v: [] for v in variants}
         for r in range(self.s.rounds):
             for variant in self._rotation(variants, r):
@@ -858,8 +832,7 @@ class Bench:
         channel = self.channel(VARIANT_SERVER[variant], index)
         if mode == "unary":
             return lambda on_reply: UnaryLane(channel, method, reply, token, on_reply)
-        session = HANDOFF_METHOD if variant == "echo_handoff" else "Session"
-        return lambda on_reply: StreamLane(channel, token, on_reply, session)
+        return lambda on_reply: StreamLane(channel, token, on_reply, "Session")
 
     # -- throughput
 
@@ -932,8 +905,8 @@ def summarise(results: dict[str, Any], bench: Bench, status: admin_pb2.HubStatus
     }
     if "hub_memory" in bench.tallies:
         checks["hub_memory_all_acknowledged"] = bench.tallies["hub_memory"].ok()
-    if "echo_aio" in bench.tallies:
-        checks["echo_aio_all_acknowledged"] = bench.tallies["echo_aio"].ok()
+    if "echo_threaded" in bench.tallies:
+        checks["echo_threaded_all_acknowledged"] = bench.tallies["echo_threaded"].ok()
     summary = {
         "unary_p50_ratio": ratio(uni["hub"]["p50_us"], uni["echo"]["p50_us"]),
         "unary_p99_ratio": ratio(uni["hub"]["p99_us"], uni["echo"]["p99_us"]),
@@ -971,11 +944,12 @@ def run(settings: Settings) -> dict[str, Any]:
         try:
             servers["hub"] = start_server("hub", ["-m", "hub.bench", "--serve-hub", "--data-dir", str(workdir / "data")],
                                           workdir)
-            servers["echo"] = start_server("echo", ["-m", "hub.bench", "--serve-echo", "--port", "0"], workdir)
+            servers["echo"] = start_server("echo", ["-m", "hub.bench", "--serve-echo"], workdir)
             if settings.diagnose:
                 servers["hub_memory"] = start_server("hub_memory", ["-m", "hub.bench", "--serve-hub", "--in-memory"],
                                                      workdir)
-                servers["echo_aio"] = start_server("echo_aio", ["-m", "hub.bench", "--serve-echo-aio"], workdir)
+                servers["echo_threaded"] = start_server("echo_threaded", ["-m", "hub.bench", "--serve-echo-threaded"],
+                                                        workdir)
             log(", ".join(f"{name} on {p.address} (pid {p.proc.pid})" for name, p in servers.items()))
             result = _measure(settings, servers)
         finally:
@@ -1057,13 +1031,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quotes", type=int, default=100, help="quotes per MassQuote message (2 orders each)")
     p.add_argument("--rounds", type=int, default=4, help="alternating hub / echo segments per measurement")
     p.add_argument("--diagnose", action="store_true",
-                   help="also measure echo_handoff (the echo Session with the hub's reader-thread handoff), "
-                        "hub_memory (the hub with an in-memory journal instead of the ledger) and echo_aio (the "
-                        "echo floor on grpc.aio, one event loop: hub.echo_aio)")
+                   help="also measure hub_memory (the hub with an in-memory journal instead of the ledger) and "
+                        "echo_threaded (the echo on the threaded grpc.server, the gateway's earlier server model)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few seconds in all (smoke test)")
     p.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--serve-echo-aio", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-echo-threaded", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-hub", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", default="hub-data", help=argparse.SUPPRESS)
@@ -1084,11 +1057,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo:
-        return serve_echo(args.port)
-    if args.serve_echo_aio:
         from hub.echo_aio import serve_echo_aio
 
         return serve_echo_aio(args.port)
+    if args.serve_echo_threaded:
+        return serve_echo_threaded(args.port)
     if args.serve_hub:
         return serve_hub(args.port, args.data_dir, args.in_memory)
     result = run(settings_from(args))

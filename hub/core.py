@@ -48,6 +48,7 @@ from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, Restin
 from hub.gc_policy import GcPolicy
 from hub.helper_thread import shared_helper
 from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry, JournalUnavailableError
+from hub.loop_bridge import LoopWakeable
 from hub.marketdata import MarketDataHub, Subscriber
 from hub.risk_cancels import CancelStepEvents, UnsettledCancels, risk_cancel_detail, split_cancel_events
 from hub.v1 import common_pb2 as cpb
@@ -159,7 +160,7 @@ class QuoteSpec:
     ask_quantity: int
 
 
-class ReportQueue:
+class ReportQueue(LoopWakeable):
     """Execution reports for one stream (a session's unsolicited reports or a drop copy).
 
     Bounded: a reader that falls this far behind is cut off (``overflowed``) and must recover
@@ -183,21 +184,35 @@ class ReportQueue:
             else:
                 self._items.append((item, ticket))
             self._cv.notify()
+            self._wake_loop()
 
     def take(self, timeout: float) -> tuple[list, int]:
         """Everything queued, and the journal ticket that must be committed before sending it."""
         with self._cv:
-            if not self._items and not self.overflowed and not self.closed:
+            if not self._has_news():
                 self._cv.wait(timeout)
-            items = [item for item, _ in self._items]
-            ticket = max((t for _, t in self._items), default=0)
-            self._items.clear()
-            return items, ticket
+            return self._drain()
+
+    async def take_async(self, timeout: float | None) -> tuple[list, int]:
+        """``take`` for the gateway's event loop: waits without blocking the loop."""
+        await self._ready(self._has_news, timeout)
+        with self._cv:
+            return self._drain()
+
+    def _has_news(self) -> bool:
+        return bool(self._items) or self.overflowed or self.closed
+
+    def _drain(self) -> tuple[list, int]:
+        items = [item for item, _ in self._items]
+        ticket = max((t for _, t in self._items), default=0)
+        self._items.clear()
+        return items, ticket
 
     def close(self) -> None:
         with self._cv:
             self.closed = True
             self._cv.notify_all()
+            self._wake_loop()
 
 
 @dataclass(slots=True)
@@ -1189,6 +1204,23 @@ class Hub:
         self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
         self.drain_risk_cancels(wait=False)  # a trade or a latency halt may have asked for cancels
         return result
+
+    def may_wait(self, who: Identity, symbol: str, order_id: int = 0) -> bool:
+        """Whether a new order (``order_id`` 0) or a cancel / replace of ``order_id`` by ``who`` on
+        ``symbol`` may be held by a fairness rule: a batch window, the latency floor, a minimum
+        resting time in hold mode. The gateway runs those off its event loop. Never False for a
+        call that waits (time only moves an order past its resting time, never back)."""
+        inst = self.by_symbol.get(symbol)
+        if inst is None:
+            return False  # refused at once
+        if self.fairness.batch_window(inst.asset_class) is not None:
+            return True
+        if not order_id:
+            return self.fairness.may_floor(who.participant_class)
+        meta = self._orders.get(order_id)
+        return (meta is not None and meta.min_rest_ns > 0
+                and self.fairness.config.min_resting_mode != RestingMode.REJECT
+                and self._clock() < meta.entry_ns + meta.min_rest_ns)
 
     def _now(self, arrival: int, run: Callable[[int], object]):
         """Sequence a command that waits for nothing, after everything already due."""

@@ -1,10 +1,8 @@
-"""The benchmark's echo floor on grpc.aio: the same services, messages, options and token check as
-``hub.bench``'s threaded echo server, served by one asyncio event loop instead of a thread per call.
+"""The benchmark's echo floor (``python -m hub.bench``): the gateway's server stack without the hub.
 
-A diagnostic for choosing the gateway's server model (``python -m hub.bench --diagnose``): on this
-2-core VM most of the threaded server's cost per message is waking threads (kernel task switching
-was 42% of the hub's CPU samples under load), and an event loop serves every stream from one
-thread. The hub itself still runs on the threaded server; this shows what the floor would be.
+grpc.aio on one event loop, the hub's server options and its real ``AioAuthInterceptor`` (token
+check and request decoding), the same method paths, request and response types as
+``hub.v1.OrderEntry``, and replies shaped like the hub's (``hub.bench.EchoReplies``).
 """
 
 from __future__ import annotations
@@ -15,30 +13,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from hub.auth import Authenticator, AuthError
+from hub.auth import AioAuthInterceptor, Authenticator
 from hub.config import HubConfig
 from hub.gc_policy import GcPolicy
 from hub.server import server_options
 from hub.v1 import order_entry_pb2 as oepb
-
-
-class _AuthInterceptor(grpc.aio.ServerInterceptor):
-    """The threaded server's check (``hub.auth.AuthInterceptor``): the caller's role for the method."""
-
-    def __init__(self, authenticator: Authenticator) -> None:
-        self._auth = authenticator
-
-    async def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001, ANN201
-        try:
-            self._auth.authorize(handler_call_details.method, handler_call_details.invocation_metadata)
-        except AuthError as exc:
-            code, message = exc.code, str(exc)
-
-            async def deny(request, context):  # noqa: ANN001, ANN202
-                await context.abort(code, message)
-
-            return grpc.unary_unary_rpc_method_handler(deny)
-        return await continuation(handler_call_details)
 
 
 class AioEchoService:
@@ -63,7 +42,7 @@ class AioEchoService:
 
 def build_aio_echo_server(config: HubConfig) -> tuple[grpc.aio.Server, int]:
     net = config.network
-    server = grpc.aio.server(interceptors=[_AuthInterceptor(Authenticator(config))], options=server_options(config),
+    server = grpc.aio.server(interceptors=[AioAuthInterceptor(Authenticator(config))], options=server_options(config),
                              maximum_concurrent_rpcs=net.max_concurrent_rpcs)
     svc = AioEchoService()
     handlers = {
@@ -93,7 +72,7 @@ async def _serve(port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"echo_aio serving on {config.network.host}:{bound}", flush=True)
+    print(f"echo serving on {config.network.host}:{bound}", flush=True)
     await stop.wait()
     await server.stop(1)
 

@@ -12,11 +12,12 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 
+from hub.loop_bridge import LoopWakeable
 from hub.v1 import market_data_pb2 as mdpb
 from matching.types import BookDelta, Depth, Event, TopOfBook, Trade
 
 
-class Subscriber:
+class Subscriber(LoopWakeable):
     """One subscription's queue. Written by the sequencer, read by one streaming RPC."""
 
     def __init__(self, instrument_ids: frozenset[int], capacity: int) -> None:
@@ -40,17 +41,30 @@ class Subscriber:
             else:
                 self._queue.append((update, ticket))
             self._cv.notify()
+            self._wake_loop()
 
     def take(self, timeout: float) -> tuple[list[mdpb.MarketDataUpdate], int]:
         """Everything queued (possibly nothing after ``timeout``) and the journal ticket that must
         be committed before it is sent; check needs_resync after."""
         with self._cv:
-            if not self._queue and not self.needs_resync and not self.closed:
+            if not self._has_news():
                 self._cv.wait(timeout)
-            items = [u for u, _ in self._queue]
-            ticket = max((t for _, t in self._queue), default=0)
-            self._queue.clear()
-            return items, ticket
+            return self._drain()
+
+    async def take_async(self, timeout: float | None) -> tuple[list[mdpb.MarketDataUpdate], int]:
+        """``take`` for the gateway's event loop: waits without blocking the loop."""
+        await self._ready(self._has_news, timeout)
+        with self._cv:
+            return self._drain()
+
+    def _has_news(self) -> bool:
+        return bool(self._queue) or self.needs_resync or self.closed
+
+    def _drain(self) -> tuple[list[mdpb.MarketDataUpdate], int]:
+        items = [u for u, _ in self._queue]
+        ticket = max((t for _, t in self._queue), default=0)
+        self._queue.clear()
+        return items, ticket
 
     def reset(self) -> None:
         """Called with the sequencer held, right before the fresh snapshot is taken."""
@@ -62,6 +76,7 @@ class Subscriber:
         with self._cv:
             self.closed = True
             self._cv.notify_all()
+            self._wake_loop()
 
 
 class _Channel:

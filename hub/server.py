@@ -1,23 +1,31 @@
-"""Build and run the gRPC server: services, auth interceptor, limits, TLS, health, reflection."""
+"""Build and run the gRPC server: services, auth interceptor, limits, TLS, health, reflection.
+
+The server is grpc.aio, on one event loop in its own thread (``GatewayLoop``): the threaded
+server woke four to six threads per order, and on this 2-core VM a wake-up costs more than the
+hub's own work for an order (see ``hub.service`` for what runs where)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from concurrent import futures
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from hub.auth import Authenticator, AuthInterceptor
+from hub.auth import AioAuthInterceptor, Authenticator
 from hub.config import HubConfig
 from hub.core import Hub
 from hub.gc_policy import GcPolicy
 from hub.journal import Journal
 from hub.ledger_service import LedgerService
+from hub.loop_bridge import LoopCommitter, Offload
 from hub.service import AccountService, AdminService, MarketDataService, OrderEntryService
 from hub.v1 import (
     account_pb2,
@@ -33,6 +41,7 @@ from hub.v1 import (
 )
 
 log = logging.getLogger("hub.server")
+T = TypeVar("T")
 
 SERVICE_NAMES = (
     order_entry_pb2.DESCRIPTOR.services_by_name["OrderEntry"].full_name,
@@ -70,24 +79,62 @@ def _credentials(config: HubConfig) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials(pair)
 
 
-def build_server(config: HubConfig, hub: Hub) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started-but-not-serving server: health says NOT_SERVING until ``mark_serving``."""
+class GatewayLoop:
+    """The gateway's asyncio event loop on its own thread: it serves every gRPC call (grpc.aio) and
+    runs the hub's order-entry hot path inline. Blocking work goes to the worker pool."""
+
+    def __init__(self, workers: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gateway-pool")
+        self._thread = threading.Thread(target=self._run, name="gateway-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result from this (another) thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for the loop's tasks to end: after the server stops, session
+        readers still close their sessions (cancel-on-disconnect) before the journal closes."""
+
+        async def wait_for_tasks() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
+
+        self.call(wait_for_tasks())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+async def build_server(config: HubConfig, hub: Hub, pool: futures.ThreadPoolExecutor,
+                       ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A started-but-not-serving server (run on the gateway loop): health says NOT_SERVING until
+    ``mark_serving``."""
     auth = Authenticator(config)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.network.max_workers, thread_name_prefix="grpc"),
-        interceptors=[AuthInterceptor(auth)],
+    server = grpc.aio.server(
+        interceptors=[AioAuthInterceptor(auth)],
         options=server_options(config),
         maximum_concurrent_rpcs=config.network.max_concurrent_rpcs,
     )
-    order_entry_pb2_grpc.add_OrderEntryServicer_to_server(OrderEntryService(hub, auth), server)
-    market_data_pb2_grpc.add_MarketDataServicer_to_server(MarketDataService(hub, auth), server)
-    account_pb2_grpc.add_AccountServicer_to_server(AccountService(hub, auth), server)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(hub, auth), server)
-    ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerService(hub), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    committer, offload = LoopCommitter(hub.journal), Offload(pool)
+    order_entry_pb2_grpc.add_OrderEntryServicer_to_server(OrderEntryService(hub, auth, committer, offload), server)
+    market_data_pb2_grpc.add_MarketDataServicer_to_server(MarketDataService(hub, auth, committer, offload), server)
+    account_pb2_grpc.add_AccountServicer_to_server(AccountService(hub, auth, committer, offload), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(hub, auth, offload), server)
+    ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerService(hub, auth, offload), server)
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await mark_serving(health_servicer, False)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{config.network.host}:{config.network.port}"
@@ -95,13 +142,14 @@ def build_server(config: HubConfig, hub: Hub) -> tuple[grpc.Server, int, health.
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
+    await server.start()
     return server, port, health_servicer
 
 
-def mark_serving(health_servicer: health.HealthServicer, serving: bool = True) -> None:
+async def mark_serving(health_servicer: health.aio.HealthServicer, serving: bool = True) -> None:
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, status)
+        await health_servicer.set(name, status)
 
 
 def open_ledger_journal(config: HubConfig):
@@ -129,8 +177,12 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
     hub = Hub(config, journal)
     hub.accepting = False
     hub.gc_policy = gc_policy
-    server, port, health_servicer = build_server(config, hub)
-    server.start()
+    gateway = GatewayLoop(config.network.max_workers)
+    try:
+        server, port, health_servicer = gateway.call(build_server(config, hub, gateway.pool))
+    except BaseException:
+        gateway.close()
+        raise
     recovered = False
     try:
         if isinstance(hub.journal, LedgerStore):
@@ -140,16 +192,18 @@ def run_server(config: HubConfig, journal: Journal | None = None, grace: float =
         hub.start_checkpointer()
         if gc_policy is not None:
             gc_policy.start()  # after the replay: the recovered state is frozen with the rest
-        mark_serving(health_servicer)
+        gateway.call(mark_serving(health_servicer))
         log.info("hub serving on %s:%d", config.network.host, port)
         yield hub, port
     finally:
-        mark_serving(health_servicer, False)
+        gateway.call(mark_serving(health_servicer, False))
         if recovered:
             with contextlib.suppress(Exception):
                 hub.drain_risk_cancels()  # cancels a kill switch asked for are sequenced before we stop
         hub.accepting = False
-        server.stop(grace).wait()
+        gateway.call(server.stop(grace))
+        gateway.drain(5.0)
+        gateway.close()
         hub.stop_checkpointer()
         if gc_policy is not None:
             gc_policy.stop()

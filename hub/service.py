@@ -1,23 +1,30 @@
 """gRPC servicers: decode the wire, call the hub core, encode the reply. Nothing else.
 
+They run on the gateway's asyncio event loop (grpc.aio). The order-entry hot path (submit, cancel,
+replace, mass quote, mass cancel, sessions) runs inline on the loop: the hub's sequencer is a
+short critical section, and a thread hand-off costs more than an order. What may block runs on
+the worker pool (``Offload``): an order a fairness rule may hold, admin and account queries,
+ledger reads. Replies wait for their journal commit in ``LoopCommitter`` (one commit per loop turn).
+
 Business rejects travel in the reply as a typed RejectReason; a hub that cannot take commands
 answers UNAVAILABLE; anything unexpected is logged and answered INTERNAL, never UNKNOWN.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
-import threading
 
 import grpc
 
 from compliance.fees import Month
 from compliance.risk.events import Scope as RiskScope
-from hub.auth import UNDECODABLE, Authenticator, Identity
+from hub.auth import UNDECODABLE, Authenticator, AuthError, Identity
 from hub.core import Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
 from hub.journal import JournalUnavailableError
+from hub.loop_bridge import LoopCommitter, Offload
 from hub.v1 import account_pb2 as apb
 from hub.v1 import account_pb2_grpc as apb_grpc
 from hub.v1 import admin_pb2 as adpb
@@ -31,29 +38,55 @@ from matching.types import AssetClass, RejectReason
 
 log = logging.getLogger("hub.service")
 _INT64_MAX = 2**63 - 1
-_POLL_S = 0.1  # how often idle streams notice a cancelled call
+_POLL_S = 0.1  # how often idle streams look at their call again
 _MAX_DEPTH = 2**31 - 1  # engines take a C int number of levels
 
 
-def _unexpected(context: grpc.ServicerContext, exc: BaseException) -> None:
+class RpcAbort(Exception):
+    """Raised by a handler body (on the loop or the pool) to end the call with this status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+async def _fail(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    """End the call with the status ``exc`` stands for (this always raises)."""
+    if isinstance(exc, RpcAbort):
+        await context.abort(exc.code, exc.details)
+    if isinstance(exc, AuthError):
+        await context.abort(exc.code, str(exc))
     if isinstance(exc, HubUnavailableError | JournalUnavailableError):
-        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-    log.exception("internal error in %s", type(exc).__name__)
-    context.abort(grpc.StatusCode.INTERNAL, "internal error; the request changed nothing it did not report")
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    log.error("internal error in %s", type(exc).__name__, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; the request changed nothing it did not report")
 
 
 def guarded(method):
-    """Run a unary handler with the caller's identity; map failures onto proper status codes."""
+    """An async unary handler called with the caller's identity; failures become status codes."""
 
     @functools.wraps(method)
-    def wrapper(self, request, context: grpc.ServicerContext):
-        who = self.auth.identify(context.invocation_metadata())
+    async def handler(self, request, context: grpc.aio.ServicerContext):
         try:
-            return method(self, who, request, context)
-        except Exception as exc:  # noqa: BLE001 - handlers never call abort themselves
-            _unexpected(context, exc)
+            who = self.auth.identify(context.invocation_metadata())
+            return await method(self, who, request)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped onto a status code, never UNKNOWN
+            await _fail(context, exc)
 
-    return wrapper
+    return handler
+
+
+def on_pool(method):
+    """A blocking unary body ``(self, who, request)`` run on the worker pool (see ``guarded``)."""
+
+    @functools.wraps(method)
+    async def body(self, who, request):
+        return await self.offload.run(method, self, who, request)
+
+    return guarded(body)
 
 
 def _spec(req: oepb.NewOrderRequest) -> OrderSpec:
@@ -73,36 +106,56 @@ def _order_ack(outcome, reason: int, text: str, order_id: int = 0, client_order_
     return ack
 
 
-class OrderEntryService(oepb_grpc.OrderEntryServicer):
-    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+class _Committing:
+    """Replies leave only once what they report is committed."""
+
+    committer: LoopCommitter
+
+    async def _committed(self, ticket: int, context: grpc.aio.ServicerContext) -> None:
+        """Wait until journal ticket ``ticket`` is committed; a ledger that cannot commit ends the
+        call with UNAVAILABLE (what was not recorded is never sent)."""
+        try:
+            await self.committer.committed(ticket)
+        except JournalUnavailableError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
+class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
+    def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
         self.hub = hub
         self.auth = auth
-
-    # Each handler below is also the session's handler for the same request type.
+        self.committer = committer
+        self.offload = offload
+        self._readers: set[asyncio.Task] = set()  # session reader tasks (the loop keeps weak references only)
 
     # The order-entry helpers return the ack and the journal ticket that must be committed before
-    # it is sent: unary calls wait here (settle), sessions pipeline and wait once per batch.
+    # it is sent; callers wait for it (unary calls each, sessions once per batch of replies).
 
-    def _submit(self, who: Identity, req: oepb.NewOrderRequest, session_id: str = "",
-                settle: bool = True) -> tuple[oepb.OrderAck, int]:
-        outcome, reason, text = self.hub.submit_order(who, _spec(req), session_id, settle=settle)
+    def _submit(self, who: Identity, req: oepb.NewOrderRequest, session_id: str = "") -> tuple[oepb.OrderAck, int]:
+        outcome, reason, text = self.hub.submit_order(who, _spec(req), session_id, settle=False)
         return (_order_ack(outcome, reason, text, client_order_id=req.client_order_id),
                 outcome.ticket if outcome is not None else 0)
 
-    def _cancel(self, who: Identity, req: oepb.CancelRequest, session_id: str = "",
-                settle: bool = True) -> tuple[oepb.OrderAck, int]:
+    def _cancel(self, who: Identity, req: oepb.CancelRequest, session_id: str = "") -> tuple[oepb.OrderAck, int]:
         if req.order_id > _INT64_MAX:
             return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
-        outcome, reason, text = self.hub.cancel_order(who, req.symbol, req.order_id, session_id, settle=settle)
+        outcome, reason, text = self.hub.cancel_order(who, req.symbol, req.order_id, session_id, settle=False)
         return _order_ack(outcome, reason, text, req.order_id), outcome.ticket if outcome is not None else 0
 
-    def _replace(self, who: Identity, req: oepb.ReplaceRequest, session_id: str = "",
-                 settle: bool = True) -> tuple[oepb.OrderAck, int]:
+    def _replace(self, who: Identity, req: oepb.ReplaceRequest, session_id: str = "") -> tuple[oepb.OrderAck, int]:
         if req.order_id > _INT64_MAX:
             return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
         outcome, reason, text = self.hub.replace_order(who, req.symbol, req.order_id, req.price, req.quantity,
-                                                       session_id, settle=settle)
+                                                       session_id, settle=False)
         return _order_ack(outcome, reason, text, req.order_id), outcome.ticket if outcome is not None else 0
+
+    async def _entry(self, who: Identity, body: str, req, session_id: str = "") -> tuple[oepb.OrderAck, int]:
+        """Run a new order, cancel or replace: inline, or on the pool when a fairness rule may hold it."""
+        handler = {"new_order": self._submit, "cancel": self._cancel, "replace": self._replace}[body]
+        order_id = 0 if body == "new_order" else req.order_id
+        if self.hub.may_wait(who, req.symbol, order_id):
+            return await self.offload.run(handler, who, req, session_id)
+        return handler(who, req, session_id)
 
     def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> oepb.MassCancelAck:
         count, reason, text = self.hub.mass_cancel(who, req.symbol, req.account)
@@ -116,37 +169,33 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
             quotes=[oepb.QuoteAck(symbol=s, bid_order_id=b, bid_reject_reason=br, ask_order_id=a,
                                   ask_reject_reason=ar) for s, b, br, a, ar in rows])
 
-    def _committed(self, ticket: int, context: grpc.ServicerContext) -> None:
-        """Block until journal ticket ``ticket`` is committed; a ledger that cannot commit ends the
-        stream with UNAVAILABLE (what was not recorded is never sent)."""
-        if ticket:
-            try:
-                self.hub.journal.wait_committed(ticket)
-            except JournalUnavailableError as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    async def _acked(self, ack_and_ticket: tuple[oepb.OrderAck, int]) -> oepb.OrderAck:
+        ack, ticket = ack_and_ticket
+        await self.committer.committed(ticket)
+        return ack
 
     @guarded
-    def SubmitOrder(self, who, request, context):
-        return self._submit(who, request)[0]
+    async def SubmitOrder(self, who, request):
+        return await self._acked(await self._entry(who, "new_order", request))
 
     @guarded
-    def CancelOrder(self, who, request, context):
-        return self._cancel(who, request)[0]
+    async def CancelOrder(self, who, request):
+        return await self._acked(await self._entry(who, "cancel", request))
 
     @guarded
-    def ReplaceOrder(self, who, request, context):
-        return self._replace(who, request)[0]
+    async def ReplaceOrder(self, who, request):
+        return await self._acked(await self._entry(who, "replace", request))
 
     @guarded
-    def MassCancel(self, who, request, context):
-        return self._mass_cancel(who, request)
+    async def MassCancel(self, who, request):
+        return self._mass_cancel(who, request)  # waits for nothing but its commit, which it leads
 
     @guarded
-    def MassQuote(self, who, request, context):
+    async def MassQuote(self, who, request):
         return self._mass_quote(who, request)
 
-    def _session_reply(self, who: Identity, session: SessionState,
-                       req: oepb.SessionRequest) -> tuple[oepb.SessionResponse, int]:
+    async def _session_reply(self, who: Identity, session: SessionState,
+                             req: oepb.SessionRequest) -> tuple[oepb.SessionResponse, int]:
         """The reply to one session request and the journal ticket it waits for (0: none)."""
         if req is UNDECODABLE:
             return oepb.SessionResponse(order_ack=oepb.OrderAck(
@@ -154,8 +203,7 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
         rid = req.request_id
         body = req.WhichOneof("body")
         if body in ("new_order", "cancel", "replace"):
-            handler = {"new_order": self._submit, "cancel": self._cancel, "replace": self._replace}[body]
-            ack, ticket = handler(who, getattr(req, body), session.session_id, settle=False)
+            ack, ticket = await self._entry(who, body, getattr(req, body), session.session_id)
             return oepb.SessionResponse(request_id=rid, order_ack=ack), ticket
         return self._session_other(who, session, req, rid, body), 0
 
@@ -176,100 +224,103 @@ class OrderEntryService(oepb_grpc.OrderEntryServicer):
         return oepb.SessionResponse(request_id=rid, order_ack=oepb.OrderAck(
             reject_reason=cpb.REJECT_MISSING_FIELD, reject_text="request has no body"))
 
-    def Session(self, request_iterator, context):
+    async def _read_session(self, who: Identity, session: SessionState, request_iterator,
+                            failure: list[BaseException]) -> None:
+        # Requests are handled by this task, in order; replies and unsolicited reports share one
+        # ordered outbox that the response stream drains.
+        try:
+            async for req in request_iterator:
+                reply, ticket = await self._session_reply(who, session, req)
+                session.outbox.put(reply, ticket)
+        except (grpc.RpcError, asyncio.CancelledError):
+            pass  # the client went away; cancel-on-disconnect below still applies
+        except Exception as exc:  # noqa: BLE001 - reported as INTERNAL on the stream
+            log.exception("session %s failed", session.session_id)
+            failure.append(exc)
+        finally:
+            # Off the loop: cancelling DAY orders may wait behind a batch window.
+            await self.offload.run(self.hub.close_session, who, session)
+
+    async def Session(self, request_iterator, context):
         who = self.auth.identify(context.invocation_metadata())
         try:
             session = self.hub.open_session(who, cancel_on_disconnect=False)
         except HubUnavailableError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         failure: list[BaseException] = []
-
-        def read_requests() -> None:
-            # Requests are handled on this thread; replies and unsolicited reports share one
-            # ordered outbox that the response stream drains.
-            try:
-                for req in request_iterator:
-                    reply, ticket = self._session_reply(who, session, req)
-                    session.outbox.put(reply, ticket)
-            except grpc.RpcError:
-                pass  # the client went away; cancel-on-disconnect below still applies
-            except Exception as exc:  # noqa: BLE001 - reported as INTERNAL on the stream
-                log.exception("session %s failed", session.session_id)
-                failure.append(exc)
-            finally:
-                self.hub.close_session(who, session)
-
-        threading.Thread(target=read_requests, name=f"session-{session.session_id}", daemon=True).start()
-        context.add_callback(session.outbox.close)
+        reader = asyncio.get_running_loop().create_task(self._read_session(who, session, request_iterator, failure))
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+        context.add_done_callback(lambda _call: session.outbox.close())
         yield oepb.SessionResponse(opened=oepb.SessionOpened(session_id=session.session_id,
                                                              participant_id=who.participant_id))
         while True:
-            items, ticket = session.outbox.take(_POLL_S)
+            items, ticket = await session.outbox.take_async(None)  # the call's end closes the outbox
             # Pipelined: requests were sequenced without waiting; one wait covers the whole batch
             # of replies (group commit), and nothing leaves before it is durable.
-            self._committed(ticket, context)
+            await self._committed(ticket, context)
             for item in items:
-                if isinstance(item, cpb.ExecutionReport):
-                    yield oepb.SessionResponse(execution=item)
-                else:
-                    yield item
+                yield oepb.SessionResponse(execution=item) if isinstance(item, cpb.ExecutionReport) else item
             if session.outbox.overflowed:
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              "session fell too far behind; reconnect and use Account.GetExecutions")
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    "session fell too far behind; reconnect and use Account.GetExecutions")
             if failure:
-                _unexpected(context, failure[0])
-            if session.outbox.closed and not context.is_active():
-                return
+                await _fail(context, failure[0])
             if session.outbox.closed:
+                if context.done():
+                    return
                 items, ticket = session.outbox.take(0)
-                self._committed(ticket, context)
+                await self._committed(ticket, context)
                 for item in items:
-                    yield item if not isinstance(item, cpb.ExecutionReport) else oepb.SessionResponse(execution=item)
+                    yield oepb.SessionResponse(execution=item) if isinstance(item, cpb.ExecutionReport) else item
                 return
 
 
-class MarketDataService(mdpb_grpc.MarketDataServicer):
-    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+class MarketDataService(_Committing, mdpb_grpc.MarketDataServicer):
+    def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
         self.hub = hub
         self.auth = auth
+        self.committer = committer
+        self.offload = offload
 
-    _committed = OrderEntryService._committed
-
-    def Subscribe(self, request, context):
+    async def Subscribe(self, request, context):
         ids = self.hub.instrument_ids_for(request.symbols)
         if isinstance(ids, str):
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {ids[:64]!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {ids[:64]!r}")
         sub, snapshots = self.hub.subscribe(ids)
         snapshot_ticket = self.hub.last_ticket  # a snapshot may show what is not committed yet
-        context.add_callback(sub.close)  # wake the loop the moment the call ends: its stream slot frees at once
+        context.add_done_callback(lambda _call: sub.close())  # the loop below ends the moment the call does
         try:
-            self._committed(snapshot_ticket, context)
+            await self._committed(snapshot_ticket, context)
             for snap in snapshots:
                 yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
-            while context.is_active() and not sub.closed:
-                updates, ticket = sub.take(_POLL_S)
-                self._committed(ticket, context)  # public data only once it is durable
-                yield from updates
+            while not sub.closed and not context.done():
+                updates, ticket = await sub.take_async(_POLL_S)
+                await self._committed(ticket, context)  # public data only once it is durable
+                for update in updates:
+                    yield update
                 if sub.needs_resync:
                     for symbol in sorted(self.hub.instruments[i].symbol for i in sub.instrument_ids):
                         yield mdpb.MarketDataUpdate(symbol=symbol, resync=mdpb.ResyncNotice(
                             reason="subscriber queue overflowed; a fresh snapshot follows"))
                     snapshots = self.hub.resync(sub)
-                    self._committed(self.hub.last_ticket, context)
+                    await self._committed(self.hub.last_ticket, context)
                     for snap in snapshots:
                         yield mdpb.MarketDataUpdate(symbol=snap.symbol, md_sequence=snap.md_sequence, snapshot=snap)
         finally:
             self.hub.unsubscribe(sub)
 
-    def GetSnapshot(self, request, context):
+    @guarded
+    async def GetSnapshot(self, who, request):
         inst = self.hub.by_symbol.get(request.symbol)
         if inst is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol[:64]!r}")
+            raise RpcAbort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol[:64]!r}")
         # depth is a uint32 on the wire but a C int in the engines; any depth beyond the book's
         # levels is the full book, so clamp instead of overflowing (which answered UNKNOWN).
         return self.hub.snapshot(inst.instrument_id, min(request.depth, _MAX_DEPTH))
 
-    def ListInstruments(self, request, context):
+    @guarded
+    async def ListInstruments(self, who, request):
         return mdpb.InstrumentList(instruments=[
             mdpb.InstrumentInfo(
                 symbol=i.symbol, asset_class=int(i.asset_class), currency=i.currency, price_scale=i.price_scale,
@@ -279,25 +330,27 @@ class MarketDataService(mdpb_grpc.MarketDataServicer):
             for i in sorted(self.hub.instruments.values(), key=lambda i: i.instrument_id)])
 
 
-class AccountService(apb_grpc.AccountServicer):
-    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+class AccountService(_Committing, apb_grpc.AccountServicer):
+    def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
         self.hub = hub
         self.auth = auth
+        self.committer = committer
+        self.offload = offload
 
-    @guarded
-    def GetOpenOrders(self, who, request, context):
+    @on_pool
+    def GetOpenOrders(self, who, request):
         return apb.OpenOrders(orders=[
             apb.OpenOrder(symbol=meta.symbol, order_id=order_id, client_order_id=meta.client_order_id,
                           account=meta.account, side=view.side, price=view.price, leaves_quantity=view.remaining,
                           display_quantity=view.display_size, time_in_force=view.time_in_force)
             for meta, order_id, view in self.hub.open_orders(who, request.symbol)])
 
-    @guarded
-    def GetExecutions(self, who, request, context):
+    @on_pool
+    def GetExecutions(self, who, request):
         return apb.Executions(executions=self.hub.executions(who, request.after_sequence, request.limit))
 
-    @guarded
-    def GetPositions(self, who, request, context):
+    @on_pool
+    def GetPositions(self, who, request):
         rows = []
         for account, iid, p in self.hub.positions(who):
             rows.append(apb.Position(symbol=self.hub.instruments[iid].symbol, account=account,
@@ -305,8 +358,8 @@ class AccountService(apb_grpc.AccountServicer):
                                      sold_quantity=p.sold, net_cost_raw=str(p.net_cost_raw)))
         return apb.Positions(positions=rows)
 
-    @guarded
-    def GetRisk(self, who, request, context):
+    @on_pool
+    def GetRisk(self, who, request):
         view = self.hub.risk_view(who)
         symbol = {i.instrument_id: i.symbol for i in self.hub.instruments.values()}
         return apb.RiskState(
@@ -318,41 +371,45 @@ class AccountService(apb_grpc.AccountServicer):
             reduce_only=view.reduce_only, kill_switch=view.kill_switch,
             detail_json=json.dumps(view.detail, sort_keys=True, default=str))
 
-    @guarded
-    def GetStatement(self, who, request, context):
-        month = _month(request.month, self.hub, context)
+    @on_pool
+    def GetStatement(self, who, request):
+        month = _month(request.month, self.hub)
         statement = self.hub.statement(who.participant_id, month)
         return apb.Statement(month=month.label, text=statement.render_text(), json=statement.to_json())
 
-    def DropCopy(self, request, context):
+    async def DropCopy(self, request, context):
         who = self.auth.identify(context.invocation_metadata())
         queue = self.hub.open_drop_copy(who)
-        context.add_callback(queue.close)
+        context.add_done_callback(lambda _call: queue.close())
         try:
-            while context.is_active() and not queue.closed:
-                reports, ticket = queue.take(_POLL_S)
-                OrderEntryService._committed(self, ticket, context)
-                yield from reports
+            while not queue.closed and not context.done():
+                reports, ticket = await queue.take_async(_POLL_S)
+                await self._committed(ticket, context)
+                for report in reports:
+                    yield report
                 if queue.overflowed:
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                  "drop copy fell too far behind; reconnect and use Account.GetExecutions")
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        "drop copy fell too far behind; reconnect and use Account.GetExecutions")
         finally:
             self.hub.close_drop_copy(who, queue)
 
 
-def _month(label: str, hub: Hub, context: grpc.ServicerContext) -> Month:
+def _month(label: str, hub: Hub) -> Month:
     if not label:
         return Month.of(hub.clock())
     try:
         return Month.parse(label)
     except ValueError:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"month {label[:16]!r} is not YYYY-MM")
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"month {label[:16]!r} is not YYYY-MM") from None
 
 
 class AdminService(adpb_grpc.AdminServicer):
-    def __init__(self, hub: Hub, auth: Authenticator) -> None:
+    """Every admin call runs on the worker pool: a kill or an end of session may take milliseconds."""
+
+    def __init__(self, hub: Hub, auth: Authenticator, offload: Offload) -> None:
         self.hub = hub
         self.auth = auth
+        self.offload = offload
 
     def _halt(self, who, request, halted: bool) -> adpb.AdminAck:
         seq, error = self.hub.set_halted(who, request.symbol, request.asset_class, halted)
@@ -360,16 +417,16 @@ class AdminService(adpb_grpc.AdminServicer):
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
         return adpb.AdminAck(accepted=True, sequence=seq)
 
-    @guarded
-    def Halt(self, who, request, context):
+    @on_pool
+    def Halt(self, who, request):
         return self._halt(who, request, True)
 
-    @guarded
-    def Resume(self, who, request, context):
+    @on_pool
+    def Resume(self, who, request):
         return self._halt(who, request, False)
 
-    @guarded
-    def EndOfSession(self, who, request, context):
+    @on_pool
+    def EndOfSession(self, who, request):
         seq, expired, error = self.hub.end_of_session(who, request.symbol, request.asset_class)
         if error:
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=error)
@@ -390,8 +447,8 @@ class AdminService(adpb_grpc.AdminServicer):
             return RiskScope.PARTICIPANT, request.participant_id
         return "scope is required (KILL_HUB, KILL_ASSET_CLASS or KILL_PARTICIPANT)"
 
-    @guarded
-    def Kill(self, who, request, context):
+    @on_pool
+    def Kill(self, who, request):
         target = self._kill_target(request)
         if isinstance(target, str):
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=target)
@@ -399,15 +456,15 @@ class AdminService(adpb_grpc.AdminServicer):
         seq = self.hub.kill(who, target[0], target[1], note=request.reason[:200])
         return adpb.AdminAck(accepted=True, sequence=seq, affected_orders=max(0, before - self.hub.resting_count()))
 
-    @guarded
-    def LiftKill(self, who, request, context):
+    @on_pool
+    def LiftKill(self, who, request):
         target = self._kill_target(request)
         if isinstance(target, str):
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE, reject_text=target)
         return adpb.AdminAck(accepted=True, sequence=self.hub.lift(who, target[0], target[1]))
 
-    @guarded
-    def SetPositionLimit(self, who, request, context):
+    @on_pool
+    def SetPositionLimit(self, who, request):
         inst = self.hub.by_symbol.get(request.symbol)
         if inst is None or request.participant_id not in self.hub._class_of or request.base_limit < 0:
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE,
@@ -416,14 +473,14 @@ class AdminService(adpb_grpc.AdminServicer):
                                           request.base_limit or None)  # 0 restores the default
         return adpb.AdminAck(accepted=True, sequence=seq)
 
-    @guarded
-    def GetRevenue(self, who, request, context):
-        month = _month(request.month, self.hub, context)
+    @on_pool
+    def GetRevenue(self, who, request):
+        month = _month(request.month, self.hub)
         summary = self.hub.revenue(month)
         return adpb.Revenue(month=month.label, text=summary.render_text(), json=summary.to_json())
 
-    @guarded
-    def GetStatus(self, who, request, context):
+    @on_pool
+    def GetStatus(self, who, request):
         s = self.hub.status()
         return adpb.HubStatus(
             last_sequence=s["last_sequence"], hub_time_ns=s["time"], state_digest=s["digest"],

@@ -1,0 +1,119 @@
+"""What the gateway's event loop needs from the thread-safe hub: waiting without blocking the loop.
+
+The gateway serves every call from one asyncio event loop (grpc.aio) and runs the hub's hot path
+inline on it: on a 2-core VM, waking a thread costs more than the work of an order, and the
+threaded server woke four to six of them per order. Three things bridge the loop and the hub:
+
+* ``LoopCommitter`` - one journal commit per loop turn for every reply waiting in it (group
+  commit without a thread hand-off: the loop leads the write itself).
+* ``LoopWakeable`` - lets one task await a thread-safe queue (a session's outbox, a market data
+  subscription) that any thread may fill.
+* ``Offload`` - runs a blocking call (a fairness wait, a report query) on the worker pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from hub.journal import Journal, JournalUnavailableError
+
+T = TypeVar("T")
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class LoopWakeable:
+    """Mixin for a queue guarded by ``self._cv`` (a threading.Condition): at most one asyncio task
+    waits for it at a time (its one reader). Call ``_wake_loop`` with the lock held whenever the
+    reader has something to see (an item, an overflow, the close)."""
+
+    _waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
+
+    def _wake_loop(self) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            return
+        self._waiter = None
+        loop, fut = waiter
+        if _on_loop(loop):
+            _resolve(fut)  # filled by the loop's own inline hot path: no self-pipe write
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    async def _ready(self, has_news: Callable[[], bool], timeout: float | None) -> None:
+        """Return once ``has_news()`` (checked under the lock) or ``timeout`` seconds (None: no
+        limit; the queue's close is news) have passed."""
+        loop = asyncio.get_running_loop()
+        with self._cv:
+            if has_news():
+                return
+            fut = loop.create_future()
+            self._waiter = (loop, fut)
+        timer = loop.call_later(timeout, _resolve, fut) if timeout is not None else None
+        try:
+            await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            with self._cv:
+                if self._waiter is not None and self._waiter[1] is fut:
+                    self._waiter = None
+
+
+class LoopCommitter:
+    """Replies wait here until their journal ticket is committed. Every wait of one loop turn is
+    covered by one ``wait_committed`` of the highest ticket, run once the turn's ready callbacks
+    (the requests that arrived together) have been handled: group commit on the loop itself."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._waiting: list[tuple[int, asyncio.Future]] = []
+
+    async def committed(self, ticket: int) -> None:
+        """Return once ``ticket`` (0: nothing) is committed; raises JournalUnavailableError."""
+        if not ticket:
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        self._waiting.append((ticket, fut))
+        await fut
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        try:
+            self._journal.wait_committed(max(ticket for ticket, _ in waiting))
+        except JournalUnavailableError as exc:
+            for _, fut in waiting:
+                if not fut.done():
+                    fut.set_exception(JournalUnavailableError(str(exc)))
+            return
+        for _, fut in waiting:
+            _resolve(fut)
+
+
+class Offload:
+    """The worker pool for calls that may block: a fairness hold, a kill, a report built from the
+    ledger. The loop awaits them; everything else runs inline."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
