@@ -39,8 +39,8 @@ def test_quick_bench_prints_one_json_object_with_positive_figures_and_passes_its
 
 
 def test_the_aio_echo_floor_answers_like_the_threaded_one_and_checks_the_token() -> None:
-    """``hub.echo_aio`` (the --diagnose floor on grpc.aio): the same replies as the threaded echo
-    for a session and a unary order, and a call without a valid token is refused."""
+    """``hub.echo_aio`` (the bench's floor, on the gateway's grpc.aio stack): the same replies as
+    the threaded echo for a session and a unary order, and a call without a valid token is refused."""
     import asyncio
 
     import grpc

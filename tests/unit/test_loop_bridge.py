@@ -1,0 +1,143 @@
+"""The gateway loop's bridges to the thread-safe hub: group commit per loop turn, queues an asyncio
+task can await while any thread fills them, and the fairness check that keeps held orders off the
+loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+
+import pytest
+
+from hub.auth import Identity
+from hub.config import HubConfig, ParticipantClass
+from hub.core import Hub, OrderSpec, ReportQueue
+from hub.fairness import FairnessConfig, RestingMode
+from hub.journal import JournalUnavailableError
+from hub.loop_bridge import LoopCommitter
+from hub.marketdata import Subscriber
+from hub.v1 import common_pb2 as cpb
+from hub.v1 import market_data_pb2 as mdpb
+from matching.types import AssetClass
+
+
+class CountingJournal:
+    """Records every ``wait_committed``; fails them all once ``broken`` is set."""
+
+    def __init__(self) -> None:
+        self.waits: list[int] = []
+        self.broken = False
+
+    def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
+        self.waits.append(ticket)
+        if self.broken:
+            raise JournalUnavailableError("disk on fire")
+
+
+def test_the_replies_of_one_loop_turn_share_one_commit_of_the_highest_ticket() -> None:
+    journal = CountingJournal()
+
+    async def scenario() -> None:
+        committer = LoopCommitter(journal)
+        await asyncio.gather(committer.committed(3), committer.committed(7), committer.committed(5))
+        assert journal.waits == [7]
+        await committer.committed(0)  # nothing to wait for: no commit at all
+        assert journal.waits == [7]
+        await committer.committed(9)  # a later turn: its own commit
+        assert journal.waits == [7, 9]
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_that_fails_fails_every_reply_waiting_for_it() -> None:
+    journal = CountingJournal()
+    journal.broken = True
+
+    async def scenario() -> list[BaseException | None]:
+        committer = LoopCommitter(journal)
+        return await asyncio.gather(committer.committed(1), committer.committed(2), return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert [type(o) for o in outcomes] == [JournalUnavailableError, JournalUnavailableError]
+    assert journal.waits == [2]
+
+
+def test_an_outbox_wakes_its_task_when_another_thread_puts_and_when_it_closes() -> None:
+    outbox = ReportQueue(capacity=10)
+    report = cpb.ExecutionReport(order_id=42)
+
+    async def scenario() -> None:
+        threading.Timer(0.05, outbox.put, args=(report, 11)).start()
+        # no timeout of its own: only the put can end this wait (wait_for fails the test instead of hanging)
+        items, ticket = await asyncio.wait_for(outbox.take_async(None), 5)
+        assert (items, ticket) == ([report], 11)
+        items, ticket = await outbox.take_async(0.05)  # nothing comes: the timeout ends the wait
+        assert (items, ticket) == ([], 0)
+        threading.Timer(0.05, outbox.close).start()
+        assert await asyncio.wait_for(outbox.take_async(None), 5) == ([], 0)
+        assert outbox.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_put_from_the_loop_itself_wakes_the_waiting_task() -> None:
+    outbox = ReportQueue(capacity=10)
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(outbox.take_async(None))
+        await asyncio.sleep(0)  # the task now waits
+        outbox.put("reply", 3)  # what the inline hot path does on the loop's own thread
+        assert await asyncio.wait_for(waiting, 5) == (["reply"], 3)
+
+    asyncio.run(scenario())
+
+
+def test_a_market_data_subscription_wakes_its_task_for_an_update_and_for_an_overflow() -> None:
+    sub = Subscriber(frozenset({1}), capacity=1)
+    update = mdpb.MarketDataUpdate(symbol="AAPL", md_sequence=1)
+
+    async def scenario() -> None:
+        threading.Timer(0.05, sub.offer, args=(update, 4)).start()
+        assert await asyncio.wait_for(sub.take_async(None), 5) == ([update], 4)
+        sub.offer(update, 5)
+        sub.offer(update, 6)  # over capacity: the subscriber must resynchronise
+        items, _ = await asyncio.wait_for(sub.take_async(None), 5)
+        assert items == [] and sub.needs_resync
+
+    asyncio.run(scenario())
+
+
+def _identity(pclass: ParticipantClass) -> Identity:
+    return Identity("p", None, pclass, (1,), None)  # type: ignore[arg-type]
+
+
+def _hub(fairness: FairnessConfig) -> Hub:
+    return Hub(replace(HubConfig.default(), fairness=fairness))
+
+
+def test_only_calls_a_fairness_rule_may_hold_leave_the_loop() -> None:
+    scalper, institution = _identity(ParticipantClass.SCALPER), _identity(ParticipantClass.INSTITUTION)
+    hub = _hub(FairnessConfig(latency_floor_ns=100_000))
+    assert not hub.may_wait(scalper, "AAPL")
+    assert hub.may_wait(institution, "AAPL")  # the latency floor is for institutions
+    assert not hub.may_wait(institution, "NOSUCH")  # refused at once
+    assert not _hub(FairnessConfig(latency_floor_ns=0)).may_wait(institution, "AAPL")
+
+    batched = _hub(FairnessConfig(batching={AssetClass.FX: (1_000_000, 2_000_000)}))
+    assert batched.may_wait(scalper, "EURUSD") and not batched.may_wait(scalper, "AAPL")
+
+
+@pytest.mark.parametrize("mode", [RestingMode.HOLD, RestingMode.REJECT])
+def test_a_cancel_may_leave_the_loop_only_while_its_order_must_still_rest_in_hold_mode(mode: RestingMode) -> None:
+    now = [1_767_225_600_000_000_000]
+    hub = Hub(replace(HubConfig.default(), fairness=FairnessConfig(min_resting_ns=1_000_000, min_resting_mode=mode)),
+              clock=lambda: now[0])
+    scalper = next(Identity.of(p) for p in hub.config.participants if p.participant_class == ParticipantClass.SCALPER)
+    outcome, reason, _ = hub.submit_order(scalper, OrderSpec("AAPL", cpb.BUY, cpb.LIMIT, cpb.GTC, 189_0000, 1))
+    assert outcome is not None and not reason
+    order_id = outcome.seq_first
+    assert hub.may_wait(scalper, "AAPL", order_id) is (mode == RestingMode.HOLD)
+    now[0] += 1_000_000  # it has rested long enough: nothing holds a cancel any more
+    assert not hub.may_wait(scalper, "AAPL", order_id)
+    assert not hub.may_wait(scalper, "AAPL", 10**12)  # no such order: refused at once
