@@ -80,8 +80,9 @@ class LoopCommitter:
     covered by one ``wait_committed`` of the highest ticket, run once the turn's ready callbacks
     (the requests that arrived together) have been handled: group commit on the loop itself."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, offload: Offload | None = None) -> None:
         self._journal = journal
+        self._offload = offload
         self._waiting: list[tuple[int, asyncio.Future]] = []
 
     async def committed(self, ticket: int) -> None:
@@ -97,15 +98,29 @@ class LoopCommitter:
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
-        try:
-            self._journal.wait_committed(max(ticket for ticket, _ in waiting))
-        except JournalUnavailableError as exc:
-            for _, fut in waiting:
-                if not fut.done():
-                    fut.set_exception(JournalUnavailableError(str(exc)))
+        target = max(ticket for ticket, _ in waiting)
+        if self._offload is not None and not self._journal.available:
+            # Storage is failing: the wait may last the journal's whole commit timeout, which the
+            # loop must not spend blocked (health checks and refusals still have to be answered).
+            task = asyncio.ensure_future(self._offload.run(self._journal.wait_committed, target))
+            task.add_done_callback(lambda done: self._settle(waiting, done.exception()))
             return
+        try:
+            self._journal.wait_committed(target)
+        except JournalUnavailableError as exc:
+            self._settle(waiting, exc)
+            return
+        self._settle(waiting, None)
+
+    @staticmethod
+    def _settle(waiting: list[tuple[int, asyncio.Future]], error: BaseException | None) -> None:
         for _, fut in waiting:
-            _resolve(fut)
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(JournalUnavailableError(str(error)))
 
 
 class Offload:

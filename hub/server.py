@@ -126,7 +126,8 @@ async def build_server(config: HubConfig, hub: Hub, pool: futures.ThreadPoolExec
         options=server_options(config),
         maximum_concurrent_rpcs=config.network.max_concurrent_rpcs,
     )
-    committer, offload = LoopCommitter(hub.journal), Offload(pool)
+    offload = Offload(pool)
+    committer = LoopCommitter(hub.journal, offload)
     order_entry_pb2_grpc.add_OrderEntryServicer_to_server(OrderEntryService(hub, auth, committer, offload), server)
     market_data_pb2_grpc.add_MarketDataServicer_to_server(MarketDataService(hub, auth, committer, offload), server)
     account_pb2_grpc.add_AccountServicer_to_server(AccountService(hub, auth, committer, offload), server)

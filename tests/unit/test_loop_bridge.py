@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -15,7 +17,7 @@ from hub.config import HubConfig, ParticipantClass
 from hub.core import Hub, OrderSpec, ReportQueue
 from hub.fairness import FairnessConfig, RestingMode
 from hub.journal import JournalUnavailableError
-from hub.loop_bridge import LoopCommitter
+from hub.loop_bridge import LoopCommitter, Offload
 from hub.marketdata import Subscriber
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
@@ -23,15 +25,22 @@ from matching.types import AssetClass
 
 
 class CountingJournal:
-    """Records every ``wait_committed``; fails them all once ``broken`` is set."""
+    """Records every ``wait_committed``; fails them all once ``broken`` is set (after ``stall`` s,
+    as a ledger does that waits out its commit timeout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall: float = 0.0) -> None:
         self.waits: list[int] = []
         self.broken = False
+        self.stall = stall
+
+    @property
+    def available(self) -> bool:
+        return not self.broken
 
     def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
         self.waits.append(ticket)
         if self.broken:
+            time.sleep(self.stall)
             raise JournalUnavailableError("disk on fire")
 
 
@@ -61,6 +70,25 @@ def test_a_commit_that_fails_fails_every_reply_waiting_for_it() -> None:
     outcomes = asyncio.run(scenario())
     assert [type(o) for o in outcomes] == [JournalUnavailableError, JournalUnavailableError]
     assert journal.waits == [2]
+
+
+def test_while_storage_fails_the_commit_waits_on_the_pool_and_the_loop_keeps_serving() -> None:
+    journal = CountingJournal(stall=1.0)
+    journal.broken = True
+
+    async def scenario() -> tuple[list[BaseException | None], float]:
+        with ThreadPoolExecutor(2) as pool:
+            committer = LoopCommitter(journal, Offload(pool))
+            reply = asyncio.ensure_future(committer.committed(5))
+            started = time.monotonic()
+            await asyncio.sleep(0.05)  # another call on the loop: served on time, not after the stall
+            served_in = time.monotonic() - started
+            return await asyncio.gather(reply, return_exceptions=True), served_in
+
+    outcome, served_in = asyncio.run(scenario())
+    assert served_in < 0.5, served_in
+    assert [type(o) for o in outcome] == [JournalUnavailableError]
+    assert journal.waits == [5]
 
 
 def test_an_outbox_wakes_its_task_when_another_thread_puts_and_when_it_closes() -> None:
