@@ -77,6 +77,7 @@ import grpc
 from google.protobuf.message import Message
 
 from hub.auth import Authenticator, AuthInterceptor
+from hub.cli import wait_for_stop
 from hub.config import HubConfig
 from hub.gc_policy import GcPolicy
 from hub.machine import describe, python_loop_ns
@@ -312,7 +313,7 @@ def serve_hub(port: int, data_dir: str, in_memory: bool) -> int:
     with run_server(config, None if in_memory else open_ledger_journal(config),
                     gc_policy=GcPolicy.of(config)) as (_, bound):
         print(f"hub serving on {config.network.host}:{bound}", flush=True)
-        stop.wait()
+        wait_for_stop(stop)
     return 0
 
 
@@ -325,7 +326,7 @@ def serve_echo_threaded(port: int) -> int:
     server.start()
     GcPolicy.of(config).start()  # the hub's collector policy too: the same process settings
     print(f"echo_threaded serving on {config.network.host}:{bound}", flush=True)
-    stop.wait()
+    wait_for_stop(stop)
     server.stop(1).wait()
     return 0
 

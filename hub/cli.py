@@ -28,6 +28,14 @@ def _config(args: argparse.Namespace) -> HubConfig:
     return config.validated()
 
 
+def wait_for_stop(stop: threading.Event) -> None:
+    """Wait until a signal handler sets ``stop``. In short waits: a process-wide signal may be
+    delivered to any thread (grpc.aio runs several), and Python runs its handler on the main thread
+    only once that thread wakes; a wait without a timeout could then outlive the SIGTERM for ever."""
+    while not stop.wait(0.2):
+        pass
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hub.gc_policy import GcPolicy
     from hub.server import run_server
@@ -48,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"hub serving on {config.network.host}:{port} ({engines}); data dir {config.data_dir}", flush=True)
         if not args.config:
             print("embedded defaults: development tokens are 'dev-<participant id>' (see README)", flush=True)
-        stop.wait()
+        wait_for_stop(stop)
         print("hub stopping", flush=True)
     return 0
 
