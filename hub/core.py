@@ -18,6 +18,7 @@ import time
 from array import array
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -239,6 +240,31 @@ class Outcome:
     events: list[Event]
     reports: list[cpb.ExecutionReport] = field(default_factory=list)  # the caller's own
     ticket: int = 0  # journal ticket: the reply may leave only once it is committed
+
+
+EntryResult = tuple[Outcome | None, int, str]  # (outcome, reject reason or 0, text); outcome None: refused
+
+
+@dataclass(slots=True)
+class HeldCall:
+    """An order-entry call a fairness rule holds (a latency floor, a batch window, a minimum resting
+    time): ``future`` resolves, once the scheduler releases and sequences it, to its result (or to
+    another such future: a held cancel that then joins a batch); ``finish`` completes it. The
+    gateway's event loop awaits the future instead of blocking on it."""
+
+    future: Future
+    finish: Callable[[EntryResult], EntryResult]
+
+    def wait(self) -> EntryResult:
+        """Block until released (for callers on their own thread)."""
+        result = self.future.result()
+        while isinstance(result, Future):
+            result = result.result()
+        return self.finish(result)
+
+
+def _unheld(result: EntryResult | HeldCall) -> EntryResult:
+    return result.wait() if isinstance(result, HeldCall) else result
 
 
 # One risk_cancel step before it is journaled: asset class, seq, hub time, its events, its record's detail.
@@ -1138,7 +1164,12 @@ class Hub:
         """Returns (outcome, reject reason or 0, text). Outcome None: refused at the gateway.
 
         Fairness applies here: the order may wait behind its latency floor or join its asset
-        class's random batch before it is sequenced."""
+        class's random batch before it is sequenced (this call then blocks until it is)."""
+        return self._settle(_unheld(self.enter_order(who, spec, session_id)), settle)
+
+    def enter_order(self, who: Identity, spec: OrderSpec, session_id: str = "") -> EntryResult | HeldCall:
+        """``submit_order`` without blocking: an order a fairness rule holds comes back as a
+        ``HeldCall``; its result is not committed yet (``outcome.ticket``)."""
         arrival = self._clock()
         problem = self._check_order(who, spec)
         if problem is not None:
@@ -1188,39 +1219,22 @@ class Hub:
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)
             return outcome, reason, RejectReason(reason).name if reason else ""
 
+        def finish(result: EntryResult) -> EntryResult:
+            # The latency breaker watches the hub's own delay: from release (after any deliberate
+            # fairness wait: floor, batch window) to the end of sequencing.
+            self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
+            self.drain_risk_cancels(wait=False)  # a trade or a latency halt may have asked for cancels
+            return result
+
         window = self.fairness.batch_window(inst.asset_class)
         if window is not None:
-            result = self._settle(self.scheduler.batch(inst.asset_class, window, arrival, False, run).result(), settle)
-        else:
-            taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
-                                         self._marketable(inst, spec.side, spec.price))
-            floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
-            if floor:
-                result = self._settle(self.scheduler.hold(arrival + floor, run).result(), settle)
-            else:
-                result = self._settle(self._now(arrival, run), settle)
-        # The latency breaker watches the hub's own delay: from release (after any deliberate
-        # fairness wait: floor, batch window) to the ack.
-        self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
-        self.drain_risk_cancels(wait=False)  # a trade or a latency halt may have asked for cancels
-        return result
-
-    def may_wait(self, who: Identity, symbol: str, order_id: int = 0) -> bool:
-        """Whether a new order (``order_id`` 0) or a cancel / replace of ``order_id`` by ``who`` on
-        ``symbol`` may be held by a fairness rule: a batch window, the latency floor, a minimum
-        resting time in hold mode. The gateway runs those off its event loop. Never False for a
-        call that waits (time only moves an order past its resting time, never back)."""
-        inst = self.by_symbol.get(symbol)
-        if inst is None:
-            return False  # refused at once
-        if self.fairness.batch_window(inst.asset_class) is not None:
-            return True
-        if not order_id:
-            return self.fairness.may_floor(who.participant_class)
-        meta = self._orders.get(order_id)
-        return (meta is not None and meta.min_rest_ns > 0
-                and self.fairness.config.min_resting_mode != RestingMode.REJECT
-                and self._clock() < meta.entry_ns + meta.min_rest_ns)
+            return HeldCall(self.scheduler.batch(inst.asset_class, window, arrival, False, run), finish)
+        taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
+                                     self._marketable(inst, spec.side, spec.price))
+        floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
+        if floor:
+            return HeldCall(self.scheduler.hold(arrival + floor, run), finish)
+        return finish(self._now(arrival, run))
 
     def _now(self, arrival: int, run: Callable[[int], object]):
         """Sequence a command that waits for nothing, after everything already due."""
@@ -1245,17 +1259,29 @@ class Hub:
 
     def cancel_order(self, who: Identity, symbol: str, order_id: int, session_id: str = "",
                      settle: bool = True) -> tuple[Outcome | None, int, str]:
-        return self._amend(who, "cancel", symbol, order_id, session_id, None, settle=settle)
+        return self._settle(_unheld(self.enter_cancel(who, symbol, order_id, session_id)), settle)
 
     def replace_order(self, who: Identity, symbol: str, order_id: int, price: int, quantity: int,
                       session_id: str = "", settle: bool = True) -> tuple[Outcome | None, int, str]:
-        result = self._amend(who, "replace", symbol, order_id, session_id, (price, quantity), settle=settle)
-        self.drain_risk_cancels(wait=False)  # a replace can trade, and a trade can trip a breaker
-        return result
+        return self._settle(_unheld(self.enter_replace(who, symbol, order_id, price, quantity, session_id)), settle)
+
+    def enter_cancel(self, who: Identity, symbol: str, order_id: int, session_id: str = "") -> EntryResult | HeldCall:
+        """``cancel_order`` without blocking (see ``enter_order``)."""
+        return self._amend(who, "cancel", symbol, order_id, session_id, None)
+
+    def enter_replace(self, who: Identity, symbol: str, order_id: int, price: int, quantity: int,
+                      session_id: str = "") -> EntryResult | HeldCall:
+        """``replace_order`` without blocking (see ``enter_order``)."""
+        def finish(result: EntryResult) -> EntryResult:
+            self.drain_risk_cancels(wait=False)  # a replace can trade, and a trade can trip a breaker
+            return result
+
+        result = self._amend(who, "replace", symbol, order_id, session_id, (price, quantity), finish=finish)
+        return result if isinstance(result, HeldCall) else finish(result)
 
     def _amend(self, who: Identity, what: str, symbol: str, order_id: int, session_id: str,
                new_values: tuple[int, int] | None, enforce_resting: bool = True,
-               settle: bool = True) -> tuple[Outcome | None, int, str]:
+               finish: Callable[[EntryResult], EntryResult] = lambda result: result) -> EntryResult | HeldCall:
         arrival = self._clock()
         inst, meta = self._own_order(who, symbol, order_id)
         problem: tuple[int, str] | None = None
@@ -1308,11 +1334,11 @@ class Hub:
             if arrival < rested_enough_at:  # hold mode: it may join a batch only once the order has rested enough
                 joined = self.scheduler.hold(rested_enough_at, lambda release_ns: self.scheduler.batch(
                     inst.asset_class, window, release_ns, is_cancel, run))
-                return self._settle(joined.result().result(), settle)
-            return self._settle(self.scheduler.batch(inst.asset_class, window, arrival, is_cancel, run).result(), settle)
+                return HeldCall(joined, finish)  # resolves to the batch's future
+            return HeldCall(self.scheduler.batch(inst.asset_class, window, arrival, is_cancel, run), finish)
         if arrival < rested_enough_at:  # hold mode: applied the moment the order has rested enough
-            return self._settle(self.scheduler.hold(rested_enough_at, run).result(), settle)
-        return self._settle(self._now(arrival, run), settle)
+            return HeldCall(self.scheduler.hold(rested_enough_at, run), finish)
+        return self._now(arrival, run)
 
     def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:
         """Cancel the participant's orders (one account or all, one instrument or all).
@@ -1513,8 +1539,8 @@ class Hub:
         cancelled = 0
         for order_id, meta in doomed:
             try:
-                outcome, reason, _ = self._amend(who, "cancel", meta.symbol, order_id, "", None,
-                                                 enforce_resting=False)
+                outcome, reason, _ = self._settle(_unheld(self._amend(who, "cancel", meta.symbol, order_id, "", None,
+                                                                      enforce_resting=False)))
             except HubUnavailableError:
                 break
             cancelled += outcome is not None and not reason

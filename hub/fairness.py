@@ -142,12 +142,6 @@ class FairnessRules:
     def batch_window(self, asset_class: AssetClass) -> tuple[int, int] | None:
         return self.config.batching.get(asset_class)
 
-    def may_floor(self, pclass: ParticipantClass) -> bool:
-        """Whether some order of this participant class can wait behind the latency floor."""
-        floor = self._floor
-        return (floor is not None and self.config.latency_floor_ns > 0
-                and (floor.participant_classes is None or pclass in floor.participant_classes))
-
 
 # -- RELEASE SCHEDULING ---------------------------------------------------------------------------
 

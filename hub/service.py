@@ -16,13 +16,14 @@ import asyncio
 import functools
 import json
 import logging
+from concurrent.futures import Future
 
 import grpc
 
 from compliance.fees import Month
 from compliance.risk.events import Scope as RiskScope
 from hub.auth import UNDECODABLE, Authenticator, AuthError, Identity
-from hub.core import Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
+from hub.core import EntryResult, HeldCall, Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
 from hub.journal import JournalUnavailableError
 from hub.loop_bridge import LoopCommitter, Offload
 from hub.v1 import account_pb2 as apb
@@ -89,6 +90,14 @@ def on_pool(method):
     return guarded(body)
 
 
+async def _released(call: HeldCall) -> EntryResult:
+    """Await a held call's release on the loop (the scheduler thread resolves its future)."""
+    result = await asyncio.wrap_future(call.future)
+    while isinstance(result, Future):  # held, then batched
+        result = await asyncio.wrap_future(result)
+    return call.finish(result)
+
+
 def _spec(req: oepb.NewOrderRequest) -> OrderSpec:
     return OrderSpec(req.symbol, req.side, req.order_type, req.time_in_force, req.price, req.quantity,
                      req.display_quantity, req.post_only, req.stp_mode, req.account, req.client_order_id)
@@ -131,31 +140,27 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
     # The order-entry helpers return the ack and the journal ticket that must be committed before
     # it is sent; callers wait for it (unary calls each, sessions once per batch of replies).
 
-    def _submit(self, who: Identity, req: oepb.NewOrderRequest, session_id: str = "") -> tuple[oepb.OrderAck, int]:
-        outcome, reason, text = self.hub.submit_order(who, _spec(req), session_id, settle=False)
-        return (_order_ack(outcome, reason, text, client_order_id=req.client_order_id),
-                outcome.ticket if outcome is not None else 0)
-
-    def _cancel(self, who: Identity, req: oepb.CancelRequest, session_id: str = "") -> tuple[oepb.OrderAck, int]:
-        if req.order_id > _INT64_MAX:
-            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
-        outcome, reason, text = self.hub.cancel_order(who, req.symbol, req.order_id, session_id, settle=False)
-        return _order_ack(outcome, reason, text, req.order_id), outcome.ticket if outcome is not None else 0
-
-    def _replace(self, who: Identity, req: oepb.ReplaceRequest, session_id: str = "") -> tuple[oepb.OrderAck, int]:
-        if req.order_id > _INT64_MAX:
-            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
-        outcome, reason, text = self.hub.replace_order(who, req.symbol, req.order_id, req.price, req.quantity,
-                                                       session_id, settle=False)
-        return _order_ack(outcome, reason, text, req.order_id), outcome.ticket if outcome is not None else 0
-
     async def _entry(self, who: Identity, body: str, req, session_id: str = "") -> tuple[oepb.OrderAck, int]:
-        """Run a new order, cancel or replace: inline, or on the pool when a fairness rule may hold it."""
-        handler = {"new_order": self._submit, "cancel": self._cancel, "replace": self._replace}[body]
-        order_id = 0 if body == "new_order" else req.order_id
-        if self.hub.may_wait(who, req.symbol, order_id):
-            return await self.offload.run(handler, who, req, session_id)
-        return handler(who, req, session_id)
+        """Run a new order, cancel or replace inline; one a fairness rule holds is awaited (the
+        scheduler's thread releases and sequences it) while the loop serves everyone else. Returns
+        the ack and the journal ticket it waits for."""
+        hub = self.hub
+        if body == "new_order":
+            order_id, client_order_id = 0, req.client_order_id
+            result = hub.enter_order(who, _spec(req), session_id)
+        elif req.order_id > _INT64_MAX:
+            return _order_ack(None, RejectReason.UNKNOWN_ORDER, "no such order", req.order_id), 0
+        elif body == "cancel":
+            order_id, client_order_id = req.order_id, ""
+            result = hub.enter_cancel(who, req.symbol, req.order_id, session_id)
+        else:
+            order_id, client_order_id = req.order_id, ""
+            result = hub.enter_replace(who, req.symbol, req.order_id, req.price, req.quantity, session_id)
+        if isinstance(result, HeldCall):
+            result = await _released(result)
+        outcome, reason, text = result
+        return (_order_ack(outcome, reason, text, order_id, client_order_id),
+                outcome.ticket if outcome is not None else 0)
 
     def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> oepb.MassCancelAck:
         count, reason, text = self.hub.mass_cancel(who, req.symbol, req.account)

@@ -1,6 +1,6 @@
 """The gateway loop's bridges to the thread-safe hub: group commit per loop turn, queues an asyncio
-task can await while any thread fills them, and the fairness check that keeps held orders off the
-loop."""
+task can await while any thread fills them, and order-entry calls a fairness rule holds, which come
+back as a future to await instead of blocking the loop."""
 
 from __future__ import annotations
 
@@ -14,14 +14,13 @@ import pytest
 
 from hub.auth import Identity
 from hub.config import HubConfig, ParticipantClass
-from hub.core import Hub, OrderSpec, ReportQueue
+from hub.core import HeldCall, Hub, OrderSpec, ReportQueue
 from hub.fairness import FairnessConfig, RestingMode
 from hub.journal import JournalUnavailableError
 from hub.loop_bridge import LoopCommitter, Offload
 from hub.marketdata import Subscriber
 from hub.v1 import common_pb2 as cpb
 from hub.v1 import market_data_pb2 as mdpb
-from matching.types import AssetClass
 
 
 class CountingJournal:
@@ -136,36 +135,45 @@ def test_a_market_data_subscription_wakes_its_task_for_an_update_and_for_an_over
     asyncio.run(scenario())
 
 
-def _identity(pclass: ParticipantClass) -> Identity:
-    return Identity("p", None, pclass, (1,), None)  # type: ignore[arg-type]
+def _participant(hub: Hub, pclass: ParticipantClass) -> Identity:
+    return next(Identity.of(p) for p in hub.config.participants if p.participant_class == pclass)
 
 
-def _hub(fairness: FairnessConfig) -> Hub:
-    return Hub(replace(HubConfig.default(), fairness=fairness))
+def test_an_order_a_fairness_rule_holds_comes_back_held_instead_of_blocking_its_caller() -> None:
+    hub = Hub(replace(HubConfig.default(), fairness=FairnessConfig(latency_floor_ns=300_000_000)))
+    institution = _participant(hub, ParticipantClass.INSTITUTION)
+    scalper = _participant(hub, ParticipantClass.SCALPER)
+    started = time.monotonic()
+    held = hub.enter_order(institution, OrderSpec("AAPL", cpb.BUY, cpb.LIMIT, cpb.GTC, 189_0000, 1,
+                                                  account=institution.accounts[0]))
+    assert isinstance(held, HeldCall) and time.monotonic() - started < 0.25  # back long before the floor
+    scalpers, reason, _ = hub.enter_order(scalper, OrderSpec("AAPL", cpb.SELL, cpb.LIMIT, cpb.GTC, 191_0000, 1))
+    assert scalpers is not None and not reason  # no rule holds the scalper: sequenced at once
+    assert not held.future.done()
 
+    async def released():  # what the gateway's loop does with it
+        result = await asyncio.wrap_future(held.future)
+        return held.finish(result)
 
-def test_only_calls_a_fairness_rule_may_hold_leave_the_loop() -> None:
-    scalper, institution = _identity(ParticipantClass.SCALPER), _identity(ParticipantClass.INSTITUTION)
-    hub = _hub(FairnessConfig(latency_floor_ns=100_000))
-    assert not hub.may_wait(scalper, "AAPL")
-    assert hub.may_wait(institution, "AAPL")  # the latency floor is for institutions
-    assert not hub.may_wait(institution, "NOSUCH")  # refused at once
-    assert not _hub(FairnessConfig(latency_floor_ns=0)).may_wait(institution, "AAPL")
-
-    batched = _hub(FairnessConfig(batching={AssetClass.FX: (1_000_000, 2_000_000)}))
-    assert batched.may_wait(scalper, "EURUSD") and not batched.may_wait(scalper, "AAPL")
+    outcome, reason, _ = asyncio.run(released())
+    assert outcome is not None and not reason
+    assert time.monotonic() - started >= 0.3
+    assert outcome.seq_first > scalpers.seq_first  # sequenced after the scalper's, which arrived later
 
 
 @pytest.mark.parametrize("mode", [RestingMode.HOLD, RestingMode.REJECT])
-def test_a_cancel_may_leave_the_loop_only_while_its_order_must_still_rest_in_hold_mode(mode: RestingMode) -> None:
+def test_a_cancel_is_held_only_while_its_order_must_still_rest_in_hold_mode(mode: RestingMode) -> None:
     now = [1_767_225_600_000_000_000]
     hub = Hub(replace(HubConfig.default(), fairness=FairnessConfig(min_resting_ns=1_000_000, min_resting_mode=mode)),
               clock=lambda: now[0])
-    scalper = next(Identity.of(p) for p in hub.config.participants if p.participant_class == ParticipantClass.SCALPER)
-    outcome, reason, _ = hub.submit_order(scalper, OrderSpec("AAPL", cpb.BUY, cpb.LIMIT, cpb.GTC, 189_0000, 1))
-    assert outcome is not None and not reason
-    order_id = outcome.seq_first
-    assert hub.may_wait(scalper, "AAPL", order_id) is (mode == RestingMode.HOLD)
-    now[0] += 1_000_000  # it has rested long enough: nothing holds a cancel any more
-    assert not hub.may_wait(scalper, "AAPL", order_id)
-    assert not hub.may_wait(scalper, "AAPL", 10**12)  # no such order: refused at once
+    scalper = _participant(hub, ParticipantClass.SCALPER)
+    first, second = (hub.submit_order(scalper, OrderSpec("AAPL", cpb.BUY, cpb.LIMIT, cpb.GTC, 189_0000, 1))[0]
+                     for _ in range(2))
+    early = hub.enter_cancel(scalper, "AAPL", first.seq_first)
+    if mode == RestingMode.HOLD:
+        assert isinstance(early, HeldCall) and not early.future.done()
+    else:
+        assert not isinstance(early, HeldCall) and early[0] is None  # refused at once: it has not rested
+    now[0] += 1_000_000  # rested long enough: nothing holds a cancel any more
+    late = hub.enter_cancel(scalper, "AAPL", second.seq_first)
+    assert not isinstance(late, HeldCall) and late[0] is not None and not late[1]
