@@ -64,10 +64,11 @@ _ROWS_PER_INSERT = 128
 # requests or more: woken at 64, the writer fought the loop for the GIL and the write lock.
 _WRITER_BACKLOG = 256
 # Ack log: logged batches the applier lets gather (or waits for this long) before one transaction.
-# Acks never wait for it (the ack log holds them); every transaction it saves is CPU the next
-# order does not have to share (at 1,000 orders/s a 2 ms period meant one transaction an order).
+# Acks never wait for it (the ack log holds them; readers call settle_reads); every transaction it
+# saves is CPU the next order does not share (at 1,000 orders/s a 2 ms period meant one transaction
+# an order). Streaming at 1,000/s, 0.2 s against 0.02 s: p99 3.96 vs 5.08 ms, p90 1.14 vs 1.36 ms.
 _APPLY_BACKLOG = 128
-_LAZY_APPLY_S = 0.02
+_LAZY_APPLY_S = 0.2
 # Ack log size past which it is emptied once the database holds every batch in it.
 _ACK_LOG_RESET_BYTES = 8 << 20
 # Ack log: a batch of at least this many records goes straight into the database when nothing logged
