@@ -8,7 +8,8 @@ threaded server woke four to six of them per order. Three things bridge the loop
   commit without a thread hand-off: the loop leads the write itself).
 * ``LoopWakeable`` - lets one task await a thread-safe queue (a session's outbox, a market data
   subscription) that any thread may fill.
-* ``Offload`` - runs a blocking call (a fairness wait, a report query) on the worker pool.
+* ``Offload`` - runs a blocking call (an admin action, a ledger or report query, a session's
+  close) on the worker pool.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ class LoopCommitter:
 
 
 class Offload:
-    """The worker pool for calls that may block: a fairness hold, a kill, a report built from the
-    ledger. The loop awaits them; everything else runs inline."""
+    """The worker pool for calls that may block: a kill, a report built from the ledger, a session's
+    close. The loop awaits them; order entry runs inline (a fairness hold is awaited, not blocked on)."""
 
     def __init__(self, pool: ThreadPoolExecutor) -> None:
         self.pool = pool

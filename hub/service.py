@@ -2,9 +2,10 @@
 
 They run on the gateway's asyncio event loop (grpc.aio). The order-entry hot path (submit, cancel,
 replace, mass quote, mass cancel, sessions) runs inline on the loop: the hub's sequencer is a
-short critical section, and a thread hand-off costs more than an order. What may block runs on
-the worker pool (``Offload``): an order a fairness rule may hold, admin and account queries,
-ledger reads. Replies wait for their journal commit in ``LoopCommitter`` (one commit per loop turn).
+short critical section, and a thread hand-off costs more than an order. An order a fairness rule
+holds comes back from the hub as a ``HeldCall`` whose future the loop awaits. What may block runs
+on the worker pool (``Offload``): admin and account queries, ledger reads, a session's close.
+Replies wait for their journal commit in ``LoopCommitter`` (one commit per loop turn).
 
 Business rejects travel in the reply as a typed RejectReason; a hub that cannot take commands
 answers UNAVAILABLE; anything unexpected is logged and answered INTERNAL, never UNKNOWN.
