@@ -306,10 +306,13 @@ def test_sigkilled_hub_loses_no_acknowledged_order_and_recovers_the_ledger_state
             _check_ledger(ledger_db, acked, quoted)
             pending_seen += 1
         # the hub is idle now: the ledger holds everything it did, recovery's own records included
-        engine_digests, ledger_last_seq = engine_replay(ledger_db)
-        assert ledger_last_seq >= last_seq
+        # (on SQLite its newest records reach the database from the ack log a moment after their ack)
         with HubClient(hub.target, "dev-operator", timeout=10) as operator:
             status = operator.status()
+        wait_for(lambda: max((row[1] for row in ledger_db.records()), default=0) >= status.last_sequence,
+                 what="the ack log's applier")
+        engine_digests, ledger_last_seq = engine_replay(ledger_db)
+        assert ledger_last_seq >= last_seq
         assert status.last_sequence == ledger_last_seq
         assert {e.asset_class: e.state_digest for e in status.engines} == {
             ac: d.hex() for ac, d in engine_digests.items()}, "the restarted hub's books differ from the ledger's"
