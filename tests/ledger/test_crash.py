@@ -309,7 +309,7 @@ def test_sigkilled_hub_loses_no_acknowledged_order_and_recovers_the_ledger_state
         # (on SQLite its newest records reach the database from the ack log a moment after their ack)
         with HubClient(hub.target, "dev-operator", timeout=10) as operator:
             status = operator.status()
-        wait_for(lambda: max((row[1] for row in ledger_db.records()), default=0) >= status.last_sequence,
+        wait_for(lambda target=status.last_sequence: max((row[1] for row in ledger_db.records()), default=0) >= target,
                  what="the ack log's applier")
         engine_digests, ledger_last_seq = engine_replay(ledger_db)
         assert ledger_last_seq >= last_seq
