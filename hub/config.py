@@ -69,7 +69,7 @@ class NetworkConfig:
     max_message_bytes: int = 4 * 1024 * 1024
     max_concurrent_streams: int = 256
     max_concurrent_rpcs: int = 512
-    max_workers: int = 64  # the gateway's worker pool: calls a fairness rule holds, admin, account and ledger reads
+    max_workers: int = 64  # the gateway's worker pool: admin, account and ledger calls, session closes
     keepalive_min_ping_interval_ms: int = 10_000
     keepalive_max_ping_strikes: int = 2
     # Objects surviving this long move to the collector's permanent generation, so its pauses stay
