@@ -101,6 +101,27 @@ class _Undecodable:
 UNDECODABLE = _Undecodable()
 
 
+def _lenient(deserialize: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    """``deserialize`` that cannot fail: bytes it refuses come back as ``UNDECODABLE``."""
+
+    def lenient(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - whatever the deserializer raises, the bytes are bad
+            return UNDECODABLE
+
+    return lenient
+
+
+def _stream_with(handler: grpc.RpcMethodHandler, deserializer: Callable[[bytes], object]) -> grpc.RpcMethodHandler:
+    """A request-streaming handler, unchanged but for its request deserializer (the handler itself
+    answers ``UNDECODABLE`` items)."""
+    factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
+               else grpc.stream_unary_rpc_method_handler)
+    behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return factory(behavior, request_deserializer=deserializer, response_serializer=handler.response_serializer)
+
+
 def _decode_in_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
     """Make a request's deserialisation failure the handler's business.
 
@@ -113,19 +134,9 @@ def _decode_in_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodH
     fit (the order session replies with a typed reject and carries on)."""
     if handler is None or handler.request_deserializer is None:
         return handler
-    deserialize = handler.request_deserializer
-
-    def lenient(data: bytes):
-        try:
-            return deserialize(data)
-        except Exception:  # noqa: BLE001 - whatever the deserializer raises, the bytes are bad
-            return UNDECODABLE
-
+    lenient = _lenient(handler.request_deserializer)
     if handler.request_streaming:
-        factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
-                   else grpc.stream_unary_rpc_method_handler)
-        behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
-        return factory(behavior, request_deserializer=lenient, response_serializer=handler.response_serializer)
+        return _stream_with(handler, lenient)
 
     def checked(behavior: Callable) -> Callable:
         def run(request, context: grpc.ServicerContext):
@@ -193,20 +204,10 @@ def _decode_in_aio_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMet
     ``UNDECODABLE``; unary requests are then answered INVALID_ARGUMENT, streams decide themselves."""
     if handler is None or handler.request_deserializer is None:
         return handler
-    deserialize = handler.request_deserializer
-
-    def lenient(data: bytes):
-        try:
-            return deserialize(data)
-        except Exception:  # noqa: BLE001 - whatever the deserializer raises, the bytes are bad
-            return UNDECODABLE
-
-    serialize = handler.response_serializer
+    lenient = _lenient(handler.request_deserializer)
     if handler.request_streaming:
-        factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
-                   else grpc.stream_unary_rpc_method_handler)
-        behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
-        return factory(behavior, request_deserializer=lenient, response_serializer=serialize)
+        return _stream_with(handler, lenient)
+    serialize = handler.response_serializer
 
     async def refuse(context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request does not deserialise")

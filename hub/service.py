@@ -117,9 +117,13 @@ def _order_ack(outcome, reason: int, text: str, order_id: int = 0, client_order_
 
 
 class _Committing:
-    """Replies leave only once what they report is committed."""
+    """A service whose replies leave only once what they report is committed."""
 
-    committer: LoopCommitter
+    def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
+        self.hub = hub
+        self.auth = auth
+        self.committer = committer
+        self.offload = offload
 
     async def _committed(self, ticket: int, context: grpc.aio.ServicerContext) -> None:
         """Wait until journal ticket ``ticket`` is committed; a ledger that cannot commit ends the
@@ -132,10 +136,7 @@ class _Committing:
 
 class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
     def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
-        self.hub = hub
-        self.auth = auth
-        self.committer = committer
-        self.offload = offload
+        super().__init__(hub, auth, committer, offload)
         self._readers: set[asyncio.Task] = set()  # session reader tasks (the loop keeps weak references only)
 
     # The order-entry helpers return the ack and the journal ticket that must be committed before
@@ -283,12 +284,6 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
 
 
 class MarketDataService(_Committing, mdpb_grpc.MarketDataServicer):
-    def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
-        self.hub = hub
-        self.auth = auth
-        self.committer = committer
-        self.offload = offload
-
     async def Subscribe(self, request, context):
         ids = self.hub.instrument_ids_for(request.symbols)
         if isinstance(ids, str):
@@ -337,12 +332,6 @@ class MarketDataService(_Committing, mdpb_grpc.MarketDataServicer):
 
 
 class AccountService(_Committing, apb_grpc.AccountServicer):
-    def __init__(self, hub: Hub, auth: Authenticator, committer: LoopCommitter, offload: Offload) -> None:
-        self.hub = hub
-        self.auth = auth
-        self.committer = committer
-        self.offload = offload
-
     @on_pool
     def GetOpenOrders(self, who, request):
         return apb.OpenOrders(orders=[
