@@ -174,8 +174,10 @@ class ReportQueue(LoopWakeable):
         self.overflowed = False
         self.closed = False
 
-    def put(self, item, ticket: int = 0) -> None:
-        """Queue an item that may be sent once journal ticket ``ticket`` is committed (0: now)."""
+    def put(self, item, ticket: int = 0, wake: bool = True) -> None:
+        """Queue an item that may be sent once journal ticket ``ticket`` is committed (0: now).
+        ``wake=False``: the caller sends it itself right after (a session's reader queuing its own
+        reply behind whatever is queued), so nobody waiting needs to be woken for it."""
         with self._cv:
             if self.overflowed or self.closed:
                 return
@@ -184,8 +186,9 @@ class ReportQueue(LoopWakeable):
                 self._items.clear()
             else:
                 self._items.append((item, ticket))
-            self._cv.notify()
-            self._wake_loop()
+            if wake:
+                self._cv.notify()
+                self._wake_loop()
 
     def take(self, timeout: float) -> tuple[list, int]:
         """Everything queued, and the journal ticket that must be committed before sending it."""
@@ -199,6 +202,15 @@ class ReportQueue(LoopWakeable):
         await self._ready(self._has_news, timeout)
         with self._cv:
             return self._drain()
+
+    def take_now(self) -> tuple[list, int]:
+        """``take`` without waiting: what is queued now (maybe nothing)."""
+        with self._cv:
+            return self._drain()
+
+    async def news(self) -> None:
+        """Wait on the gateway's loop until something is queued, the queue overflowed or it closed."""
+        await self._ready(self._has_news, None)
 
     def _has_news(self) -> bool:
         return bool(self._items) or self.overflowed or self.closed

@@ -85,6 +85,13 @@ class LoopCommitter:
         self._journal = journal
         self._offload = offload
         self._waiting: list[tuple[int, asyncio.Future]] = []
+        self.last_group = 0  # replies the last commit covered
+
+    @property
+    def contended(self) -> bool:
+        """Whether replies are arriving together (the last commit covered several, or one is
+        gathering now): group commit pays, so a reply's sender should not wait for its own."""
+        return self.last_group > 1 or bool(self._waiting)
 
     async def committed(self, ticket: int) -> None:
         """Return once ``ticket`` (0: nothing) is committed; raises JournalUnavailableError."""
@@ -99,6 +106,7 @@ class LoopCommitter:
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
+        self.last_group = len(waiting)
         target = max(ticket for ticket, _ in waiting)
         if self._offload is not None and not self._journal.available:
             # Storage is failing: the wait may last the journal's whole commit timeout, which the
