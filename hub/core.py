@@ -1406,7 +1406,7 @@ class Hub:
                     if not qty:
                         continue
                     if fields_refused(inst, side, limit, gtc, px, qty, 0, 1):
-                        plan.append(("new", index, iid, side, px, qty))  # the engine rejects it
+                        plan.append(("refused", index, iid, side, px, qty))  # the engine rejects it
                         continue
                     refused = risk_check(clock(), pid, session_id, iid, side, limit, px, qty, 0, False)
                     if refused is not None:
@@ -1448,7 +1448,7 @@ class Hub:
         for ac, entries in groups.items():
             ticket = 0
             with self._lock:  # the cancels must see the quote ids the previous message left
-                plan: list[tuple[str, int, int, int, int, int]] = []  # (what, index, iid, side, px, qty)
+                plan: list[tuple[str, int, int, int, int, int]] = []  # (what: cancel | new | refused, index, iid, side, px, qty)
                 # Every quote order this participant has live on an instrument of the message goes, once,
                 # even when the message lists the instrument twice (its entries then all stand).
                 replaced: dict[int, list[int]] = {}
@@ -1475,14 +1475,17 @@ class Hub:
                 def register(commands: list[Command], plan=plan) -> None:
                     entered: list[tuple[int, int, int, int, int]] = []
                     for cmd, (what, index, iid, side, px, qty) in zip(commands, plan, strict=True):
-                        if what != "new":
+                        if what == "cancel":
                             continue
                         inst = self.instruments[iid]
                         meta = OrderMeta(who.participant_id, "", session_id, iid, inst.symbol,
                                          side, acct, px, TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts)
                         self._register(cmd.order_id, meta)
-                        # what _enter_risk does for each of them (and replay does), in one engine call
-                        if validation.check_new_order(cmd, inst, cmd.order_id - 1) is None:
+                        # What _enter_risk does for each of them (and replay does), in one engine call.
+                        # The plan already knows which sides check_new_order refuses: their id, account
+                        # (configured, 1..2**62) and STP mode (the participant's default) are valid, so
+                        # only the fields decide, as order_fields_refused did.
+                        if what == "new":
                             entered.append((cmd.order_id, iid, side, px, qty))
                         results[index][1 if side == Side.BUY else 3] = cmd.order_id
                     if entered:

@@ -18,6 +18,7 @@ import pytest
 from compliance.risk import ParticipantRiskConfig, RiskConfig, RiskReject
 from hub.core import QuoteSpec
 from hub.v1 import common_pb2 as cpb
+from matching.types import RejectReason
 from tests.risk.support import AAPL, MSFT, SEC, M, P, RiskHub
 
 MM = "mm-1"
@@ -203,3 +204,19 @@ def test_mass_quotes_replay_to_the_same_risk_state(make_hub) -> None:
     # the recovered hub decides the next requote as the live one would have
     assert _quote(rh, QuoteSpec("AAPL", P - 100, 900, 0, 0), QuoteSpec("AAPL", P - 100, 1, 0, 0)) == [
         (0, 0), (RiskReject.POSITION_LIMIT, 0)]
+
+
+def test_a_quote_side_refused_on_its_own_fields_counts_for_nothing_and_replays_alike(make_hub) -> None:
+    # The bid at a negative price never rests (the engine refuses it: INVALID_PRICE), so it must not
+    # count against the 1,000 limit: the full-size bid after it in the same message stands.
+    rh = make_hub(LIMIT_1000, durable=True)
+    rows = _quote(rh, QuoteSpec("AAPL", -100, 1_000, P + 100, 10), QuoteSpec("AAPL", P - 100, 1_000, 0, 0))
+    assert rows == [(RejectReason.INVALID_PRICE, 0), (0, 0)]
+    assert _quote(rh, QuoteSpec("AAPL", P - 100, 1_000, 0, 0), QuoteSpec("AAPL", P - 200, 1, 0, 0)) == [
+        (0, 0), (RiskReject.POSITION_LIMIT, 0)]  # requoted: the same 1,000 stands, one lot more does not
+    before = (rh.hub.state_digest_bytes(), rh.hub.risk.state_digest(), rh.hub.risk.position(MM, AAPL),
+              rh.resting_ids())
+    rh.restart()
+    assert (rh.hub.state_digest_bytes(), rh.hub.risk.state_digest(), rh.hub.risk.position(MM, AAPL),
+            rh.resting_ids()) == before
+    rh.hub.risk.verify()
