@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import logging
 import threading
 import time
@@ -38,6 +37,7 @@ from hub.journal import JournalEntry, JournalUnavailableError
 from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch
 from ledger.entries import entry_records
 from ledger.hashing import append_leaves, leaves_and_links
+from ledger.inserts import BatchInserter
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
 from ledger.records import record_end_seq
 from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema, node_floor, stored_schema_version
@@ -57,8 +57,6 @@ def chain_link(previous: bytes, leaf: bytes) -> bytes:
     return hashlib.sha256(CHAIN_TAG + previous + leaf).digest()
 
 
-# Rows per multi-row INSERT: one statement execution per this many rows instead of one per row.
-_ROWS_PER_INSERT = 128
 # Queued entries at which the writer thread is woken instead of waiting for a leader or its sweep.
 # The gateway's event loop leads a commit every loop turn, and one turn may sequence a hundred
 # requests or more: woken at 64, the writer fought the loop for the GIL and the write lock.
@@ -240,17 +238,7 @@ class LedgerJournal(LedgerStore):
         self._checkpoint_every = checkpoint_every
         self._checkpoint_interval = checkpoint_interval_s
         self._commit_timeout = commit_timeout_s
-        self._conn = None  # the batch writers' own pooled connection, kept between commits (under _write_lock)
-        self._insert_records = self._sql("INSERT INTO ledger_record (idx, seq, record_type, hub_time_ns, payload, "
-                                         "leaf_hash, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        self._insert_nodes = self._sql("INSERT INTO ledger_node (level, node_index, hash) VALUES (?, ?, ?)")
-        self._explicit_begin = engine.dialect.name == "sqlite"  # pysqlite runs in autocommit (see schema)
-        self._dbapi_error = engine.dialect.loaded_dbapi.Error
-        self._insert_records_multi = self._multi(self._insert_records)
-        self._records_sql_by_count: dict[int, str] = {}
-        self._insert_nodes_multi = self._multi(self._insert_nodes)
-        self._insert_checkpoint = self._sql("INSERT INTO ledger_checkpoint (tree_size, root_hash, state_digest, "
-                                            "hub_time_ns, last_seq, note) VALUES (?, ?, ?, ?, ?, ?)")
+        self._inserter = BatchInserter(engine)  # the batch writers' inserts (connection kept between commits)
         self._ack_log = ack_log
         self.recovered_from_ack_log = self._apply_ack_log() if ack_log is not None else 0
         self._tail = self.load_tail()
@@ -294,15 +282,6 @@ class LedgerJournal(LedgerStore):
     def verifier(self):
         """The verifier of this journal's own checkpoint signatures (its public key)."""
         return self._signer.verifier()
-
-    def _sql(self, qmark: str) -> str:
-        return qmark if self.engine.dialect.paramstyle == "qmark" else qmark.replace("?", "%s")
-
-    @staticmethod
-    def _multi(single: str, rows: int = _ROWS_PER_INSERT) -> str:
-        """``INSERT ... VALUES (...)`` for ``rows`` rows at once."""
-        head, _, values = single.partition(" VALUES ")
-        return f"{head} VALUES {', '.join([values] * rows)}"
 
     @property
     def tree_size(self) -> int:
@@ -424,10 +403,7 @@ class LedgerJournal(LedgerStore):
                         self._ack_log.reset()
                     self._ack_log.close()
             with self._write_lock:
-                if self._conn is not None:
-                    with contextlib.suppress(Exception):
-                        self._conn.close()
-                    self._conn = None
+                self._inserter.close()
             self.engine.dispose()
 
     # -- writer --------------------------------------------------------------------------------
@@ -652,76 +628,8 @@ class LedgerJournal(LedgerStore):
         return size + len(records), links[-1]
 
     def _commit(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
-        """One transaction on a pooled connection, driven through its DBAPI cursor: SQLAlchemy's own
-        transaction and statement machinery costs more than the inserts of a small batch, and every
-        commit is on an acknowledgement's path. The connection is kept for the next batch (a pool
-        checkout and its reset on return cost tens of microseconds); a failed one is given back, and
-        one the database dropped is invalidated. Driver errors are raised as SQLAlchemy's
-        DBAPIError, like any other database failure."""
-        raw = self._conn if self._conn is not None else self.engine.raw_connection()
-        self._conn = None
-        cursor = None
-        statement = "BEGIN"
-        committed = False
-        try:
-            cursor = raw.cursor()
-            if self._explicit_begin and not nodes and not checkpoints and 0 < len(rows) <= _ROWS_PER_INSERT:
-                # The usual small batch: one multi-row INSERT, atomic as SQLite's own transaction.
-                # Each call into SQLite lets go of the GIL and must win it back, behind whatever
-                # thread took it meanwhile (the session thread sequencing the next order): one call
-                # here instead of BEGIN, a step per row and COMMIT.
-                statement = self._records_sql(len(rows))
-                cursor.execute(statement, tuple(itertools.chain.from_iterable(rows)))
-                committed = True
-                return
-            if self._explicit_begin:
-                cursor.execute("BEGIN")
-            for statement, params in self._statements(rows, nodes, checkpoints):
-                cursor.executemany(statement, params)
-            statement = "COMMIT"
-            if self._explicit_begin:
-                cursor.execute("COMMIT")
-            else:
-                raw.commit()
-            committed = True
-        except self._dbapi_error as exc:
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            lost = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
-            if lost:
-                raw.invalidate()
-            raise sa.exc.DBAPIError.instance(statement, None, exc, self._dbapi_error, hide_parameters=True,
-                                             connection_invalidated=lost, dialect=self.engine.dialect) from exc
-        finally:
-            if cursor is not None:
-                with contextlib.suppress(Exception):
-                    cursor.close()
-            if committed:
-                self._conn = raw
-            else:
-                raw.close()
-
-    def _records_sql(self, count: int) -> str:
-        """``INSERT INTO ledger_record ... VALUES`` for ``count`` rows (built once per count)."""
-        sql = self._records_sql_by_count.get(count)
-        if sql is None:
-            sql = self._records_sql_by_count[count] = self._multi(self._insert_records, count)
-        return sql
-
-    def _statements(self, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> Iterator[tuple[str, list]]:
-        """(statement, parameter sets) inserting the rows in order: whole groups of rows through the
-        multi-row INSERT, the rest one row per parameter set."""
-        flat = itertools.chain.from_iterable
-        n = _ROWS_PER_INSERT
-        for single, multi, table in ((self._insert_records, self._insert_records_multi, rows),
-                                     (self._insert_nodes, self._insert_nodes_multi, nodes)):
-            whole = len(table) - len(table) % n
-            if whole:
-                yield multi, [tuple(flat(table[i:i + n])) for i in range(0, whole, n)]
-            if whole < len(table):
-                yield single, table[whole:]
-        if checkpoints:
-            yield self._insert_checkpoint, checkpoints
+        """Insert one batch in one transaction, on this process's connection (``BatchInserter``)."""
+        self._inserter.commit(rows, nodes, checkpoints)
 
 
 def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, key_name: str = "hub.local",

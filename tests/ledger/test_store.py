@@ -258,8 +258,8 @@ class _SqliteDiskFull:
         with self.engine.connect() as conn:
             self._pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
         with journal._write_lock:  # the writer's kept connection was checked out before the disk filled
-            if journal._conn is not None:
-                self._apply(journal._conn.dbapi_connection, None, None)
+            if journal._inserter._conn is not None:
+                self._apply(journal._inserter._conn.dbapi_connection, None, None)
 
     def end(self) -> None:
         self._pages = None
@@ -383,7 +383,7 @@ def test_a_small_sqlite_commit_is_one_statement_and_a_larger_one_a_transaction(l
     try:
         journal.wait_committed(journal.append(_entry(1)), timeout=5.0)  # the writer keeps its connection now
         seen: list[str] = []
-        journal._conn.dbapi_connection.set_trace_callback(seen.append)
+        journal._inserter._conn.dbapi_connection.set_trace_callback(seen.append)
         for seq in range(2, 16):  # leaves 1..14: no level-4 node is complete yet
             journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
         assert len(seen) == 14 and all(sql.startswith("INSERT INTO ledger_record") for sql in seen), seen
