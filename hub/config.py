@@ -99,6 +99,10 @@ class LedgerConfig:
     # Sign every checkpoint with ML-DSA-65 (FIPS 204) too, beside Ed25519: about 0.75 ms a
     # checkpoint here, paid by the batch that carries it (``hub ledger verify --post-quantum``).
     post_quantum: bool = False
+    # Where a SQLite ledger's acknowledged batches are inserted into the database: a worker
+    # "process" of their own (``ledger.apply_worker``: the inserts stay off the gateway's GIL), or a
+    # "thread" of the hub's process.
+    applier: str = "process"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,6 +138,8 @@ class HubConfig:
         _validate_participants(self.participants)
         if self.ledger.durability not in ("process", "power"):
             raise ConfigError(f"ledger.durability {self.ledger.durability!r} must be 'process' or 'power'")
+        if self.ledger.applier not in ("process", "thread"):
+            raise ConfigError(f"ledger.applier {self.ledger.applier!r} must be 'process' or 'thread'")
         if self.ledger.post_quantum:
             from ledger.signing import mldsa_available
 

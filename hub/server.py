@@ -160,7 +160,7 @@ def open_ledger_journal(config: HubConfig):
     led = config.ledger
     return open_ledger(config.data_dir, led.url, led.durability, key_name=led.key_name, origin=led.origin,
                        checkpoint_every=led.checkpoint_every, checkpoint_interval_s=led.checkpoint_interval_ms / 1000,
-                       post_quantum=led.post_quantum)
+                       post_quantum=led.post_quantum, applier=led.applier)
 
 
 @contextlib.contextmanager

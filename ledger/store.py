@@ -13,9 +13,10 @@ commands, so nothing is acknowledged that was not recorded and nothing recorded 
 
 With an ack log (``ledger.acklog``: SQLite in the data directory, as ``open_ledger`` opens it) the
 commit that releases acks is the batch's append to that file; an applier thread inserts the logged
-batches into the database shortly after, several in one transaction, and a database that fails
-there makes the hub refuse new commands the same way until the applier catches up. Readers that
-must see everything acknowledged call ``settle_reads`` first.
+batches into the database shortly after, several in one transaction (itself, or through a worker
+process, ``ledger.apply_worker``, so the inserts run outside this process's GIL), and a database
+that fails there makes the hub refuse new commands the same way until the applier catches up.
+Readers that must see everything acknowledged call ``settle_reads`` first.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.journal import JournalEntry, JournalUnavailableError
 from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch
+from ledger.apply_worker import ApplyWorker, wait_for_previous_worker
 from ledger.entries import entry_records
 from ledger.hashing import append_leaves, leaves_and_links
 from ledger.inserts import BatchInserter
@@ -230,7 +232,8 @@ class LedgerJournal(LedgerStore):
 
     def __init__(self, engine: Engine, signer: Signer, origin: str, *, checkpoint_every: int = 4096,
                  checkpoint_interval_s: float = 0.25, commit_timeout_s: float = 5.0,
-                 lazy_commit_s: float = 0.002, ack_log: AckLog | None = None) -> None:
+                 lazy_commit_s: float = 0.002, ack_log: AckLog | None = None,
+                 apply_worker: ApplyWorker | None = None) -> None:
         super().__init__(engine)
         self._node_floor = node_floor(create_schema(engine))
         self._signer = signer
@@ -239,7 +242,13 @@ class LedgerJournal(LedgerStore):
         self._checkpoint_interval = checkpoint_interval_s
         self._commit_timeout = commit_timeout_s
         self._inserter = BatchInserter(engine)  # the batch writers' inserts (connection kept between commits)
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
         self._ack_log = ack_log
+        # With a worker, the applier thread hands the logged batches to that process (their inserts
+        # then run outside this process's GIL) and waits for its answer; without, it inserts them.
+        self._apply_worker = apply_worker if ack_log is not None else None
+        if self._apply_worker is not None:  # a killed hub's worker may still be inserting its last batches
+            wait_for_previous_worker(self._apply_worker.lock_path)
         self.recovered_from_ack_log = self._apply_ack_log() if ack_log is not None else 0
         self._tail = self.load_tail()
         self._queue: deque = deque()  # ("entry", ticket, JournalEntry) | ("checkpoint", digest, ts)
@@ -398,6 +407,8 @@ class LedgerJournal(LedgerStore):
                     self._apply_work.notify()
                 self._applier.join(30)
                 self._apply_abandoned = True  # a database still failing: the log keeps the batches
+                if self._apply_worker is not None:
+                    self._apply_worker.close()
                 with self._write_lock, self._cv:
                     if not self._unapplied:
                         self._ack_log.reset()
@@ -529,9 +540,10 @@ class LedgerJournal(LedgerStore):
 
     def _log(self, start: int, rows: list[tuple], nodes: list[tuple], checkpoints: list[tuple]) -> None:
         """Append a hashed batch to the ack log (the commit acks wait for) and hand it to the applier."""
-        self._ack_log.append(encode_batch(start, rows, nodes, checkpoints))
+        blob = encode_batch(start, rows, nodes, checkpoints)
+        self._ack_log.append(blob)
         with self._cv:
-            self._unapplied.append((rows, nodes, checkpoints, time.monotonic()))
+            self._unapplied.append((rows, nodes, checkpoints, time.monotonic(), blob))
             self._batches_logged += 1
             if len(self._unapplied) in (1, _APPLY_BACKLOG, _URGENT_APPLY_LIMIT):  # start, end the lazy period
                 self._apply_work.notify()
@@ -558,13 +570,8 @@ class LedgerJournal(LedgerStore):
                         break
                     self._apply_work.wait(young)
                 batches = list(self._unapplied)
-            rows, nodes, checkpoints = [], [], []
-            for b_rows, b_nodes, b_checkpoints, _ in batches:
-                rows += b_rows
-                nodes += b_nodes
-                checkpoints += b_checkpoints
             try:
-                self._commit(rows, nodes, checkpoints)
+                self._apply(batches)
             except (SQLAlchemyError, OSError) as exc:
                 with self._cv:
                     self._apply_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -588,6 +595,18 @@ class LedgerJournal(LedgerStore):
                 with self._write_lock, self._cv:  # no batch is being logged meanwhile
                     if not self._unapplied:
                         self._ack_log.reset()
+
+    def _apply(self, batches: list[tuple]) -> None:
+        """Insert logged batches (rows, nodes, checkpoints, logged at, ack log bytes) in one transaction."""
+        if self._apply_worker is not None:
+            self._apply_worker.apply([batch[4] for batch in batches])
+            return
+        rows, nodes, checkpoints = [], [], []
+        for b_rows, b_nodes, b_checkpoints, *_ in batches:
+            rows += b_rows
+            nodes += b_nodes
+            checkpoints += b_checkpoints
+        self._commit(rows, nodes, checkpoints)
 
     def _apply_ack_log(self) -> int:
         """At open: insert every batch of the ack log the database lacks (the process stopped between
@@ -634,10 +653,13 @@ class LedgerJournal(LedgerStore):
 
 def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, key_name: str = "hub.local",
                 origin: str = "hub.local/ledger/v1", checkpoint_every: int = 4096,
-                checkpoint_interval_s: float = 0.25, post_quantum: bool = False) -> LedgerJournal:
+                checkpoint_interval_s: float = 0.25, post_quantum: bool = False,
+                applier: str = "thread") -> LedgerJournal:
     """The ledger of a data directory: SQLite there unless ``url`` names another database; the
     signing keys always live in the data directory (the public keys are exported beside them).
-    ``post_quantum``: every checkpoint is signed with ML-DSA-65 too."""
+    ``post_quantum``: every checkpoint is signed with ML-DSA-65 too. ``applier``: where the ack
+    log's batches are inserted into SQLite, a ``"thread"`` of this process or a ``"process"`` of
+    their own (``ledger.apply_worker``)."""
     from pathlib import Path
 
     from ledger.schema import Durability, connect, sqlite_url
@@ -648,9 +670,12 @@ def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, ke
     signer = load_or_create_signer(data_dir, key_name, post_quantum=post_quantum)
     log_path = ack_log_path(engine)
     ack_log = AckLog(log_path, sync=Durability(durability) == Durability.POWER) if log_path else None
+    worker = None
+    if ack_log is not None and applier == "process":
+        worker = ApplyWorker(engine.url.render_as_string(hide_password=False), durability, f"{log_path}.worker.lock")
     try:
         return LedgerJournal(engine, signer, origin, checkpoint_every=checkpoint_every,
-                             checkpoint_interval_s=checkpoint_interval_s, ack_log=ack_log)
+                             checkpoint_interval_s=checkpoint_interval_s, ack_log=ack_log, apply_worker=worker)
     except BaseException:
         if ack_log is not None:
             ack_log.close()

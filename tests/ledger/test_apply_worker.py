@@ -1,0 +1,119 @@
+"""The ack log's apply worker: a process of its own inserts the acknowledged batches into SQLite
+(``[ledger] applier = "process"``, the default). What the thread applier guarantees must hold across
+the process boundary: the database follows the acks and verifies, a worker that dies is replaced
+and loses nothing, a batch the database refuses is reported and changes nothing, and a journal
+never replays the ack log while a previous hub's worker may still be inserting."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from hub.config import ConfigError, HubConfig, LedgerConfig
+from ledger.acklog import AckLog, encode_batch
+from ledger.apply_worker import ApplyWorker, ApplyWorkerError, wait_for_previous_worker
+from ledger.store import LedgerJournal, ack_log_path, open_ledger
+from tests.ledger.conftest import ORIGIN, LedgerDB, assert_seq_gap_free, wait_for
+from tests.ledger.test_store import _entry
+
+
+def _worker_journal(db: LedgerDB) -> LedgerJournal:
+    if db.is_pg:
+        pytest.skip("the ack log (and its worker) is SQLite's: a PostgreSQL commit is its own ack")
+    engine = db.engine()
+    log_path = ack_log_path(engine)
+    worker = ApplyWorker(engine.url.render_as_string(hide_password=False), "process", f"{log_path}.worker.lock")
+    return LedgerJournal(engine, db.signer, ORIGIN, checkpoint_every=40, checkpoint_interval_s=3600.0,
+                         ack_log=AckLog(log_path, sync=False), apply_worker=worker)
+
+
+def test_the_worker_inserts_what_was_acknowledged_and_the_ledger_verifies(ledger_db: LedgerDB) -> None:
+    journal = _worker_journal(ledger_db)
+    try:
+        for seq in range(1, 101):
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        journal.settle_reads()
+        assert len(ledger_db.records()) == 100 and 0 < journal.applies < 100
+        assert journal._apply_worker.pid not in (None, os.getpid())  # inserted by another process
+    finally:
+        journal.close()
+    assert journal._ack_log.path.stat().st_size == 0  # closed: everything is in the database
+    assert journal._apply_worker.pid is None  # and the worker has ended
+    report = ledger_db.verify()
+    assert report.ok and report.records == 100, report.failure
+
+
+def test_a_worker_that_dies_is_replaced_and_nothing_acknowledged_is_lost(ledger_db: LedgerDB) -> None:
+    journal = _worker_journal(ledger_db)
+    try:
+        for seq in range(1, 31):
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        journal.settle_reads()
+        first = journal._apply_worker.pid
+        os.kill(first, signal.SIGKILL)
+        for seq in range(31, 61):
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)  # acked: in the log
+        wait_for(lambda: journal.available and journal._apply_worker.pid not in (None, first),
+                 what="a new worker to take over")
+        journal.settle_reads()
+        assert len(ledger_db.records()) == 60
+    finally:
+        journal.close()
+    rows = ledger_db.records()
+    assert_seq_gap_free(rows)
+    report = ledger_db.verify()
+    assert report.ok and report.records == 60, report.failure
+
+
+def test_a_batch_the_database_refuses_is_reported_and_the_worker_serves_on(ledger_db: LedgerDB) -> None:
+    journal = _worker_journal(ledger_db)
+    try:
+        journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
+        journal.settle_reads()
+        worker = journal._apply_worker
+        pid = worker.pid
+        before = ledger_db.records()
+        clash = encode_batch(0, [(0, 1, 2, 3, b"p", bytes(32), bytes(32))], [], [])  # record 0 exists
+        with pytest.raises(ApplyWorkerError, match="IntegrityError"):
+            worker.apply([clash])
+        assert ledger_db.records() == before and worker.pid == pid  # nothing changed; same worker
+        journal.wait_committed(journal.append(_entry(2)), timeout=5.0)
+        journal.settle_reads()
+        assert len(ledger_db.records()) == 2
+    finally:
+        journal.close()
+
+
+def test_a_journal_does_not_replay_the_ack_log_while_a_previous_worker_holds_its_lock(tmp_path: Path) -> None:
+    lock_path = str(tmp_path / "ledger.db.acklog.worker.lock")
+    wait_for_previous_worker(lock_path, timeout=0.1)  # no worker: at once
+    held = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)  # a killed hub's worker, still finishing its transaction
+    try:
+        with pytest.raises(ApplyWorkerError, match="still holds"):
+            wait_for_previous_worker(lock_path, timeout=0.2)
+    finally:
+        os.close(held)
+    wait_for_previous_worker(lock_path, timeout=0.1)
+
+
+def test_the_hub_runs_the_worker_by_default_and_the_choice_is_validated(tmp_path: Path) -> None:
+    assert HubConfig.default().ledger.applier == "process"
+    with pytest.raises(ConfigError, match="ledger.applier"):
+        HubConfig(ledger=LedgerConfig(applier="fork")).validated()
+    journal = open_ledger(str(tmp_path), applier="process")
+    try:
+        journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
+        journal.settle_reads()
+        assert journal._apply_worker is not None and journal._apply_worker.pid is not None
+    finally:
+        journal.close()
+    threaded = open_ledger(str(tmp_path), applier="thread")
+    try:
+        assert threaded._apply_worker is None and threaded.tree_size == 1
+    finally:
+        threaded.close()
