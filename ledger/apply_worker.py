@@ -64,6 +64,11 @@ def read_request(stream: BinaryIO) -> list[bytes] | None:
     return blobs
 
 
+def worker_lock_path(ack_log_path: str | os.PathLike[str]) -> str:
+    """The lock an ack log's worker holds while it lives (beside the log)."""
+    return f"{os.fspath(ack_log_path)}.worker.lock"
+
+
 def wait_for_previous_worker(lock_path: str, timeout: float = 30.0) -> None:
     """Return once no apply worker holds ``lock_path`` (a killed hub's worker finishes its last
     transaction and exits at the end of its input); raises ApplyWorkerError after ``timeout``."""
@@ -99,7 +104,10 @@ class ApplyWorker:
     def apply(self, blobs: list[bytes]) -> None:
         """Insert the batches in one transaction; raises ApplyWorkerError if they were not."""
         if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # Its own session: a terminal's Ctrl-C (SIGINT to the foreground group) stops the hub,
+            # which then hands the worker its last batches; the worker ends at the end of its input.
+            self._proc = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          start_new_session=True)
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
         try:

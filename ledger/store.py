@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.journal import JournalEntry, JournalUnavailableError
 from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch
-from ledger.apply_worker import ApplyWorker, wait_for_previous_worker
+from ledger.apply_worker import ApplyWorker, wait_for_previous_worker, worker_lock_path
 from ledger.entries import entry_records
 from ledger.hashing import append_leaves, leaves_and_links
 from ledger.inserts import BatchInserter
@@ -247,8 +247,8 @@ class LedgerJournal(LedgerStore):
         # With a worker, the applier thread hands the logged batches to that process (their inserts
         # then run outside this process's GIL) and waits for its answer; without, it inserts them.
         self._apply_worker = apply_worker if ack_log is not None else None
-        if self._apply_worker is not None:  # a killed hub's worker may still be inserting its last batches
-            wait_for_previous_worker(self._apply_worker.lock_path)
+        if ack_log is not None:  # a killed hub's worker may still be inserting its last batches
+            wait_for_previous_worker(worker_lock_path(ack_log.path))
         self.recovered_from_ack_log = self._apply_ack_log() if ack_log is not None else 0
         self._tail = self.load_tail()
         self._queue: deque = deque()  # ("entry", ticket, JournalEntry) | ("checkpoint", digest, ts)
@@ -672,7 +672,7 @@ def open_ledger(data_dir: str, url: str = "", durability: str = "process", *, ke
     ack_log = AckLog(log_path, sync=Durability(durability) == Durability.POWER) if log_path else None
     worker = None
     if ack_log is not None and applier == "process":
-        worker = ApplyWorker(engine.url.render_as_string(hide_password=False), durability, f"{log_path}.worker.lock")
+        worker = ApplyWorker(engine.url.render_as_string(hide_password=False), durability, worker_lock_path(log_path))
     try:
         return LedgerJournal(engine, signer, origin, checkpoint_every=checkpoint_every,
                              checkpoint_interval_s=checkpoint_interval_s, ack_log=ack_log, apply_worker=worker)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from hub.config import ConfigError, HubConfig, LedgerConfig
 from ledger.acklog import AckLog, encode_batch
-from ledger.apply_worker import ApplyWorker, ApplyWorkerError, wait_for_previous_worker
+from ledger.apply_worker import ApplyWorker, ApplyWorkerError, wait_for_previous_worker, worker_lock_path
 from ledger.store import LedgerJournal, ack_log_path, open_ledger
 from tests.ledger.conftest import ORIGIN, LedgerDB, assert_seq_gap_free, wait_for
 from tests.ledger.test_store import _entry
@@ -26,7 +28,7 @@ def _worker_journal(db: LedgerDB) -> LedgerJournal:
         pytest.skip("the ack log (and its worker) is SQLite's: a PostgreSQL commit is its own ack")
     engine = db.engine()
     log_path = ack_log_path(engine)
-    worker = ApplyWorker(engine.url.render_as_string(hide_password=False), "process", f"{log_path}.worker.lock")
+    worker = ApplyWorker(engine.url.render_as_string(hide_password=False), "process", worker_lock_path(log_path))
     return LedgerJournal(engine, db.signer, ORIGIN, checkpoint_every=40, checkpoint_interval_s=3600.0,
                          ack_log=AckLog(log_path, sync=False), apply_worker=worker)
 
@@ -117,3 +119,26 @@ def test_the_hub_runs_the_worker_by_default_and_the_choice_is_validated(tmp_path
         assert threaded._apply_worker is None and threaded.tree_size == 1
     finally:
         threaded.close()
+
+
+def test_opening_a_ledger_waits_until_a_previous_worker_has_finished(tmp_path: Path) -> None:
+    first = open_ledger(str(tmp_path), applier="process")
+    log_path = first._ack_log.path
+    first.close()
+    held = os.open(worker_lock_path(log_path), os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # a killed hub's worker, finishing its last transaction
+    released_at = []
+
+    def finish() -> None:
+        released_at.append(time.monotonic())
+        os.close(held)
+
+    timer = threading.Timer(0.3, finish)
+    timer.start()
+    try:
+        journal = open_ledger(str(tmp_path), applier="thread")  # whichever applier the new hub runs
+        opened_at = time.monotonic()
+        journal.close()
+    finally:
+        timer.join()
+    assert released_at and opened_at >= released_at[0]
