@@ -250,7 +250,7 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
                 else:
                     session.outbox.put(reply, ticket, wake=False)
                     await out.flush()
-        except (grpc.RpcError, asyncio.CancelledError, grpc.aio.AbortError):
+        except (grpc.RpcError, asyncio.CancelledError, grpc.aio.AbortError, CallEnded):
             pass  # the client went away; cancel-on-disconnect below still applies
         except Exception as exc:  # noqa: BLE001 - a failed send (RpcAbort) or a bug: the stream's end
             if not isinstance(exc, RpcAbort):
@@ -284,8 +284,14 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
                 await out.flush_all()  # what the session's close left
         except RpcAbort as exc:
             out.fail(exc)
+        except CallEnded:
+            return  # nobody is listening any more
         if out.failure is not None:
             await _fail(context, out.failure)
+
+
+class CallEnded(Exception):
+    """A session's response could not be sent: the call is over (the client went away or cancelled)."""
 
 
 class _SessionWriter:
@@ -332,8 +338,11 @@ class _SessionWriter:
                 except JournalUnavailableError as exc:
                     raise RpcAbort(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
                 for item in items:
-                    await write(oepb.SessionResponse(execution=item) if isinstance(item, cpb.ExecutionReport)
-                                else item)
+                    try:
+                        await write(oepb.SessionResponse(execution=item) if isinstance(item, cpb.ExecutionReport)
+                                    else item)
+                    except Exception as exc:  # noqa: BLE001 - grpc raises its private ExecuteBatchError
+                        raise CallEnded(str(exc)) from exc
         finally:
             self._idle.set()
 

@@ -126,3 +126,31 @@ def test_cancel_on_disconnect_spares_other_sessions(server, connect) -> None:
                what="the leaving session's DAY orders to be cancelled")
     assert engine_depth(hub, "MSFT")[1] == [(421_0000, 10)]
     assert keeper.heartbeat().client_time_ns > 0
+
+
+def test_calls_cancelled_while_replies_stream_end_quietly_and_close_their_sessions(server, caplog) -> None:
+    """A client that cancels while its replies are being sent: the session's sends find the call
+    over (grpc raises its private ExecuteBatchError), which is the client going away, not a failure
+    to log; every session still closes (cancel-on-disconnect applies)."""
+    import grpc
+
+    from hub.v1 import order_entry_pb2 as oepb
+    from hub.v1 import order_entry_pb2_grpc as oepb_grpc
+
+    def requests(tag: int):
+        for i in range(200):
+            yield oepb.SessionRequest(request_id=i + 1, new_order=oepb.NewOrderRequest(
+                client_order_id=f"c{tag}-{i}", symbol="AAPL", side=cpb.BUY, order_type=cpb.LIMIT,
+                time_in_force=cpb.DAY, price=P - (1 + i % 5) * TICK, quantity=1, stp_mode=cpb.STP_ALLOW))
+
+    caplog.set_level("WARNING", logger="hub.service")
+    for trial in range(12):
+        with grpc.insecure_channel(server.target) as channel:
+            call = oepb_grpc.OrderEntryStub(channel).Session(
+                requests(trial), metadata=(("authorization", "Bearer dev-scalper-1"),))
+            for seen, _reply in enumerate(call, 1):
+                if seen == 10 + 3 * trial:  # somewhere in the middle of the replies
+                    call.cancel()
+                    break
+    wait_until(lambda: _sessions(server.hub) == 0, what="every session to close")
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text[-2000:]
