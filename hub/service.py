@@ -268,8 +268,10 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         out = _SessionWriter(self.committer, session, context)
         context.add_done_callback(lambda _call: session.outbox.close())
-        await context.write(oepb.SessionResponse(opened=oepb.SessionOpened(session_id=session.session_id,
-                                                                           participant_id=who.participant_id)))
+        # First in the outbox, so first on the wire whichever task sends it; the reader starts before
+        # anything is sent, so the session closes (cancel-on-disconnect) however the call ends.
+        session.outbox.put(oepb.SessionResponse(opened=oepb.SessionOpened(session_id=session.session_id,
+                                                                          participant_id=who.participant_id)))
         reader = asyncio.get_running_loop().create_task(self._read_session(who, session, request_iterator, out))
         self._readers.add(reader)
         reader.add_done_callback(self._readers.discard)
@@ -278,8 +280,8 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
         # closed (the request stream ended) or the call ended.
         try:
             while not session.outbox.closed:
-                await session.outbox.news()
                 await out.flush_all()
+                await session.outbox.news()
             if out.failure is None and not context.done():
                 await out.flush_all()  # what the session's close left
         except RpcAbort as exc:
