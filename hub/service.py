@@ -283,7 +283,11 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
                 await out.flush_all()
                 await session.outbox.news()
             if out.failure is None and not context.done():
-                await out.flush_all()  # what the session's close left
+                # The request stream ended: the stream ends only once the session is closed (its
+                # close recorded, cancel-on-disconnect done), so a client that saw the end can rely
+                # on it; then what the close left goes out.
+                await asyncio.shield(reader)
+                await out.flush_all()
         except RpcAbort as exc:
             out.fail(exc)
         except CallEnded:

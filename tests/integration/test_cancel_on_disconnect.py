@@ -154,3 +154,40 @@ def test_calls_cancelled_while_replies_stream_end_quietly_and_close_their_sessio
                     break
     wait_until(lambda: _sessions(server.hub) == 0, what="every session to close")
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text[-2000:]
+
+
+def test_a_session_stream_ends_only_once_the_session_is_closed(server, monkeypatch) -> None:
+    """A client that half-closes and reads its stream to the end finds the session closed and its
+    DAY orders cancelled at that moment, not some time later (the stream's end is the promise).
+    The close is slowed down here (as a slow ledger commit or a batch window would) so that a
+    stream ending early would show."""
+    import time
+
+    import grpc
+
+    from hub.v1 import order_entry_pb2 as oepb
+    from hub.v1 import order_entry_pb2_grpc as oepb_grpc
+
+    hub = server.hub
+    cancel_day_orders = hub._cancel_day_orders
+
+    def slow_cancel(*args):
+        time.sleep(0.1)
+        return cancel_day_orders(*args)
+
+    monkeypatch.setattr(hub, "_cancel_day_orders", slow_cancel)
+    for trial in range(3):
+        requests = [
+            oepb.SessionRequest(request_id=1, open=oepb.SessionOptions(cancel_on_disconnect=True)),
+            oepb.SessionRequest(request_id=2, new_order=oepb.NewOrderRequest(
+                client_order_id=f"end-{trial}", symbol="AAPL", side=cpb.BUY, order_type=cpb.LIMIT,
+                time_in_force=cpb.DAY, price=P - 9 * TICK, quantity=1, stp_mode=cpb.STP_ALLOW)),
+        ]
+        with grpc.insecure_channel(server.target) as channel:
+            replies = list(oepb_grpc.OrderEntryStub(channel).Session(
+                iter(requests), metadata=(("authorization", "Bearer dev-scalper-1"),)))
+        acks = [r.order_ack for r in replies if r.WhichOneof("body") == "order_ack"]
+        assert len(acks) == 1 and acks[0].accepted
+        # no waiting: the end of the stream came after the close
+        assert _sessions(hub) == 0, f"trial {trial}: the stream ended before its session closed"
+        assert engine_depth(hub, "AAPL")[0] == [], f"trial {trial}: the DAY order outlived its session"
