@@ -343,8 +343,22 @@ def encode_command(command: Command) -> bytes:
         raise ValueError(f"command field out of int64 range: {command!r}") from exc
 
 
+def _padding(types: dict[type, object]) -> dict[type, tuple[int, tuple[int, ...]]]:
+    """Per record type: its kind and the zeros that fill its record after its fields."""
+    return {cls: (int(kind), (0,) * (RECORD_SLOTS - 1 - len(cls._fields))) for cls, kind in types.items()}
+
+
+_COMMAND_PADDING = _padding(COMMAND_KIND)
+
+
 def encode_commands(commands: list[Command]) -> bytes:
-    return b"".join(encode_command(c) for c in commands)
+    """``encode_command`` of each, joined: one struct pack per command, no call per command (a
+    mass quote encodes hundreds). A field outside int64 is reported by ``encode_command``."""
+    pack, padding = _RECORD.pack, _COMMAND_PADDING
+    try:
+        return b"".join([pack(padding[type(c)][0], *c, *padding[type(c)][1]) for c in commands])
+    except struct.error:
+        return b"".join(encode_command(c) for c in commands)  # raises the precise ValueError
 
 
 def encode_event(event: Event) -> bytes:

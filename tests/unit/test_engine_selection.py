@@ -227,6 +227,18 @@ def test_event_encodes_to_one_record_and_decodes_back_exactly(event):
     assert type(decoded) is type(event) and decoded == event
 
 
+def test_a_batch_encodes_to_exactly_the_records_of_its_commands_in_order():
+    # encode_commands packs without a call per command; the per-command encoding is the reference
+    batch = COMMANDS * 3
+    assert encode_commands(batch) == b"".join(encode_command(c) for c in batch)
+    assert encode_commands([]) == b""
+
+
+def test_a_batch_with_a_field_outside_int64_is_refused_whole():
+    with pytest.raises(ValueError, match="int64"):
+        encode_commands([*COMMANDS, MassCancel(1, 0, 1, 2**63)])
+
+
 def test_batches_round_trip_in_order():
     assert decode_commands(encode_commands(COMMANDS)) == COMMANDS
     assert [type(c) for c in decode_commands(encode_commands(COMMANDS))] == [type(c) for c in COMMANDS]
