@@ -103,7 +103,9 @@ class ApplyWorker:
 
     def apply(self, blobs: list[bytes]) -> None:
         """Insert the batches in one transaction; raises ApplyWorkerError if they were not."""
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._stop(kill=True)  # died between requests: reap it and close its pipes
+        if self._proc is None:
             # Its own session: a terminal's Ctrl-C (SIGINT to the foreground group) stops the hub,
             # which then hands the worker its last batches; the worker ends at the end of its input.
             self._proc = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -114,7 +116,7 @@ class ApplyWorker:
             proc.stdin.write(encode_request(blobs))
             proc.stdin.flush()
             reply = proc.stdout.readline()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: its pipes were closed by close() meanwhile
             self._stop(kill=True)
             raise ApplyWorkerError(f"ledger apply worker failed: {exc}") from exc
         if reply == b"ok\n":

@@ -142,3 +142,22 @@ def test_opening_a_ledger_waits_until_a_previous_worker_has_finished(tmp_path: P
     finally:
         timer.join()
     assert released_at and opened_at >= released_at[0]
+
+
+def test_workers_that_die_between_requests_leave_no_pipes_behind(ledger_db: LedgerDB) -> None:
+    journal = _worker_journal(ledger_db)
+    try:
+        journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
+        journal.settle_reads()
+        assert len(ledger_db.records()) == 1  # (the test's own reading connection is open from here on)
+        fds = len(os.listdir("/proc/self/fd"))
+        for seq in range(2, 6):
+            dead = journal._apply_worker.pid
+            os.kill(dead, signal.SIGKILL)  # found dead at the next request, or dying during it
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+            wait_for(lambda n=seq: journal.available and len(ledger_db.records()) == n, what="the batch to be inserted")
+            assert journal._apply_worker.pid != dead
+        assert len(os.listdir("/proc/self/fd")) == fds  # no pipe of a dead worker is left open
+        assert len(ledger_db.records()) == 5
+    finally:
+        journal.close()
