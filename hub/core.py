@@ -187,24 +187,16 @@ class ReportQueue(LoopWakeable):
             else:
                 self._items.append((item, ticket))
             if wake:
-                self._cv.notify()
                 self._wake_loop()
 
-    def take(self, timeout: float) -> tuple[list, int]:
-        """Everything queued, and the journal ticket that must be committed before sending it."""
-        with self._cv:
-            if not self._has_news():
-                self._cv.wait(timeout)
-            return self._drain()
-
     async def take_async(self, timeout: float | None) -> tuple[list, int]:
-        """``take`` for the gateway's event loop: waits without blocking the loop."""
+        """Everything queued and the journal ticket that must be committed before sending it, once
+        there is news or ``timeout`` s have passed; waits on the gateway's loop without blocking it."""
         await self._ready(self._has_news, timeout)
-        with self._cv:
-            return self._drain()
+        return self.take_now()
 
     def take_now(self) -> tuple[list, int]:
-        """``take`` without waiting: what is queued now (maybe nothing)."""
+        """``take_async`` without waiting: what is queued now (maybe nothing)."""
         with self._cv:
             return self._drain()
 
@@ -224,7 +216,6 @@ class ReportQueue(LoopWakeable):
     def close(self) -> None:
         with self._cv:
             self.closed = True
-            self._cv.notify_all()
             self._wake_loop()
 
 
