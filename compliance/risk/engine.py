@@ -460,7 +460,9 @@ class RiskEngine:
             return
         p = self._participants[o.participant]
         ins = self._inst[o.instrument_id]
-        ps = p.positions[o.instrument_id]
+        # Via _position: a fill may have left the order at nothing open and released its holder; a
+        # replace that opens quantity again makes the participant a holder again (re-marked).
+        ps = self._position(p, ins)
         if o.is_buy:
             ps.open_buy += remaining - o.remaining
         else:
