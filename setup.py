@@ -1,7 +1,7 @@
-"""Build the Cython matching engine and the ledger's batched SHA-256. Everything else is declared
+"""Build the Cython matching engine, its record decoder and the ledger's batched SHA-256. Everything else is declared
 in pyproject.toml.
 
-HUB_DISABLE_CEXT=1 skips both (the hub then refuses to start unless HUB_ENGINE=reference); by default
+HUB_DISABLE_CEXT=1 skips all three (the hub then refuses to start unless HUB_ENGINE=reference); by default
 a failed compile of the engine fails the install, so a broken toolchain is never silently hidden.
 ``ledger._hashing`` needs OpenSSL's headers (libssl-dev) and is optional: without it the ledger hashes
 through hashlib (``ledger.hashing``), the same digests, slower.
@@ -22,6 +22,11 @@ if os.environ.get("HUB_DISABLE_CEXT") != "1":
                 ["matching/_cengine.pyx"],
                 language="c++",
                 extra_compile_args=["-O3", "-std=c++17"],
+            ),
+            Extension(
+                "matching._codec",
+                ["matching/_codec.pyx"],
+                extra_compile_args=["-O3"],
             ),
             Extension(
                 "ledger._hashing",

@@ -393,11 +393,31 @@ def _decode(buf: bytes, layout: dict[int, tuple[type, int]], what: str) -> list:
     return out
 
 
+def _dense(layout: dict[int, tuple[type, int]]) -> tuple[tuple[type, int] | None, ...]:
+    """The layout as a tuple indexed by kind (None for the kinds that do not exist)."""
+    return tuple(layout.get(kind) for kind in range(max(layout) + 1))
+
+
+_COMMAND_TABLE = _dense(_COMMAND_LAYOUT)
+_EVENT_TABLE = _dense(_EVENT_LAYOUT)
+
+try:  # the native decoder (built with the engine); _decode is its reference and fallback
+    from matching._codec import decode_records as _native_decode
+except ImportError:  # pragma: no cover - HUB_DISABLE_CEXT=1 or no compiler
+    _native_decode = None
+
+NATIVE_DECODE = _native_decode is not None
+
+
 def decode_commands(buf: bytes) -> list[Command]:
+    if _native_decode is not None and type(buf) is bytes:
+        return _native_decode(buf, _COMMAND_TABLE, DecodeError, "command")
     return _decode(buf, _COMMAND_LAYOUT, "command")
 
 
 def decode_events(buf: bytes) -> list[Event]:
+    if _native_decode is not None and type(buf) is bytes:
+        return _native_decode(buf, _EVENT_TABLE, DecodeError, "event")
     return _decode(buf, _EVENT_LAYOUT, "event")
 
 
