@@ -63,6 +63,7 @@ from matching.types import (
     ALL_INSTRUMENTS,
     Accepted,
     AssetClass,
+    BookDelta,
     Cancel,
     Cancelled,
     Command,
@@ -386,7 +387,8 @@ class Hub:
         if not self.accepting:
             raise HubUnavailableError("hub is not accepting commands")
         if not self.journal.available:
-            raise HubUnavailableError(f"ledger unavailable, refusing new commands: {getattr(self.journal, 'error', '')}")
+            why = getattr(self.journal, "error", None) or "the ledger is closed"  # no error: it is stopping
+            raise HubUnavailableError(f"ledger unavailable, refusing new commands: {why}")
         first = self._seq + 1
         self._seq += count
         return first, self._clock()
@@ -1051,8 +1053,16 @@ class Hub:
 
     def _route(self, events: list[Event], ts: int, session_id: str, caller: str, outcome: Outcome) -> None:
         orders = self._orders
+        # Cancelled orders release their risk in one call per run of cancels (a mass quote cancels
+        # hundreds): ``on_orders_done`` ends in the state the one-by-one calls reach, and nothing
+        # in between reads it (TopOfBook moves only the LULD state); any other risk input first
+        # flushes the run, so the risk engine sees every event in the engine's order.
+        released: list[int] = []
         for ev in events:
             t = type(ev)
+            if released and t is not Cancelled and t is not TopOfBook and t is not BookDelta:
+                self.risk.on_orders_done(ts, released)
+                released = []
             if t is Trade:
                 self._on_trade(ev, ts, session_id, caller, outcome)
             elif t is Accepted:
@@ -1067,7 +1077,7 @@ class Hub:
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_FILLED, price=meta.price),
                               session_id, caller, outcome)
             elif t is Cancelled:
-                self.risk.on_order_done(ts, ev.order_id)
+                released.append(ev.order_id)
                 meta = self._forget(ev.order_id)
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_CANCELLED,
                                             price=meta.price, leaves_quantity=0,
@@ -1089,6 +1099,8 @@ class Hub:
                 if meta is not None:
                     self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_REJECTED,
                                                 reject_reason=ev.reason), session_id, caller, outcome)
+        if released:
+            self.risk.on_orders_done(ts, released)
 
     def _on_trade(self, ev: Trade, ts: int, session_id: str, caller: str, outcome: Outcome) -> None:
         inst = self.instruments[ev.instrument_id]
