@@ -287,12 +287,28 @@ def _halves(jobs: list[tuple[AssetClass, MatchingEngine, int]]) -> tuple[list, l
     return groups
 
 
-def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, **fields) -> cpb.ExecutionReport:
-    return cpb.ExecutionReport(
-        sequence=seq, hub_time_ns=ts, symbol=meta.symbol, order_id=order_id,
-        client_order_id=meta.client_order_id, account=meta.account, exec_type=exec_type,
-        side=meta.side, **fields,
-    )
+_EXECUTION_REPORT = cpb.ExecutionReport
+
+
+def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, price: int = 0,
+            leaves_quantity: int = 0, **fields) -> cpb.ExecutionReport:
+    # Field by field: a quarter cheaper than the keyword constructor (0.89 vs 1.20 us), and every
+    # routed event builds one (a mass quote hundreds). Same message: no field has presence.
+    r = _EXECUTION_REPORT()
+    r.sequence = seq
+    r.hub_time_ns = ts
+    r.symbol = meta.symbol
+    r.order_id = order_id
+    if meta.client_order_id:
+        r.client_order_id = meta.client_order_id
+    r.account = meta.account
+    r.exec_type = exec_type
+    r.side = meta.side
+    r.price = price
+    r.leaves_quantity = leaves_quantity
+    for name, value in fields.items():
+        setattr(r, name, value)
+    return r
 
 
 class _RiskCancelReport(tuple):
