@@ -10,27 +10,31 @@ The journal's applier thread (``ledger.store``) is its only peer, over the worke
 stdout. A request is a little-endian u32 count of batches, then each batch as a u32 length and the
 bytes the ack log holds for it (``ledger.acklog.encode_batch``, already hashed and chained: the
 worker decides nothing). The reply is one line once the batches are committed in one transaction,
-``ok``, or ``err <reason>`` if the database refused them (the applier retries; the ack log keeps
-them meanwhile). End of input ends the worker, also when the hub dies.
+``ok``, or ``err <reason>`` if they were not (the database refused them, or they did not decode;
+the applier retries; the ack log keeps them meanwhile). End of input ends the worker, also when the
+hub dies.
 
-The worker holds an exclusive lock on LOCK_PATH while it lives: a journal that opens the same
-ledger waits for a previous hub's worker to finish its last transaction before it inserts what
-the ack log holds (``wait_for_previous_worker``).
+The worker holds an exclusive lock on LOCK_PATH while it lives, and says ``ready`` once it holds it,
+before any request is sent: a journal that opens the same ledger waits for a previous hub's worker
+to finish its last transaction before it inserts what the ack log holds
+(``wait_for_previous_worker``), and a worker that has a request always holds the lock.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 from typing import BinaryIO
 
-from sqlalchemy.exc import SQLAlchemyError
-
 _COUNT = struct.Struct("<I")
+_READY = b"ready\n"
+log = logging.getLogger("ledger.apply_worker")
 
 
 class ApplyWorkerError(OSError):
@@ -90,27 +94,32 @@ def wait_for_previous_worker(lock_path: str, timeout: float = 30.0) -> None:
 
 class ApplyWorker:
     """The journal's handle on its worker process: started at the first request, started again
-    after it died (the request that found it dead fails; the applier retries it)."""
+    after it died (the request that found it dead fails; the applier retries it). Once closed it
+    starts no worker again: a request then fails."""
 
     def __init__(self, url: str, durability: str, lock_path: str) -> None:
         self.lock_path = lock_path
         self._args = [sys.executable, "-m", "ledger.apply_worker", url, durability, lock_path]
         self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+        self._spawn_lock = threading.Lock()  # close() against a request starting a worker
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        proc = self._proc
+        return proc.pid if proc is not None else None
 
     def apply(self, blobs: list[bytes]) -> None:
-        """Insert the batches in one transaction; raises ApplyWorkerError if they were not."""
-        if self._proc is not None and self._proc.poll() is not None:
-            self._stop(kill=True)  # died between requests: reap it and close its pipes
-        if self._proc is None:
-            # Its own session: a terminal's Ctrl-C (SIGINT to the foreground group) stops the hub,
-            # which then hands the worker its last batches; the worker ends at the end of its input.
-            self._proc = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          start_new_session=True)
-        proc = self._proc
+        """Insert the batches in one transaction; raises ApplyWorkerError if they were not (or if
+        that is unknown: the worker died after its commit and before its answer)."""
+        with self._spawn_lock:
+            if self._closed:
+                raise ApplyWorkerError("ledger apply worker is closed")
+            if self._proc is not None and self._proc.poll() is not None:
+                self._stop(kill=True)  # died between requests: reap it and close its pipes
+            if self._proc is None:
+                self._proc = self._start()
+            proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(encode_request(blobs))
@@ -126,7 +135,28 @@ class ApplyWorker:
             raise ApplyWorkerError("ledger apply worker exited")
         raise ApplyWorkerError(reply.decode(errors="replace").removeprefix("err ").strip())
 
+    def _start(self) -> subprocess.Popen[bytes]:
+        """A new worker, once it holds the lock (``ready``): a hub killed before its first request
+        reaches the worker leaves no request behind, and one killed after leaves a worker that holds
+        the lock, so the next hub's ``wait_for_previous_worker`` waits for its last transaction."""
+        # Its own session: a terminal's Ctrl-C (SIGINT to the foreground group) stops the hub,
+        # which then hands the worker its last batches; the worker ends at the end of its input.
+        proc = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        assert proc.stdout is not None
+        try:
+            ready = proc.stdout.readline()
+        except OSError as exc:
+            ready = b""
+            log.warning("ledger apply worker did not start: %s", exc)
+        if ready != _READY:
+            self._proc = proc
+            self._stop(kill=True)
+            raise ApplyWorkerError(f"ledger apply worker did not start (said {ready[:80]!r})")
+        return proc
+
     def close(self) -> None:
+        with self._spawn_lock:
+            self._closed = True
         self._stop(kill=False)
 
     def _stop(self, kill: bool) -> None:
@@ -144,7 +174,10 @@ class ApplyWorker:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: let it go, never the applier
+                log.error("ledger apply worker %d does not exit after SIGKILL", proc.pid)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -158,20 +191,22 @@ def serve(url: str, durability: str, lock_path: str, requests: BinaryIO, replies
     fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, whichever way
     engine = connect(url, Durability(durability))
     inserter = BatchInserter(engine)
+    replies.write(_READY)  # the hub sends no request before this
+    replies.flush()
     try:
         while (blobs := read_request(requests)) is not None:
-            rows: list[tuple] = []
-            nodes: list[tuple] = []
-            checkpoints: list[tuple] = []
-            for blob in blobs:
-                _, b_rows, b_nodes, b_checkpoints = decode_batch(blob)
-                rows += b_rows
-                nodes += b_nodes
-                checkpoints += b_checkpoints
             try:
+                rows: list[tuple] = []
+                nodes: list[tuple] = []
+                checkpoints: list[tuple] = []
+                for blob in blobs:
+                    _, b_rows, b_nodes, b_checkpoints = decode_batch(blob)
+                    rows += b_rows
+                    nodes += b_nodes
+                    checkpoints += b_checkpoints
                 inserter.commit(rows, nodes, checkpoints)
                 replies.write(b"ok\n")
-            except (SQLAlchemyError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - answered, never a dying worker the hub restarts in a loop
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
                 replies.write(b"err " + reason.encode() + b"\n")
             replies.flush()

@@ -573,16 +573,14 @@ class LedgerJournal(LedgerStore):
             try:
                 self._apply(batches)
             except (SQLAlchemyError, OSError) as exc:
-                with self._cv:
-                    self._apply_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                    self._cv.notify_all()
-                if self._apply_abandoned:  # closed with the database still failing: the next start inserts them
-                    return
-                log.error("ledger database write failed, will retry (acknowledged batches stay in the ack log): %s",
-                          self._apply_error)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-                continue
+                if self._committed_anyway(batches):
+                    log.warning("ledger apply worker failed after committing its batches (%s); they are in", exc)
+                else:
+                    self._apply_failed(exc, backoff)
+                    if self._apply_abandoned:  # closed with the database still failing: the next start inserts them
+                        return
+                    backoff = min(backoff * 2, 1.0)
+                    continue
             backoff = 0.05
             with self._cv:
                 for _ in batches:
@@ -595,6 +593,31 @@ class LedgerJournal(LedgerStore):
                 with self._write_lock, self._cv:  # no batch is being logged meanwhile
                     if not self._unapplied:
                         self._ack_log.reset()
+
+    def _apply_failed(self, exc: BaseException, backoff: float) -> None:
+        with self._cv:
+            self._apply_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            self._cv.notify_all()
+        if not self._apply_abandoned:
+            log.error("ledger database write failed, will retry (acknowledged batches stay in the ack log): %s",
+                      self._apply_error)
+            time.sleep(backoff)
+
+    def _committed_anyway(self, batches: list[tuple]) -> bool:
+        """After a failed apply through the worker: did its transaction commit all the same? (It
+        died between its commit and its answer.) Retrying would then fail on every record forever,
+        the hub refusing commands until a restart. One transaction: all of the batches or none."""
+        if self._apply_worker is None:
+            return False  # an in-process commit that raised did not commit
+        end = max((b_rows[-1][0] + 1 for b_rows, *_ in batches if b_rows), default=0)
+        top = max((cp[0] for _, _, b_checkpoints, *_ in batches for cp in b_checkpoints), default=0)
+        try:
+            if end and self.size() < end:
+                return False
+            last = self.last_checkpoint()
+            return top <= (last.tree_size if last is not None else 0)
+        except SQLAlchemyError:
+            return False  # cannot tell: retry (a duplicate is refused, and then told apart again)
 
     def _apply(self, batches: list[tuple]) -> None:
         """Insert logged batches (rows, nodes, checkpoints, logged at, ack log bytes) in one transaction."""

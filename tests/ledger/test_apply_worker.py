@@ -161,3 +161,85 @@ def test_workers_that_die_between_requests_leave_no_pipes_behind(ledger_db: Ledg
         assert len(ledger_db.records()) == 5
     finally:
         journal.close()
+
+
+def test_a_worker_that_dies_between_its_commit_and_its_answer_leaves_the_ledger_available(
+        ledger_db: LedgerDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its batches are in the database: retrying them would fail on every record (duplicate index)
+    and the hub would refuse commands until a restart. The applier tells them apart as applied."""
+    marker = tmp_path / "die-after-next-commit"
+    monkeypatch.setenv("FAULTY_WORKER_MARKER", str(marker))
+    journal = _worker_journal(ledger_db)
+    worker = journal._apply_worker
+    worker._args[1:3] = [str(Path(__file__).with_name("faulty_apply_worker.py"))]  # python FILE URL DUR LOCK
+    try:
+        for seq in range(1, 11):
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        journal.settle_reads()
+        first = worker.pid
+        marker.touch()
+        for seq in range(11, 21):
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        journal.settle_reads()  # returns once the batches are in, whoever inserted them
+        assert not marker.exists()  # the worker did die after a commit
+        for seq in range(21, 31):  # and the hub goes on: accepting, acknowledging, inserting
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+        journal.settle_reads()
+        assert journal.available and journal.error is None
+        assert worker.pid not in (None, first)
+    finally:
+        journal.close()
+    rows = ledger_db.records()
+    assert_seq_gap_free(rows)
+    report = ledger_db.verify()
+    assert report.ok and report.records == 30, report.failure
+
+
+def test_a_worker_is_handed_no_request_before_it_holds_its_lock(tmp_path: Path) -> None:
+    """A hub killed right after handing its worker a request must leave a worker that holds the
+    lock, or the next hub replays the ack log while that worker inserts the same batches."""
+    lock_path = str(tmp_path / "ledger.db.acklog.worker.lock")
+    worker = ApplyWorker(f"sqlite:///{tmp_path / 'ledger.db'}", "process", lock_path)
+    held = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another worker, still finishing
+    started: list[object] = []
+    starter = threading.Thread(target=lambda: started.append(worker._start()))
+    starter.start()
+    try:
+        time.sleep(1.0)  # ample for the worker to start and connect
+        assert not started  # no worker to hand a request to while it cannot hold the lock
+    finally:
+        os.close(held)
+        starter.join(30)
+    assert started
+    worker._proc = started[0]
+    worker.close()
+
+
+def test_a_closed_worker_is_never_started_again(tmp_path: Path) -> None:
+    """An applier still retrying after the journal closed must not leave a worker (and its lock)
+    behind: a request to a closed worker fails."""
+    worker = ApplyWorker(f"sqlite:///{tmp_path / 'ledger.db'}", "process", str(tmp_path / "w.lock"))
+    worker.close()
+    with pytest.raises(ApplyWorkerError, match="closed"):
+        worker.apply([])
+    assert worker.pid is None
+
+
+def test_a_request_that_does_not_decode_is_answered_and_the_worker_serves_on(ledger_db: LedgerDB) -> None:
+    """A worker must not die on a request it cannot read: the hub would restart it and retry the
+    same request in a loop. It answers ``err`` and serves the next request."""
+    journal = _worker_journal(ledger_db)
+    try:
+        journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
+        journal.settle_reads()
+        worker = journal._apply_worker
+        pid = worker.pid
+        with pytest.raises(ApplyWorkerError, match="unpack"):  # struct.error, answered as err
+            worker.apply([b"not a batch"])
+        assert worker.pid == pid
+        journal.wait_committed(journal.append(_entry(2)), timeout=5.0)
+        journal.settle_reads()
+        assert worker.pid == pid and len(ledger_db.records()) == 2
+    finally:
+        journal.close()
