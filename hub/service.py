@@ -257,8 +257,14 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
                 log.exception("session %s failed", session.session_id)
             out.fail(exc)
         finally:
-            # Off the loop: cancelling DAY orders may wait behind a batch window.
-            await self.offload.run(self.hub.close_session, who, session)
+            # Off the loop: cancelling DAY orders may wait behind a batch window. A close the
+            # ledger could not record ends the call with its status (UNAVAILABLE), never UNKNOWN.
+            try:
+                await self.offload.run(self.hub.close_session, who, session)
+            except Exception as exc:  # noqa: BLE001 - mapped by _fail in the handler task
+                if not isinstance(exc, HubUnavailableError | JournalUnavailableError):
+                    log.exception("closing session %s failed", session.session_id)
+                out.fail(exc)
 
     async def Session(self, request_iterator, context):
         who = self.auth.identify(context.invocation_metadata())

@@ -155,3 +155,58 @@ def test_the_committer_tells_when_replies_arrive_together() -> None:
         assert not committer.contended
 
     asyncio.run(scenario())
+
+
+def test_a_session_whose_close_the_ledger_cannot_record_ends_unavailable_not_unknown() -> None:
+    """The client half-closes normally; recording the close (or its cancel-on-disconnect) fails
+    because the ledger cannot commit. The stream must end with UNAVAILABLE, a typed status."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hub.journal import JournalUnavailableError
+    from hub.loop_bridge import Offload
+    from hub.service import OrderEntryService
+    from hub.v1 import order_entry_pb2_grpc as oepb_grpc
+
+    class Who:
+        participant_id = "scalper-1"
+
+    class Auth:
+        def identify(self, metadata) -> Who:
+            return Who()
+
+    class FailingCloseHub:
+        def open_session(self, who, cancel_on_disconnect: bool) -> SessionState:
+            return _session()
+
+        def close_session(self, who, session: SessionState) -> int:
+            session.outbox.close()
+            raise JournalUnavailableError("ledger commit timed out")
+
+    async def scenario() -> tuple[grpc.StatusCode, list[str]]:
+        pool = ThreadPoolExecutor(2)
+        offload = Offload(pool)
+        service = OrderEntryService(FailingCloseHub(), Auth(), LoopCommitter(CountingJournal(), offload), offload)
+        server = grpc.aio.server()
+        oepb_grpc.add_OrderEntryServicer_to_server(service, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = oepb_grpc.OrderEntryStub(channel).Session(iter([]))  # opens, then half-closes
+                bodies = [r.WhichOneof("body") async for r in _until_error(call)]
+                return await call.code(), bodies
+        finally:
+            await server.stop(None)
+            pool.shutdown()
+
+    code, bodies = asyncio.run(scenario())
+    assert bodies == ["opened"]
+    assert code == grpc.StatusCode.UNAVAILABLE
+
+
+async def _until_error(call):
+    try:
+        async for response in call:
+            yield response
+    except grpc.aio.AioRpcError:
+        return
