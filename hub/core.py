@@ -290,6 +290,11 @@ def _halves(jobs: list[tuple[AssetClass, MatchingEngine, int]]) -> tuple[list, l
     return groups
 
 
+def _post_trade_json(fees: list[str], fixed: list[str]) -> bytes:
+    """``canonical_json({"fees": [...], "fixed": [...]})`` from each element's canonical JSON."""
+    return ('{"fees":[' + ",".join(fees) + '],"fixed":[' + ",".join(fixed) + "]}").encode()
+
+
 _EXECUTION_REPORT = cpb.ExecutionReport
 
 
@@ -371,7 +376,8 @@ class Hub:
                 self.fees.register_participant(p.id, p.participant_class.value)
         self._fee_records: list[FeeRecord] = []
         self._fixed_charges: list[FixedFeeCharge] = []
-        self._post_trade: dict[int, dict] = {}  # seq -> fees of the command being routed
+        # seq -> canonical JSON of each fee and fixed charge of the command being routed
+        self._post_trade: dict[int, tuple[list[str], list[str]]] = {}
         self._pending_deliveries: list[tuple[ReportQueue, cpb.ExecutionReport]] = []
         self.last_ticket = 0  # the newest journal ticket: streams send nothing newer before its commit
         self.risk = RiskEngine(config.risk, config.instruments)
@@ -946,11 +952,13 @@ class Hub:
         return None, int(refused), refused.name
 
     def _post_trade_records(self, commands: list[Command]) -> tuple[bytes, ...]:
-        """Per command, the canonical JSON of the fees its trades were charged ("" when none)."""
-        if not self._post_trade:
+        """Per command, the canonical JSON of the fees its trades were charged ("" when none):
+        ``{"fees": [...], "fixed": [...]}``, assembled from each record's own canonical JSON, which
+        is what canonical_json writes for the whole."""
+        post = self._post_trade
+        if not post:
             return ()
-        return tuple(canonical_json(self._post_trade[c.seq]) if c.seq in self._post_trade else b""
-                     for c in commands)
+        return tuple(_post_trade_json(*post[c.seq]) if c.seq in post else b"" for c in commands)
 
     def replay_engine_commands(self, asset_class: AssetClass, packed: bytes,
                                metas: list[OrderMeta | None]) -> tuple[bytes, tuple[bytes, ...]]:
@@ -1130,9 +1138,10 @@ class Hub:
                                   taker_id=taker.participant_id, taker_class=self._class_of[taker.participant_id])
         self._fee_records += (fees.maker, fees.taker)
         self._fixed_charges += fees.fixed_charges
-        post = self._post_trade.setdefault(ev.seq, {"fees": [], "fixed": []})
-        post["fees"] += (fees.maker.to_dict(), fees.taker.to_dict())
-        post["fixed"] += (c.to_dict() for c in fees.fixed_charges)
+        fee_json, fixed_json = self._post_trade.setdefault(ev.seq, ([], []))
+        fee_json += (fees.maker.canonical_json(), fees.taker.canonical_json())
+        if fees.fixed_charges:
+            fixed_json += [canonical_json(c.to_dict()).decode() for c in fees.fixed_charges]
         self._risk_raised(self.risk.on_engine_trade(ts, ev, maker.participant_id, taker.participant_id))
         for order_id, meta, account, remaining, aggressor, fee in (
             (ev.maker_order_id, maker, ev.maker_account, ev.maker_remaining, False, fees.maker),
