@@ -1087,7 +1087,9 @@ class Hub:
         released: list[int] = []
         for ev in events:
             t = type(ev)
-            if released and t is not Cancelled and t is not TopOfBook and t is not BookDelta:
+            if t is BookDelta:
+                continue  # market data only (published with the step): the commonest event, tested first
+            if released and t is not Cancelled and t is not TopOfBook:
                 self.risk.on_orders_done(ts, released)
                 released = []
             if t is Trade:
@@ -1476,6 +1478,7 @@ class Hub:
             groups[inst.asset_class].append((index, q, inst))
         reports: list[cpb.ExecutionReport] = []
         self.scheduler.release_due()  # it waits for nothing: whatever is due goes first
+        last_ticket = 0
         for ac, entries in groups.items():
             ticket = 0
             with self._lock:  # the cancels must see the quote ids the previous message left
@@ -1539,8 +1542,9 @@ class Hub:
                             fresh[inst.instrument_id].append(row[id_slot])
                 for iid, live in fresh.items():
                     self._quotes[(who.participant_id, acct, iid)] = live
-            if ticket:  # committed before the next group, as before, but without the sequencer held
-                self.journal.wait_committed(ticket)
+            last_ticket = ticket or last_ticket
+        if last_ticket:  # one commit covers every group (the journal commits in ticket order)
+            self.journal.wait_committed(last_ticket)
         return reports, [tuple(results[i]) for i in range(len(quotes))], 0, ""
 
     # -- SESSIONS AND STREAMS --------------------------------------------------------------------
