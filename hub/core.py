@@ -408,10 +408,15 @@ class Hub:
     def last_sequence(self) -> int:
         return self._seq
 
-    def _next(self, count: int) -> tuple[int, int]:
-        if not self.accepting:
+    def _next(self, count: int, refusable: bool = True) -> tuple[int, int]:
+        """Sequence numbers and hub time for ``count`` records. Refuses (changing nothing) while the
+        hub cannot journal; ``refusable=False`` for a record of a change already made (the journal
+        queues it whatever its storage does, and the hub refuses the next command instead)."""
+        if not refusable:
+            pass
+        elif not self.accepting:
             raise HubUnavailableError("hub is not accepting commands")
-        if not self.journal.available:
+        elif not self.journal.available:
             why = getattr(self.journal, "error", None) or "the ledger is closed"  # no error: it is stopping
             raise HubUnavailableError(f"ledger unavailable, refusing new commands: {why}")
         first = self._seq + 1
@@ -548,8 +553,10 @@ class Hub:
     def _act_on_risk(self, events: list[RiskEvent], journal: bool = True) -> None:
         """Journal what risk decided (audit; replay regenerates it) and carry it out now:
         cancel the orders it names, publish pauses and resumes of instruments."""
-        if journal:
-            self._record(EntryKind.ADMIN, "risk", {"action": "risk_events", "events": [e.record() for e in events]})
+        if journal:  # the decision is made: recorded whatever the storage does now, and carried out
+            self._record_uncommitted(EntryKind.ADMIN, "risk", {"action": "risk_events",
+                                                               "events": [e.record() for e in events]},
+                                     refusable=False)
         for ev in events:
             if isinstance(ev, CancelOrders):
                 if ev.scope == Scope.HUB and self.risk.kill_mode(Scope.HUB) >= KillMode.BLOCK:
@@ -600,19 +607,12 @@ class Hub:
                             return done
                         self._risk_drainers += 1
                         draining = True
-                    if self._cancel_everything:
-                        self._cancel_everything = False
-                        done += self._cancel_for_risk(None)
-                    elif self._risk_cancels:
-                        pending = self._risk_cancels
-                        if len(pending) <= self.RISK_CANCEL_STEP:  # the usual kill: one step takes all
-                            step = list(pending)
-                            pending.clear()
-                        else:
-                            step = [pending.popleft() for _ in range(self.RISK_CANCEL_STEP)]
-                        done += self._cancel_for_risk(step)
-                    else:
-                        self._settle_risk_cancels(chunk)
+                    try:
+                        done += self._risk_cancel_step(chunk)
+                    except HubUnavailableError:
+                        if wait:
+                            raise
+                        return done  # still queued: the next command's drain carries them out
         finally:
             if draining:
                 with self._lock:
@@ -620,6 +620,33 @@ class Hub:
         if wait:  # the operator's kill, shutdown, recovery: answered once all of it is on record
             self.journal.wait_committed(last)
         return done
+
+    def _risk_cancel_step(self, chunk: int) -> int:
+        """One step of ``drain_risk_cancels`` (sequencer held). A hub that cannot journal refuses it
+        with what it would take still queued: dropped, those cancels would never happen (the
+        killed participant's orders resting and trading on)."""
+        self._next(0)
+        if self._cancel_everything:
+            self._cancel_everything = False
+            try:
+                return self._cancel_for_risk(None)
+            except HubUnavailableError:
+                self._cancel_everything = True  # the engines skip what a first part cancelled
+                raise
+        if self._risk_cancels:
+            pending = self._risk_cancels
+            if len(pending) <= self.RISK_CANCEL_STEP:  # the usual kill: one step takes all
+                step = list(pending)
+                pending.clear()
+            else:
+                step = [pending.popleft() for _ in range(self.RISK_CANCEL_STEP)]
+            try:
+                return self._cancel_for_risk(step)
+            except HubUnavailableError:
+                pending.extendleft(reversed(step))  # the engines skip ids a first part cancelled
+                raise
+        self._settle_risk_cancels(chunk)
+        return 0
 
     #: Orders per ``risk_cancel`` step: native engine work, one record per asset class and one
     #: commit, about 0.3-0.4 us an order here. A 10,000-order kill is one step of about 4 ms: it is on
@@ -694,11 +721,11 @@ class Hub:
         """A ``risk_settle`` step (sequencer held): settle the ``limit`` oldest unsettled risk cancels.
         Its record names how many and the last order, so a replay settles the same ones at the same
         point among the other commands."""
-        steps = self._unsettled.take(limit)
-        if not steps:
+        if not self._unsettled:
             return 0
+        seq, ts = self._next(1)  # refuses before anything is taken
+        steps = self._unsettled.take(limit)
         count = sum(len(ids) for _, _, ids in steps)
-        seq, ts = self._next(1)
         detail = {"action": "risk_settle", "orders": count, "last_order": steps[-1][2][-1]}
         ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
                                                   detail=canonical_json(detail)))
@@ -856,14 +883,22 @@ class Hub:
 
     def risk_tick(self) -> None:
         """Time-driven risk transitions (LULD pause/resume, margin grace, day roll)."""
+        ticket = 0
         with self._lock:
             if not self.accepting:
                 return
+            self._next(0)  # a hub that cannot journal refuses before the tick changes anything
             at = self._clock()
             raised = self.risk.tick(at)
             if raised:  # a tick that changed nothing is not journaled (and changes nothing on replay)
-                self._record(EntryKind.ADMIN, "risk", {"action": "risk_tick", "at": at, "replayed": True})
+                # It changed the state: recorded whatever the storage does now (a refusal here would
+                # leave a state the ledger cannot rebuild), then carried out.
+                _, _, ticket = self._record_uncommitted(EntryKind.ADMIN, "risk",
+                                                        {"action": "risk_tick", "at": at, "replayed": True},
+                                                        refusable=False)
                 self._act_on_risk(raised)
+        if ticket:
+            self.journal.wait_committed(ticket)
         self.drain_risk_cancels(wait=False)
 
     def observe_ack_latency(self, asset_class: AssetClass, latency_ns: int) -> None:
@@ -1007,12 +1042,13 @@ class Hub:
         return seq, ts
 
     def _record_uncommitted(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
-                            arrival_ns: int = 0, checkpoint: bool = True) -> tuple[int, int, int]:
+                            arrival_ns: int = 0, checkpoint: bool = True,
+                            refusable: bool = True) -> tuple[int, int, int]:
         """``_record`` without the wait: (seq, hub time, journal ticket); the caller waits.
         ``checkpoint=False`` leaves a due ledger checkpoint to a later command (see ``kill``)."""
         arrival = arrival_ns or self._clock()
         with self._lock:
-            seq, ts = self._next(1)
+            seq, ts = self._next(1, refusable)
             ticket = self.journal.append(JournalEntry(
                 seq, seq, ts, kind, source, 0, detail=canonical_json(detail), session=session_id,
                 arrival_ns=arrival))

@@ -1,0 +1,82 @@
+"""Risk work the hub had already decided on must survive a moment when the ledger cannot record
+(``Hub._next`` refuses): the cancels of a kill stay queued and happen once it can, a settle step
+takes nothing it cannot record, and a risk tick never changes the state before its record is
+sure to be written (a state the ledger cannot rebuild makes the next start fail)."""
+
+from __future__ import annotations
+
+import pytest
+
+from compliance.risk import Scope
+from hub.core import HubUnavailableError
+from hub.v1 import common_pb2 as cpb
+from tests.risk.support import SEC, TICK, P, RiskHub, hub_config
+
+
+def _refuse_after(hub, method: str, refuse_before: bool):
+    """Make ``hub.<method>`` find the hub refusing (before or after it runs), once."""
+    original = getattr(hub, method)
+
+    def wrapped(*args):
+        if refuse_before:
+            hub.accepting = False
+            return original(*args)
+        result = original(*args)
+        hub.accepting = False
+        return result
+
+    setattr(hub, method, wrapped)
+    return lambda: (setattr(hub, method, original), setattr(hub, "accepting", True))
+
+
+def test_a_kills_cancels_refused_by_the_ledger_stay_queued_and_happen_once_it_can_record() -> None:
+    rh = RiskHub(hub_config())
+    hub = rh.hub
+    resting = rh.sell("inst-1", "AAPL", P, 10)
+    restore = _refuse_after(hub, "_cancel_for_risk", refuse_before=True)
+    with pytest.raises(HubUnavailableError):
+        rh.kill(Scope.PARTICIPANT, "inst-1")
+    restore()
+    assert resting.order_id in rh.resting_ids()  # not cancelled yet, but not forgotten:
+    assert hub.drain_risk_cancels() == 1
+    assert resting.order_id not in rh.resting_ids()
+    taker = rh.buy("scalper-1", "AAPL", P, 10, tif=cpb.IOC)
+    assert taker.accepted and taker.trades() == []  # the killed participant's order no longer trades
+
+
+def test_a_settle_step_the_ledger_refuses_takes_nothing_and_settles_later() -> None:
+    rh = RiskHub(hub_config())
+    hub = rh.hub
+    order = rh.buy("inst-1", "AAPL", P - 10 * TICK, 100)
+    restore = _refuse_after(hub, "_cancel_for_risk", refuse_before=False)  # cancelled, then refused
+    with pytest.raises(HubUnavailableError):
+        rh.kill(Scope.PARTICIPANT, "inst-1")
+    restore()
+    assert hub.unsettled_risk_cancels == 1
+    hub.drain_risk_cancels()
+    assert hub.unsettled_risk_cancels == 0
+    assert order.order_id not in rh.resting_ids()
+    assert hub.risk.position("inst-1", 1) == (0, 0, 0)  # its open exposure released
+    reports = hub.executions(rh.who["inst-1"], 0, 0)
+    assert [r.order_id for r in reports if r.exec_type == cpb.EXEC_CANCELLED] == [order.order_id]
+
+
+def test_a_risk_tick_refused_by_the_ledger_changes_nothing_and_the_hub_restarts(tmp_path) -> None:
+    rh = RiskHub(hub_config(data_dir=tmp_path), durable=True)
+    try:
+        rh.trade("AAPL", P, 10, "scalper-1", "mm-1")  # opens the risk day
+        day = rh.hub.risk._day
+        rh.clock.advance(86_400 * SEC)  # the next trading day is due
+        rh.hub.journal._error = "OperationalError: disk I/O error (simulated)"
+        with pytest.raises(HubUnavailableError):
+            rh.hub.risk_tick()
+        assert rh.hub.risk._day == day  # refused before the tick changed anything
+        rh.hub.journal._error = None
+        rh.hub.risk_tick()  # now it rolls the day, and records it
+        assert rh.hub.risk._day != day
+        rh.buy("inst-1", "MSFT", 400_0000, 1)
+        before = rh.hub.state_digest_bytes()
+        rh.restart()  # fails if a checkpoint signed a state the ledger cannot rebuild
+        assert rh.hub.state_digest_bytes() == before
+    finally:
+        rh.stop()
