@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import logging
 import os
 import sys
 import threading
@@ -34,6 +35,8 @@ from enum import IntEnum, StrEnum
 
 from hub.config import ParticipantClass
 from matching.types import AssetClass, OrderType, TimeInForce
+
+log = logging.getLogger(__name__)
 
 
 class FairnessReject(IntEnum):
@@ -321,9 +324,17 @@ class ReleaseScheduler:
             now = self._clock() if now is None else now
             with self._cv:
                 due, closed = self._due(now)
-            if self._on_batch is not None:
-                for ac, b, permutation in closed:
-                    self._on_batch(ac, b, permutation)
+            try:
+                if self._on_batch is not None:
+                    for ac, b, permutation in closed:
+                        self._on_batch(ac, b, permutation)
+            except Exception as exc:  # noqa: BLE001 - the batch's record was refused (ledger down)
+                # Nothing it released runs: each waiting caller hears why (UNAVAILABLE) instead of
+                # waiting forever, and whoever called (often the scheduler's own thread) goes on.
+                log.warning("released orders refused: their batch could not be journaled: %s", exc)
+                for item in due:
+                    item.future.set_exception(exc)
+                return 0
             for item in due:
                 actual = self._clock()
                 self.lateness.add(max(0, actual - item.scheduled_ns))

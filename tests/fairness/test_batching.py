@@ -483,3 +483,47 @@ def test_a_batched_order_is_refused_if_its_instrument_was_halted_before_the_batc
     h.release(start + length)
     assert held.result(timeout=10).reason == cpb.REJECT_INSTRUMENT_HALTED
     assert h.resting("EURUSD") == {}
+
+
+def test_orders_of_a_batch_whose_record_the_ledger_refuses_are_answered_unavailable_and_the_scheduler_lives():
+    """The batch's audit record is journaled when its window ends, before its orders run. A ledger
+    that refuses it then must not leave their callers waiting forever, nor kill the scheduler's
+    thread (later held orders would only run when some other command happened by)."""
+    from hub.auth import Identity
+    from hub.core import Hub, HubUnavailableError, OrderSpec
+    from hub.fairness import FairnessConfig, Preset
+    from hub.journal import InMemoryJournal
+    from matching.types import AssetClass
+    from tests.fairness.support import FX_LOT, FX_REF, FakeClock, config_with
+
+    class FlakyJournal(InMemoryJournal):
+        up = True
+        error = "OperationalError: database is locked (simulated)"
+
+        @property
+        def available(self) -> bool:
+            return self.up
+
+    clock, journal = FakeClock(), FlakyJournal()
+    cfg = config_with(FairnessConfig(preset=Preset.OFF, batching={AssetClass.FX: (1_000_000, 1_000_000)},
+                                     batch_seed=7))
+    hub = Hub(cfg, journal, clock=clock)
+    try:
+        who = Identity.of(next(p for p in cfg.participants if p.id == "inst-1"))
+        spec = OrderSpec("EURUSD", cpb.BUY, cpb.LIMIT, cpb.GTC, FX_REF - 10, FX_LOT)
+        held = [hub.enter_order(who, spec) for _ in range(3)]
+        journal.up = False  # the ledger fails just as the window ends
+        clock.now += 2_000_000
+        hub.scheduler.hold(clock.now + 10**12, lambda ns: None)  # wakes the scheduler's thread
+        for call in held:
+            with pytest.raises(HubUnavailableError):
+                call.future.result(timeout=5)
+        assert hub.scheduler._thread.is_alive()
+        journal.up = True
+        later = hub.enter_order(who, spec)  # the next batch is served by the same thread
+        clock.now += 2_000_000
+        hub.scheduler.hold(clock.now + 10**12, lambda ns: None)
+        outcome, reason, _ = later.future.result(timeout=5)
+        assert outcome is not None and reason == 0
+    finally:
+        hub.scheduler.close()
