@@ -68,14 +68,17 @@ def _replaying(where: str) -> Iterator[None]:
 
 
 class _Batch:
-    """Consecutive commands of one engine and one hub time (one journal entry) awaiting replay, with
-    the events recorded for them. The hub routes a batch's events at one hub time, and what it
-    derives from them (execution reports, fees, risk) depends on that time: a batch must not span
-    two entries."""
+    """Consecutive commands of one journal entry awaiting replay, with the events recorded for
+    them. The hub registers a whole entry's commands before routing its events, and what it derives
+    from them (execution reports, fees, risk) depends on that: a batch must not span two entries.
+    An entry block is one entry; other commands are one entry while their engine, hub time,
+    arrival time, participant and session stay the same (entries of one fairness batch share a
+    hub time, and a fake or coarse clock gives many entries the same one)."""
 
     def __init__(self) -> None:
         self.asset_class = 0
         self.hub_time_ns = 0
+        self.key: tuple = ()
         self.commands: list[bytes] = []
         self.metas: list[OrderMeta | None] = []
         self.events: list[bytes] = []
@@ -188,17 +191,21 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     for idx, seq, payload, leaf, chain in store.iter_records():
         with _replaying(f"record {idx} (seq {seq})"):
             integrity.check(idx, seq, payload, leaf, chain)
+            block = len(payload) > 1 and payload[1] == RecordType.ENTRY_BLOCK  # one journal entry, whole
+            if block:
+                report.commands += batch.flush(hub)
             for rec in decode_all(payload):  # an entry block: the records it stands for
                 if rec.record_type == RecordType.EVENT:
                     batch.events.append(rec.engine_record)
                 elif rec.record_type == RecordType.POST_TRADE:
                     batch.post_trade.append(rec.detail)
                 elif rec.record_type == RecordType.COMMAND:
-                    if batch.commands and (rec.asset_class != batch.asset_class or rec.hub_time_ns != batch.hub_time_ns
-                                           or len(batch.commands) >= _BATCH):
+                    key = (rec.asset_class, rec.hub_time_ns, rec.arrival_ns, rec.participant, rec.session)
+                    if batch.commands and not block and (key != batch.key or len(batch.commands) >= _BATCH):
                         report.commands += batch.flush(hub)
                     if not batch.commands:
                         batch.asset_class, batch.hub_time_ns, batch.first_idx = rec.asset_class, rec.hub_time_ns, idx
+                        batch.key = key
                     batch.commands.append(rec.engine_record)
                     batch.metas.append(_meta(hub, rec, rec.engine_record, classes))
                 else:
@@ -212,6 +219,8 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
                         hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail)
                     if rec.record_type == RecordType.CONFIG:
                         last_config = rec.detail
+            if block:
+                report.commands += batch.flush(hub)
             report.records = idx + 1
             if last_cp is not None and idx + 1 == last_cp.tree_size:
                 integrity.check_checkpoint()
