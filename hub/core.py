@@ -1609,14 +1609,16 @@ class Hub:
         with self._lock:
             self._sessions.pop(session.session_id, None)
             session.outbox.close()
-            try:
-                self._record(EntryKind.ADMIN, who.participant_id,
-                             {"action": "session_close", "session": session.session_id})
-            except HubUnavailableError:
-                return 0  # recovery applies cancel-on-disconnect to sessions left open
-            if not session.cancel_on_disconnect:
-                return 0
-        return self._cancel_day_orders(who, session.session_id)
+        # The DAY orders go first, then the close is recorded: a hub that stops (or whose ledger
+        # fails) in between still finds the session open, with cancel-on-disconnect, in its ledger
+        # and cancels what is left at its next start. (Recorded first, a close whose cancels never
+        # ran left those orders resting for good.)
+        cancelled = self._cancel_day_orders(who, session.session_id) if session.cancel_on_disconnect else 0
+        try:
+            self._record(EntryKind.ADMIN, who.participant_id, {"action": "session_close", "session": session.session_id})
+        except HubUnavailableError:
+            pass  # left open in the ledger: the next start closes it and applies its option
+        return cancelled
 
     def _cancel_day_orders(self, who: Identity, session_id: str) -> int:
         with self._lock:

@@ -80,3 +80,30 @@ def test_a_risk_tick_refused_by_the_ledger_changes_nothing_and_the_hub_restarts(
         assert rh.hub.state_digest_bytes() == before
     finally:
         rh.stop()
+
+
+def test_a_session_close_whose_commit_times_out_still_ends_with_its_day_orders_cancelled(tmp_path) -> None:
+    """Cancel-on-disconnect: the close was recorded first, and a commit that timed out escaped
+    before the cancels; the close committed later, so the next start saw a closed session and
+    never cancelled its DAY orders either. The cancels now come first."""
+    from hub.journal import JournalUnavailableError
+
+    rh = RiskHub(hub_config(data_dir=tmp_path), durable=True)
+    try:
+        who = rh.who["scalper-1"]
+        session = rh.hub.open_session(who, cancel_on_disconnect=True)
+        day = rh.buy("scalper-1", "AAPL", P - 10 * TICK, 5, tif=cpb.DAY, session_id=session.session_id)
+        journal = rh.hub.journal
+        journal._commit_timeout = 0.3
+        journal._write_lock.acquire()  # storage slower than the commit timeout
+        try:
+            with pytest.raises(JournalUnavailableError):
+                rh.hub.close_session(who, session)
+        finally:
+            journal._write_lock.release()  # it catches up: whatever was queued commits
+        journal.flush()
+        rh.restart()
+        assert day.order_id not in rh.resting_ids()
+        assert rh.hub.sessions_left_open() == []
+    finally:
+        rh.stop()
