@@ -568,7 +568,8 @@ class Hub:
                 else:
                     self._risk_cancels.extend(ev.order_ids)  # carried out by drain_risk_cancels, in chunks
             elif isinstance(ev, InstrumentPaused | InstrumentResumed):
-                self.market_data.publish_status(ev.instrument_id, self._seq, ev.ts, isinstance(ev, InstrumentPaused))
+                self.market_data.publish_status(ev.instrument_id, self._seq, ev.ts, isinstance(ev, InstrumentPaused),
+                                                self.last_ticket)  # after the record that decided it
 
     def drain_risk_cancels(self, chunk: int | None = None, wait: bool = True) -> int:
         """Carry out the cancels risk asked for, letting go of the sequencer between sequenced steps:
@@ -1797,7 +1798,8 @@ class Hub:
                 target.discard(key)
             for i in ids:
                 if self.is_halted(i) != before[i]:
-                    self.market_data.publish_status(i, detail.get("seq", 0), self._clock(), self.is_halted(i))
+                    self.market_data.publish_status(i, detail.get("seq", 0), self._clock(), self.is_halted(i),
+                                                    self.last_ticket)
         elif action == "session_open":
             self._open_sessions[detail["session"]] = (detail["session"].rsplit("/", 1)[0], False)
         elif action == "session_options":

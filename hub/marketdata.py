@@ -150,7 +150,8 @@ class MarketDataHub:
                         bid_price=ev.bid_price, bid_quantity=ev.bid_quantity,
                         ask_price=ev.ask_price, ask_quantity=ev.ask_quantity))
 
-    def publish_status(self, instrument_id: int, seq: int, ts: int, halted: bool) -> None:
-        self._send(self._channels[instrument_id], seq, ts,
+    def publish_status(self, instrument_id: int, seq: int, ts: int, halted: bool, ticket: int = 0) -> None:
+        """A halt or resume; subscribers send it once journal ticket ``ticket`` (its record) is committed."""
+        self._send(self._channels[instrument_id], seq, ts, ticket,
                    status=mdpb.TradingStatusUpdate(halted=halted))
 

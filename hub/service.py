@@ -394,7 +394,11 @@ class MarketDataService(_Committing, mdpb_grpc.MarketDataServicer):
             raise RpcAbort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {request.symbol[:64]!r}")
         # depth is a uint32 on the wire but a C int in the engines; any depth beyond the book's
         # levels is the full book, so clamp instead of overflowing (which answered UNKNOWN).
-        return self.hub.snapshot(inst.instrument_id, min(request.depth, _MAX_DEPTH))
+        snapshot = self.hub.snapshot(inst.instrument_id, min(request.depth, _MAX_DEPTH))
+        # Shown only once what it shows is on record (as streamed updates are): the newest ticket
+        # now covers every command the snapshot reflects.
+        await self.committer.committed(self.hub.last_ticket)
+        return snapshot
 
     @guarded
     async def ListInstruments(self, who, request):

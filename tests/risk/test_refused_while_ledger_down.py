@@ -107,3 +107,20 @@ def test_a_session_close_whose_commit_times_out_still_ends_with_its_day_orders_c
         assert rh.hub.sessions_left_open() == []
     finally:
         rh.stop()
+
+
+def test_a_halt_reaches_subscribers_only_behind_its_record(tmp_path) -> None:
+    """Market data leaves after the commit of what it reports (streams wait for the ticket each
+    update carries): a halt queued with ticket 0 went out before its record was committed, so after
+    a crash subscribers had seen a halt the ledger does not hold."""
+    from tests.risk.support import AAPL
+
+    rh = RiskHub(hub_config(data_dir=tmp_path), durable=True)
+    try:
+        sub, _ = rh.hub.subscribe([AAPL])
+        rh.hub.set_halted(rh.who["operator"], "AAPL", 0, True)
+        updates, ticket = sub.take(0.1)
+        assert [u.WhichOneof("body") for u in updates] == ["status"] and updates[0].status.halted
+        assert ticket == rh.hub.last_ticket > 0  # the halt record's own ticket
+    finally:
+        rh.stop()
