@@ -379,7 +379,9 @@ class LedgerJournal(LedgerStore):
         self.settle_reads(timeout)
 
     def settle_reads(self, timeout: float = 5.0) -> None:
-        """Wait (at most ``timeout``) until every batch logged so far is in the database."""
+        """Wait (at most ``timeout``) until every batch logged so far is in the database; raises
+        JournalUnavailableError if they are not by then (a reader would otherwise answer "not found"
+        for records that were acknowledged)."""
         if self._ack_log is None:
             return
         with self._cv:
@@ -389,7 +391,9 @@ class LedgerJournal(LedgerStore):
             self._apply_waiters += 1
             self._apply_work.notify()
             try:
-                self._cv.wait_for(lambda: self._batches_applied >= target, timeout)
+                if not self._cv.wait_for(lambda: self._batches_applied >= target, timeout):
+                    raise JournalUnavailableError(
+                        f"acknowledged records are not in the database yet: {self.error or 'storage is slow'}")
             finally:
                 self._apply_waiters -= 1
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hub.client import HubClient
 from hub.config import HubConfig
+from hub.journal import JournalUnavailableError
 from hub.server import run_server
 from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch, pending_records
 from ledger.store import LedgerJournal, ack_log_path
@@ -94,7 +95,8 @@ def test_a_restart_inserts_the_acknowledged_batches_the_database_lacks(ledger_db
     for seq in range(2, 51):
         failing.wait_committed(failing.append(_entry(seq)), timeout=5.0)  # acked: in the log
     failing.checkpoint(bytes(32), 10**18 + 50)
-    failing.flush(timeout=0.2)
+    with pytest.raises(JournalUnavailableError):  # committed to the log, but never in the database
+        failing.flush(timeout=0.2)
     wait_for(lambda: not failing.available, what="the applier to report the failing database")
     assert "disk went away" in failing.error and len(ledger_db.records()) == 1
     # abandoned, as a killed process would be: the log is never emptied
@@ -249,3 +251,31 @@ def test_an_urgent_step_holds_the_applier_back_but_not_acks_or_readers(ledger_db
         journal.close()
     report = ledger_db.verify()
     assert report.ok and report.records == 7, report.failure
+
+
+def test_a_reader_that_cannot_see_every_acknowledged_record_is_told_so(ledger_db: LedgerDB) -> None:
+    """``settle_reads`` returned quietly when the database could not take the backlog in time, and
+    the regulator's ledger service then answered NOT_FOUND for acknowledged records. It raises
+    (UNAVAILABLE over gRPC) instead, and returns once the backlog is in."""
+    _sqlite_only(ledger_db)
+    outage = _SqliteDiskFull(ledger_db)
+    journal = _journal(ledger_db, engine=outage.engine)
+    try:
+        journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
+        journal.settle_reads()
+        outage.start(journal)
+        seq = 1
+        while journal.available and seq < 5_000:  # acknowledged (in the log) until the applier fails
+            seq += 1
+            journal.wait_committed(journal.append(_entry(seq)), timeout=5.0)
+            if seq % 100 == 0:
+                time.sleep(0.3)  # the applier's lazy period: let it try
+        assert not journal.available, "the database never failed"
+        with pytest.raises(JournalUnavailableError, match="not in the database"):
+            journal.settle_reads(timeout=0.5)
+        outage.end()
+        wait_for(lambda: journal.available, timeout=15, what="the applier to write its backlog")
+        journal.settle_reads(timeout=15)
+        assert len(ledger_db.records()) == seq
+    finally:
+        journal.close()
