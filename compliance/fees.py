@@ -242,8 +242,8 @@ class Month(NamedTuple):
     def parse(label: str) -> Month:
         """'2026-02' -> Month(2026, 2)."""
         m = re.fullmatch(r"(\d{4})-(\d{2})", label)
-        if m is None or not 1 <= int(m.group(2)) <= 12:
-            raise ValueError(f"month {label!r} is not YYYY-MM")
+        if m is None or not 1 <= int(m.group(2)) <= 12 or not 1970 <= int(m.group(1)) <= 2261:
+            raise ValueError(f"month {label!r} is not YYYY-MM within hub time (1970-01 to 2261-12)")
         return Month(int(m.group(1)), int(m.group(2)))
 
     @property
@@ -880,6 +880,17 @@ class FeeEngine:
         if participant_id not in self._classes:
             self._unbilled.add(participant_id)
         self._classes[participant_id] = cls
+
+    def set_participants(self, classes: Mapping[str, str]) -> None:
+        """Make exactly these participants (id -> fee class) the registered ones, as a hub starting
+        with that configuration registers them: new ones as ``register_participant``, a changed
+        class for later charges, and ones no longer configured are billed no more (what was charged
+        stays charged)."""
+        for pid in [pid for pid in self._classes if pid not in classes]:
+            del self._classes[pid]
+            self._unbilled.discard(pid)
+        for pid, cls in classes.items():
+            self.register_participant(pid, cls)
 
     def advance(self, hub_time_ns: int) -> tuple[FixedFeeCharge, ...]:
         """Move the engine to ``hub_time_ns``: roll the month if it changed and return the monthly

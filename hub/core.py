@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 import time
@@ -45,7 +46,7 @@ from compliance.statements import (
     venue_revenue_summary,
 )
 from hub.auth import Identity
-from hub.config import HubConfig
+from hub.config import HubConfig, Role
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
 from hub.gc_policy import GcPolicy
 from hub.helper_thread import shared_helper
@@ -319,6 +320,10 @@ def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, p
     return r
 
 
+def _sequence_of(report) -> int:
+    return report.sequence
+
+
 class _RiskCancelReport(tuple):
     """The execution report of a risk cancel, kept unbuilt in the execution history and built when
     read (``Hub.executions``): a kill writes thousands at once, and building each message costs
@@ -371,9 +376,9 @@ class Hub:
         self.accepting = True
         self.fees = FeeEngine(config.fee_schedules)
         self._class_of = {p.id: p.participant_class.value for p in config.participants}
-        for p in config.participants:
-            if p.participant_class.value in FEE_CLASSES:
-                self.fees.register_participant(p.id, p.participant_class.value)
+        #: Participants that trade (the targets of kill switches and position limits).
+        self.traders = frozenset(p.id for p in config.participants if p.role == Role.PARTICIPANT)
+        self._register_fee_payers({p.id: p.participant_class.value for p in config.participants})
         self._fee_records: list[FeeRecord] = []
         self._fixed_charges: list[FixedFeeCharge] = []
         # seq -> canonical JSON of each fee and fixed charge of the command being routed
@@ -1028,6 +1033,8 @@ class Hub:
         """Recovery: apply a non-engine record (its sequence number is consumed either way)."""
         with self._lock:
             self._seq = max(self._seq, seq)
+            if kind == EntryKind.CONFIG:
+                self._config_participants(detail)  # the fee payers in force from this record on
             if kind == EntryKind.ADMIN:
                 self._replaying = True
                 try:
@@ -1070,12 +1077,23 @@ class Hub:
             "permutation": permutation})
 
     def record_config(self, detail: bytes) -> int:
-        """Journal the configuration in force (at start, when it differs from the last one)."""
+        """Journal the configuration in force (at start, when it differs from the last one). Its
+        participants are the fee payers from here on, in the ledger's order: a replay registers
+        them at this record (``replay_record``), so a participant added or removed at a restart is
+        billed from the same point live and on replay."""
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.CONFIG, "hub", 0, detail=detail))
+            self._config_participants(detail)
         self.journal.wait_committed(ticket)
         return seq
+
+    def _config_participants(self, detail: bytes | dict) -> None:
+        raw = json.loads(detail) if isinstance(detail, bytes | str) else detail
+        self._register_fee_payers({p["id"]: p["class"] for p in raw.get("participants", ())})
+
+    def _register_fee_payers(self, classes: dict[str, str]) -> None:
+        self.fees.set_participants({pid: cls for pid, cls in classes.items() if cls in FEE_CLASSES})
 
     def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict,
                         arrival_ns: int = 0) -> tuple[int, int]:
@@ -1721,6 +1739,9 @@ class Hub:
         with self._lock:
             history = self._history.get(who.participant_id, ())
             found = [r for r in history if r.sequence > after_sequence]
+        # In sequence order: a kill's cancel reports join the history a step after the cancels were
+        # sequenced, behind what other engines did meanwhile.
+        found.sort(key=_sequence_of)
         found = found[:limit] if limit else found
         return [r.build() if type(r) is _RiskCancelReport else r for r in found]
 
