@@ -45,6 +45,9 @@ log = logging.getLogger("hub.service")
 _INT64_MAX = 2**63 - 1
 _POLL_S = 0.1  # how often idle streams look at their call again
 _MAX_DEPTH = 2**31 - 1  # engines take a C int number of levels
+#: Execution reports per GetExecutions page (about 100 bytes each: well inside the 4 MiB default
+#: message limit); a client pages on with ``after_sequence``.
+_MAX_EXECUTIONS = 10_000
 
 
 class RpcAbort(Exception):
@@ -270,7 +273,7 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
         who = self.auth.identify(context.invocation_metadata())
         try:
             session = self.hub.open_session(who, cancel_on_disconnect=False)
-        except HubUnavailableError as exc:
+        except (HubUnavailableError, JournalUnavailableError) as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         out = _SessionWriter(self.committer, session, context)
         context.add_done_callback(lambda _call: session.outbox.close())
@@ -422,7 +425,9 @@ class AccountService(_Committing, apb_grpc.AccountServicer):
 
     @on_pool
     def GetExecutions(self, who, request):
-        return apb.Executions(executions=self.hub.executions(who, request.after_sequence, request.limit))
+        # 0 ("server maximum") and anything larger: one page that always fits a reply message.
+        limit = min(request.limit or _MAX_EXECUTIONS, _MAX_EXECUTIONS)
+        return apb.Executions(executions=self.hub.executions(who, request.after_sequence, limit))
 
     @on_pool
     def GetPositions(self, who, request):
@@ -517,7 +522,7 @@ class AdminService(adpb_grpc.AdminServicer):
                 return "KILL_ASSET_CLASS needs an asset_class"
             return RiskScope.ASSET_CLASS, AssetClass(request.asset_class).name
         if request.scope == adpb.KILL_PARTICIPANT:
-            if request.participant_id not in self.hub._class_of:
+            if request.participant_id not in self.hub.traders:  # an operator or regulator never trades
                 return f"unknown participant {request.participant_id[:64]!r}"
             return RiskScope.PARTICIPANT, request.participant_id
         return "scope is required (KILL_HUB, KILL_ASSET_CLASS or KILL_PARTICIPANT)"
@@ -541,7 +546,7 @@ class AdminService(adpb_grpc.AdminServicer):
     @on_pool
     def SetPositionLimit(self, who, request):
         inst = self.hub.by_symbol.get(request.symbol)
-        if inst is None or request.participant_id not in self.hub._class_of or request.base_limit < 0:
+        if inst is None or request.participant_id not in self.hub.traders or request.base_limit < 0:
             return adpb.AdminAck(accepted=False, reject_reason=cpb.REJECT_FIELD_OUT_OF_RANGE,
                                  reject_text="needs a known participant, a known symbol and base_limit >= 0")
         seq = self.hub.set_position_limit(who, request.participant_id, inst.instrument_id,

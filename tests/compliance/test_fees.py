@@ -659,3 +659,15 @@ def test_a_million_fees_sum_exactly_to_the_statement_total_no_drift():
     exact_total = sum(Fraction(num, 10 ** (INST_BY_ID[iid].price_scale + INST_BY_ID[iid].quantity_scale - 2 + 10))
                       for iid, num in exact_numerators.items())
     assert 0 <= total - exact_total < n
+
+
+@pytest.mark.parametrize("label", ["0000-01", "1969-12", "2262-01", "9999-12", "2026-00", "2026-13", "26-01"])
+def test_a_month_outside_hub_time_or_malformed_is_refused_as_a_value_error(label: str) -> None:
+    """Hub time is int64 ns since 1970: a statement for year 0 or 9999 is a bad argument (the
+    service answers INVALID_ARGUMENT), not a crash building its date range (INTERNAL)."""
+    with pytest.raises(ValueError):
+        Month.parse(label)
+
+
+def test_the_first_and_last_months_of_hub_time_parse() -> None:
+    assert Month.parse("1970-01").label == "1970-01" and Month.parse("2261-12").start_ns > 0

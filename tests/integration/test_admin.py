@@ -171,3 +171,24 @@ def test_halt_resume_and_end_of_session(server, connect) -> None:
     wait_until(lambda: op.status().connected_sessions == 0 and op.status().market_data_subscribers == 0,
                what="status to count the closed streams")
     assert op.status().last_sequence == hub.last_sequence
+
+
+def test_kill_switches_and_position_limits_name_trading_participants_only(server, connect) -> None:
+    """The operator and the regulator never trade: a kill or a position limit naming them is a
+    typed reject that journals nothing (it changed the risk state before)."""
+    from hub.v1 import admin_pb2 as adpb
+
+    operator = connect("operator")
+    before = server.hub.state_digest_bytes()
+    for name in ("regulator", "operator"):
+        ack = operator.admin_stub.Kill(adpb.KillRequest(scope=adpb.KILL_PARTICIPANT, participant_id=name),
+                                       metadata=operator.metadata, timeout=10)
+        assert not ack.accepted and ack.reject_reason == cpb.REJECT_FIELD_OUT_OF_RANGE
+        ack = operator.admin_stub.SetPositionLimit(
+            adpb.PositionLimitRequest(participant_id=name, symbol="AAPL", base_limit=5), metadata=operator.metadata,
+            timeout=10)
+        assert not ack.accepted and ack.reject_reason == cpb.REJECT_FIELD_OUT_OF_RANGE
+    assert server.hub.state_digest_bytes() == before
+    ack = operator.admin_stub.Kill(adpb.KillRequest(scope=adpb.KILL_PARTICIPANT, participant_id="scalper-1"),
+                                   metadata=operator.metadata, timeout=10)
+    assert ack.accepted  # a trading participant still can be

@@ -157,9 +157,11 @@ def test_the_committer_tells_when_replies_arrive_together() -> None:
     asyncio.run(scenario())
 
 
-def test_a_session_whose_close_the_ledger_cannot_record_ends_unavailable_not_unknown() -> None:
-    """The client half-closes normally; recording the close (or its cancel-on-disconnect) fails
-    because the ledger cannot commit. The stream must end with UNAVAILABLE, a typed status."""
+@pytest.mark.parametrize("fails_at", ["open", "close"])
+def test_a_session_whose_open_or_close_the_ledger_cannot_record_ends_unavailable_not_unknown(fails_at) -> None:
+    """Recording the session's open, or its close (or its cancel-on-disconnect) when the client
+    half-closes, fails because the ledger cannot commit. The stream must end with UNAVAILABLE, a
+    typed status."""
     from concurrent.futures import ThreadPoolExecutor
 
     from hub.journal import JournalUnavailableError
@@ -176,6 +178,8 @@ def test_a_session_whose_close_the_ledger_cannot_record_ends_unavailable_not_unk
 
     class FailingCloseHub:
         def open_session(self, who, cancel_on_disconnect: bool) -> SessionState:
+            if fails_at == "open":
+                raise JournalUnavailableError("ledger commit timed out")
             return _session()
 
         def close_session(self, who, session: SessionState) -> int:
@@ -200,7 +204,7 @@ def test_a_session_whose_close_the_ledger_cannot_record_ends_unavailable_not_unk
             pool.shutdown()
 
     code, bodies = asyncio.run(scenario())
-    assert bodies == ["opened"]
+    assert bodies == ([] if fails_at == "open" else ["opened"])
     assert code == grpc.StatusCode.UNAVAILABLE
 
 
