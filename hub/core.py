@@ -351,6 +351,7 @@ class Hub:
         self._clock = clock
         self._lock = threading.RLock()  # the sequencer
         self._seq = 0
+        self._last_ts = 0  # the newest hub time sequenced (or replayed): hub time never goes back
         self.instruments: dict[int, Instrument] = {i.instrument_id: i for i in config.instruments}
         self._class_of_instrument = {i.instrument_id: i.asset_class for i in config.instruments}
         self.by_symbol: dict[str, Instrument] = {i.symbol: i for i in config.instruments}
@@ -426,7 +427,17 @@ class Hub:
             raise HubUnavailableError(f"ledger unavailable, refusing new commands: {why}")
         first = self._seq + 1
         self._seq += count
-        return first, self._clock()
+        return first, self._hub_time()
+
+    def _hub_time(self) -> int:
+        """The clock, never behind a hub time already given out (sequencer held): a wall clock
+        stepped back (NTP) would otherwise take the fee engine back a month mid-command, and hand
+        out times that replay must see in order."""
+        now = self._clock()
+        if now < self._last_ts:
+            return self._last_ts
+        self._last_ts = now
+        return now
 
     def clock(self) -> int:
         return self._clock()
@@ -894,7 +905,7 @@ class Hub:
             if not self.accepting:
                 return
             self._next(0)  # a hub that cannot journal refuses before the tick changes anything
-            at = self._clock()
+            at = self._hub_time()
             raised = self.risk.tick(at)
             if raised:  # a tick that changed nothing is not journaled (and changes nothing on replay)
                 # It changed the state: recorded whatever the storage does now (a refusal here would
@@ -1027,12 +1038,14 @@ class Hub:
                     key = (meta.participant_id, meta.account, meta.instrument_id)
                     self._quotes[key] = [q for q in self._quotes.get(key, []) if q in self._orders] + [cmd.order_id]
             self._seq = max(self._seq, commands[-1].seq)
+            self._last_ts = max(self._last_ts, commands[-1].ts)
         return evbuf, fees
 
-    def replay_record(self, seq: int, kind: EntryKind, detail: dict) -> None:
+    def replay_record(self, seq: int, kind: EntryKind, detail: dict, ts: int = 0) -> None:
         """Recovery: apply a non-engine record (its sequence number is consumed either way)."""
         with self._lock:
             self._seq = max(self._seq, seq)
+            self._last_ts = max(self._last_ts, ts)
             if kind == EntryKind.CONFIG:
                 self._config_participants(detail)  # the fee payers in force from this record on
             if kind == EntryKind.ADMIN:
@@ -1321,8 +1334,11 @@ class Hub:
 
         def finish(result: EntryResult) -> EntryResult:
             # The latency breaker watches the hub's own delay: from release (after any deliberate
-            # fairness wait: floor, batch window) to the end of sequencing.
-            self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
+            # fairness wait: floor, batch window) to the end of sequencing. Sequenced orders only: a
+            # refused one waited for its reject record's commit too, so a slow ledger and one
+            # participant's bad prices would have halted the whole asset class.
+            if result[0] is not None:
+                self.observe_ack_latency(inst.asset_class, self._clock() - released[0])
             self.drain_risk_cancels(wait=False)  # a trade or a latency halt may have asked for cancels
             return result
 

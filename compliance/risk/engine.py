@@ -292,7 +292,9 @@ class RiskEngine:
             return _R_REDUCE
         lb = p.limit_bases
         limit = ins.limit if not lb or iid not in lb else scaled_limit(lb[iid], ins.vol.factor_bps, ins.lot)
-        if (worst > limit) if buy else (worst < -limit):  # only the side the order moves toward
+        # Only the side the order moves toward, and never a replace that does not add open quantity
+        # (cutting an order is allowed however far the limit has dropped below the position).
+        if ((worst > limit) if buy else (worst < -limit)) and qty > released:
             return _R_POSITION
         if not increases:
             return None  # reducing orders are never refused for margin

@@ -1,0 +1,58 @@
+"""Edges of the hub's risk decisions found by review: a latency breaker that must measure the
+hub's own delay (not a slow ledger's commit of a reject), a hub time that never goes back when the
+wall clock does, and a replace that only cuts an order, which no position limit refuses."""
+
+from __future__ import annotations
+
+from compliance.fees import Month
+from compliance.risk.events import Scope
+from hub.core import Hub
+from hub.journal import InMemoryJournal
+from tests.risk.support import TICK, FakeClock, P, RiskHub, hub_config
+
+
+class _SlowCommit(InMemoryJournal):
+    """Every commit takes 60 ms of hub time (a slow fdatasync)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def wait_committed(self, ticket: int, timeout: float | None = None) -> None:
+        self.clock.advance(60_000_000)
+
+
+def test_refused_orders_on_a_slow_ledger_do_not_trip_the_latency_breaker() -> None:
+    clock = FakeClock()
+    rh = RiskHub(hub_config(), clock)
+    rh.hub.scheduler.close()
+    rh.hub = Hub(rh.config, _SlowCommit(clock), clock=clock)
+    try:
+        for _ in range(3):
+            refused = rh.buy("scalper-1", "AAPL", P * 2, 1)  # far outside the price band
+            assert not refused.accepted and refused.text == "PRICE_BAND"
+        assert rh.hub.risk.kill_mode(Scope.ASSET_CLASS, "EQUITY") == 0  # nothing halted the class
+    finally:
+        rh.hub.scheduler.close()
+
+
+def test_hub_time_never_goes_back_when_the_wall_clock_does() -> None:
+    february = Month(2026, 2).start_ns
+    clock = FakeClock(february + 1_000_000)
+    rh = RiskHub(hub_config(), clock)
+    rh.trade("AAPL", P, 1, "inst-1", "scalper-1")
+    clock.now = february - 1_000_000  # NTP steps the clock back into January
+    maker = rh.sell("scalper-1", "AAPL", P, 1)
+    taker = rh.buy("inst-1", "AAPL", P, 1)  # the fee engine would have raised going back a month
+    assert maker.accepted and taker.accepted and len(taker.trades()) == 1
+    assert taker.outcome.ts >= february + 1_000_000
+    times = [e.ts for e in rh.hub.journal.entries()]
+    assert times == sorted(times)
+
+
+def test_a_replace_that_cuts_an_order_passes_a_position_limit_lowered_below_it() -> None:
+    rh = RiskHub(hub_config())
+    order = rh.buy("scalper-1", "AAPL", P - 10 * TICK, 500).order_id
+    rh.hub.set_position_limit(rh.who["operator"], "scalper-1", 1, 100)
+    assert rh.replace("scalper-1", "AAPL", order, P - 10 * TICK, 400).reason == 0
+    assert rh.replace("scalper-1", "AAPL", order, P - 10 * TICK, 450).text == "POSITION_LIMIT"  # adds: refused
