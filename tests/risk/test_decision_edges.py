@@ -56,3 +56,35 @@ def test_a_replace_that_cuts_an_order_passes_a_position_limit_lowered_below_it()
     rh.hub.set_position_limit(rh.who["operator"], "scalper-1", 1, 100)
     assert rh.replace("scalper-1", "AAPL", order, P - 10 * TICK, 400).reason == 0
     assert rh.replace("scalper-1", "AAPL", order, P - 10 * TICK, 450).text == "POSITION_LIMIT"  # adds: refused
+
+
+def test_a_fee_statement_is_computed_without_holding_the_sequencer(monkeypatch) -> None:
+    """Any participant may ask for its statement; scanning every fee record with the sequencer
+    held stopped all order entry meanwhile (270 ms with a million records)."""
+    import threading
+
+    import hub.core as core
+
+    rh = RiskHub(hub_config())
+    rh.trade("AAPL", P, 1, "inst-1", "scalper-1")
+    scanning, free = threading.Event(), []
+
+    def try_sequencer() -> None:
+        got = rh.hub._lock.acquire(timeout=1)
+        free.append(got)
+        if got:
+            rh.hub._lock.release()
+
+    def slow_statement(*args, **kwargs):
+        scanning.set()
+        other = threading.Thread(target=try_sequencer)  # an order arriving meanwhile
+        other.start()
+        other.join(5)
+        return "statement"
+
+    monkeypatch.setattr(core, "participant_statement", slow_statement)
+    result = []
+    reader = threading.Thread(target=lambda: result.append(rh.hub.statement("inst-1", Month(2026, 1))))
+    reader.start()
+    reader.join(10)
+    assert scanning.is_set() and result == ["statement"] and free == [True]
