@@ -1188,6 +1188,8 @@ class Hub:
                 self.risk.on_order_replaced(ts, ev.order_id, ev.price, ev.remaining)
                 meta = orders[ev.order_id]
                 meta.price = ev.price
+                if not ev.priority_kept:  # back of the queue as a new order: its resting time starts again
+                    meta.entry_ns = ts
                 self._deliver(meta, _report(meta, ev.order_id, ev.seq, ts, cpb.EXEC_REPLACED, price=ev.price,
                                             leaves_quantity=ev.remaining), session_id, caller, outcome)
             elif t is Rejected and ev.command_kind == CommandKind.NEW_ORDER:

@@ -247,3 +247,19 @@ def test_hold_mode_a_held_replace_is_refused_if_the_instrument_was_halted_meanwh
     h.release(order.ts + MIN_REST)
     assert held.result(timeout=10).reason == cpb.REJECT_INSTRUMENT_HALTED
     _assert_untouched(h, order.order_id)
+
+
+def test_a_replace_that_loses_priority_restarts_the_resting_time_and_one_that_keeps_it_does_not(make_hub):
+    """A new price (or more quantity) puts the order at the back of the queue like a new one, so it
+    must rest again: otherwise one wait of 50 us lets a scalper re-price and pull it at will."""
+    h = make_hub(FairnessConfig(min_resting_mode=RestingMode.REJECT))
+    order = _rest(h)
+    h.clock.now = order.ts + MIN_REST
+    assert h.call(h.replace, "scalper-1", "AAPL", order.order_id, P + TICK, 10).reason == 0  # priority lost
+    repriced_at = h.clock.now
+    h.clock.now = repriced_at + 1
+    assert h.call(h.cancel, "scalper-1", "AAPL", order.order_id).reason == 601
+    h.clock.now = repriced_at + MIN_REST
+    assert h.call(h.replace, "scalper-1", "AAPL", order.order_id, P + TICK, 9).reason == 0  # priority kept
+    h.clock.now += 1
+    assert h.call(h.cancel, "scalper-1", "AAPL", order.order_id).reason == 0  # it has rested since the re-price
