@@ -297,6 +297,8 @@ def _post_trade_json(fees: list[str], fixed: list[str]) -> bytes:
 
 
 _EXECUTION_REPORT = cpb.ExecutionReport
+_SIDES = (int(Side.BUY), int(Side.SELL))
+_IMMEDIATE = (int(TimeInForce.IOC), int(TimeInForce.FOK))
 
 
 def _report(meta: OrderMeta, order_id: int, seq: int, ts: int, exec_type: int, price: int = 0,
@@ -1310,14 +1312,20 @@ class Hub:
         min_rest = self.fairness.min_resting_ns(pclass, spec.order_type, spec.post_only, spec.quantity)
 
         def build(seq: int, ts: int) -> list[Command]:
-            return [NewOrder(seq, ts, inst.instrument_id, seq, account, spec.side, spec.order_type,
-                             spec.time_in_force, spec.price, spec.quantity, spec.display_quantity,
+            order_type, price = spec.order_type, spec.price
+            if order_type == OrderType.MARKET and price == 0 and spec.side in _SIDES and spec.time_in_force in _IMMEDIATE:
+                # Price protection: a market order goes to the engine as a limit order at the edge of
+                # the price band (where the risk check priced it), decided now, at sequencing, and
+                # journaled as such: it never trades outside the band, at whatever price rests there.
+                order_type, price = OrderType.LIMIT, self.risk.protected_price(inst.instrument_id, spec.side)
+            return [NewOrder(seq, ts, inst.instrument_id, seq, account, spec.side, order_type,
+                             spec.time_in_force, price, spec.quantity, spec.display_quantity,
                              int(spec.post_only), stp)]
 
         def register(commands: list[Command]) -> None:
             cmd = commands[0]
             meta = OrderMeta(who.participant_id, spec.client_order_id, session_id, inst.instrument_id, inst.symbol,
-                             spec.side, account, spec.price, spec.time_in_force, spec.display_quantity,
+                             spec.side, account, cmd.price, spec.time_in_force, spec.display_quantity,
                              entry_ns=cmd.ts, min_rest_ns=min_rest)
             self._register(cmd.order_id, meta)
             self._enter_risk(cmd, meta)

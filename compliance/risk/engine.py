@@ -848,6 +848,17 @@ class RiskEngine:
     def reference_price(self, instrument_id: int) -> int:
         return self._inst[instrument_id].ref
 
+    def protected_price(self, instrument_id: int, side: int) -> int:
+        """The furthest price a market order may trade at: the price band's edge on its side (the
+        price ``check_order`` decides a market order at), on the tick grid inside the band, and never
+        below one tick. The hub sends market orders to the engine as limit orders at this price."""
+        ins = self._inst[instrument_id]
+        width = ins.ref * ins.band_bps // 10_000
+        tick = ins.inst.tick_size
+        if side == _BUY:
+            return max(tick, (ins.ref + width) // tick * tick)
+        return max(tick, -(-(ins.ref - width) // tick) * tick)
+
     def limit_factor_bps(self, instrument_id: int) -> int:
         return self._inst[instrument_id].vol.factor_bps
 

@@ -88,3 +88,29 @@ def test_a_fee_statement_is_computed_without_holding_the_sequencer(monkeypatch) 
     reader.start()
     reader.join(10)
     assert scanning.is_set() and result == ["statement"] and free == [True]
+
+
+def test_a_market_order_never_trades_outside_the_price_band() -> None:
+    """It is decided at the band edge and, price-protected, sent to the engine as a limit order
+    there: an ask a move of the reference left outside the band is not hit at its own price."""
+    from hub.v1 import common_pb2 as cpb
+    from matching.types import NewOrder, OrderType, decode_commands
+    from tests.risk.support import SEC
+
+    rh = RiskHub(hub_config())
+    far = P * 104 // 100 // TICK * TICK  # +4 %: inside the 5 % band when it entered
+    assert rh.sell("mm-1", "AAPL", far, 5).accepted
+    rh.clock.advance(SEC)
+    rh.trade("AAPL", P * 96 // 100 // TICK * TICK, 1, "scalper-1", "scalper-2")  # the reference drops 4 %
+    ref = rh.hub.risk.reference_price(1)
+    assert far > ref * 105 // 100  # the resting ask is now outside the band
+    market = rh.buy("inst-1", "AAPL", 0, 5, order_type=cpb.MARKET, tif=cpb.IOC)
+    assert market.accepted and market.trades() == []
+    assert rh.hub.risk.reference_price(1) == ref
+    (command,) = decode_commands(rh.hub.journal.entries()[-1].commands)
+    assert type(command) is NewOrder and command.order_type == OrderType.LIMIT
+    assert command.price == rh.hub.risk.protected_price(1, cpb.BUY) <= ref * 105 // 100
+    inside = rh.sell("mm-1", "AAPL", command.price, 5)  # at the band edge it trades, as a market order should
+    assert inside.accepted
+    assert [t.price for t in rh.buy("inst-1", "AAPL", 0, 5, order_type=cpb.MARKET, tif=cpb.IOC).trades()] == [
+        command.price]
