@@ -373,6 +373,7 @@ class Hub:
         self._drop_copies: dict[str, list[ReportQueue]] = defaultdict(list)
         self._sessions: dict[str, SessionState] = {}  # live streams
         self._open_sessions: dict[str, tuple[str, bool]] = {}  # journaled: id -> (participant, cancel on disc.)
+        self._closing: set[str] = set()  # sessions their own close_session is closing now
         self._halted_symbols: set[int] = set()
         self._halted_classes: set[AssetClass] = set()
         self._hub_halted = False
@@ -451,6 +452,7 @@ class Hub:
                 try:
                     self.risk_tick()
                     self.maybe_checkpoint()
+                    self.close_sessions_left_open()
                 except Exception:  # noqa: BLE001 - a failing ledger is reported by its own status
                     pass
         self._stop_checkpointer.clear()
@@ -1659,17 +1661,31 @@ class Hub:
         """End a session; with cancel-on-disconnect, cancel its DAY orders. Returns the count."""
         with self._lock:
             self._sessions.pop(session.session_id, None)
+            self._closing.add(session.session_id)
             session.outbox.close()
         # The DAY orders go first, then the close is recorded: a hub that stops (or whose ledger
         # fails) in between still finds the session open, with cancel-on-disconnect, in its ledger
         # and cancels what is left at its next start. (Recorded first, a close whose cancels never
         # ran left those orders resting for good.)
-        cancelled = self._cancel_day_orders(who, session.session_id) if session.cancel_on_disconnect else 0
         try:
-            self._record(EntryKind.ADMIN, who.participant_id, {"action": "session_close", "session": session.session_id})
-        except HubUnavailableError:
-            pass  # left open in the ledger: the next start closes it and applies its option
-        return cancelled
+            cancelled = self._cancel_day_orders(who, session.session_id) if session.cancel_on_disconnect else 0
+            try:
+                self._record(EntryKind.ADMIN, who.participant_id,
+                             {"action": "session_close", "session": session.session_id})
+            except HubUnavailableError:
+                pass  # left open in the ledger: close_sessions_left_open finishes it once it can record
+            return cancelled
+        finally:
+            with self._lock:
+                self._closing.discard(session.session_id)
+
+    def close_sessions_left_open(self) -> int:
+        """Finish the close of sessions whose own close the ledger refused (the checkpointer calls
+        this): their cancel-on-disconnect applies as soon as the hub can record again, not only at
+        its next start. Returns the DAY orders cancelled."""
+        if not self.accepting or not self.journal.available or not self.sessions_left_open():
+            return 0
+        return self.cancel_orphaned_sessions()
 
     def _cancel_day_orders(self, who: Identity, session_id: str) -> int:
         with self._lock:
@@ -1689,7 +1705,7 @@ class Hub:
         """(session id, participant id, cancel-on-disconnect) of journaled sessions with no close."""
         with self._lock:
             return [(sid, pid, cod) for sid, (pid, cod) in sorted(self._open_sessions.items())
-                    if sid not in self._sessions]
+                    if sid not in self._sessions and sid not in self._closing]
 
     def cancel_orphaned_sessions(self) -> int:
         """After recovery: sessions open when the hub stopped are gone; apply their option."""

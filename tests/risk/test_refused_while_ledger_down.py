@@ -124,3 +124,22 @@ def test_a_halt_reaches_subscribers_only_behind_its_record(tmp_path) -> None:
         assert ticket == rh.hub.last_ticket > 0  # the halt record's own ticket
     finally:
         rh.stop()
+
+
+def test_a_session_close_the_ledger_refused_is_finished_once_it_can_record() -> None:
+    """Its cancel-on-disconnect applied only at the next start: the DAY orders of a client that had
+    gone rested on meanwhile. The checkpointer's pass finishes the close as soon as it can."""
+    rh = RiskHub(hub_config())
+    who = rh.who["scalper-1"]
+    session = rh.hub.open_session(who, cancel_on_disconnect=True)
+    day = rh.buy("scalper-1", "AAPL", P - 10 * TICK, 5, tif=cpb.DAY, session_id=session.session_id)
+    gtc = rh.buy("scalper-1", "AAPL", P - 11 * TICK, 5, tif=cpb.GTC, session_id=session.session_id)
+    rh.hub.accepting = False  # the ledger refuses, just as the client goes
+    assert rh.hub.close_session(who, session) == 0
+    assert rh.hub.close_sessions_left_open() == 0  # still refusing: nothing yet
+    rh.hub.accepting = True
+    assert rh.hub.sessions_left_open() == [(session.session_id, "scalper-1", True)]
+    assert rh.hub.close_sessions_left_open() == 1
+    assert day.order_id not in rh.resting_ids() and gtc.order_id in rh.resting_ids()  # DAY only
+    assert rh.hub.sessions_left_open() == []
+    assert rh.hub.close_sessions_left_open() == 0  # and only once
