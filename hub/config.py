@@ -83,6 +83,10 @@ class NetworkConfig:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LimitsConfig:
     max_quotes_per_message: int = 500
+    # MassQuote messages per participant (token bucket, the gateway's own: replay needs none, since
+    # a refused message is journaled as a gateway reject). Quote orders take no order-rate tokens.
+    mass_quotes_per_second: int = 500
+    mass_quote_burst: int = 500
     client_order_id_max_length: int = 64
     execution_history: int = 100_000  # per participant, for Account.GetExecutions
     market_data_queue: int = 10_000  # updates buffered per subscriber before it must resync
@@ -147,7 +151,8 @@ class HubConfig:
                 raise ConfigError("ledger.post_quantum needs ML-DSA, which the installed cryptography lacks")
         if self.ledger.checkpoint_every <= 0 or self.ledger.checkpoint_interval_ms <= 0:
             raise ConfigError("ledger.checkpoint_every and ledger.checkpoint_interval_ms must be positive")
-        for name in ("max_quotes_per_message", "client_order_id_max_length", "execution_history",
+        for name in ("max_quotes_per_message", "mass_quotes_per_second", "mass_quote_burst",
+                     "client_order_id_max_length", "execution_history",
                      "market_data_queue"):
             if getattr(self.limits, name) <= 0:
                 raise ConfigError(f"limits.{name} must be positive")

@@ -25,7 +25,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
-from compliance.risk import RiskEngine
+from compliance.risk import RiskEngine, ratelimit
 from compliance.risk.breakers import LatencyMonitor
 from compliance.risk.events import (
     CancelCause,
@@ -374,6 +374,7 @@ class Hub:
         self._sessions: dict[str, SessionState] = {}  # live streams
         self._open_sessions: dict[str, tuple[str, bool]] = {}  # journaled: id -> (participant, cancel on disc.)
         self._closing: set[str] = set()  # sessions their own close_session is closing now
+        self._quote_buckets: dict[str, list[int]] = {}  # participant -> mass-quote message bucket (live only)
         self._halted_symbols: set[int] = set()
         self._halted_classes: set[AssetClass] = set()
         self._hub_halted = False
@@ -1499,6 +1500,21 @@ class Hub:
                 count += sum(ev.cancelled_count for ev in outcome.events if type(ev) is MassCancelReport)
         return count, 0, ""
 
+    def _take_mass_quote_token(self, participant_id: str) -> bool:
+        """The participant's mass-quote message bucket (quote orders take no order-rate tokens, so
+        without it one participant could send messages without limit). The gateway's own, like a
+        connection limit: a refused message is journaled as a gateway reject, so replay needs no
+        bucket."""
+        limits = self.config.limits
+        rate, capacity = limits.mass_quotes_per_second, limits.mass_quote_burst * ratelimit.TOKEN
+        with self._lock:
+            now = self._clock()
+            bucket = self._quote_buckets.get(participant_id)
+            if ratelimit.level(bucket, now, rate, capacity) < ratelimit.TOKEN:
+                return False
+            self._quote_buckets[participant_id] = ratelimit.take(bucket, now, rate, capacity)
+            return True
+
     def _plan_quote_sides(self, who: Identity, session_id: str, entries: list[tuple[int, QuoteSpec, Instrument]],
                           replaced: dict[int, list[int]], plan: list[tuple[str, int, int, int, int, int]],
                           results: dict[int, list]) -> None:
@@ -1554,6 +1570,10 @@ class Hub:
             self._gateway_reject(who, "mass_quote", GatewayReject.ACCOUNT_NOT_PERMITTED, "not your account",
                                  {"account": account})
             return [], [], GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours"
+        if not self._take_mass_quote_token(who.participant_id):
+            text = f"more than {self.config.limits.mass_quotes_per_second} mass quotes per second"
+            self._gateway_reject(who, "mass_quote", RiskReject.SESSION_RATE, text, {"quotes": len(quotes)})
+            return [], [], RiskReject.SESSION_RATE, text
         stp = int(who.default_stp)
         results: dict[int, list] = {}
         groups: dict[AssetClass, list[tuple[int, QuoteSpec, Instrument]]] = defaultdict(list)

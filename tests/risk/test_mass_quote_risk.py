@@ -220,3 +220,28 @@ def test_a_quote_side_refused_on_its_own_fields_counts_for_nothing_and_replays_a
     assert (rh.hub.state_digest_bytes(), rh.hub.risk.state_digest(), rh.hub.risk.position(MM, AAPL),
             rh.resting_ids()) == before
     rh.hub.risk.verify()
+
+
+def test_mass_quote_messages_are_rate_limited_per_participant(make_hub) -> None:
+    """Quote orders take no order-rate tokens, so the messages are limited instead: the burst
+    passes, the next message in the same instant is refused (SESSION_RATE, journaled, nothing
+    sequenced), and the bucket refills with hub time."""
+    from dataclasses import replace
+
+    from hub.config import LimitsConfig
+    from hub.journal import EntryKind
+
+    rh = make_hub()
+    rh.hub.config = replace(rh.hub.config, limits=LimitsConfig(mass_quotes_per_second=10, mass_quote_burst=3))
+    quote = QuoteSpec("AAPL", P - 100, 100, P + 100, 100)
+    for _ in range(3):
+        assert _quote(rh, quote) == [(0, 0)]
+    sequenced = rh.hub.last_sequence
+    _, rows, reason, text = rh.hub.mass_quote(rh.who[MM], [quote], 0)
+    assert reason == RiskReject.SESSION_RATE and rows == [] and "10 mass quotes per second" in text
+    last = rh.hub.journal.entries()[-1]
+    assert last.kind == EntryKind.GATEWAY_REJECT and rh.hub.last_sequence == sequenced + 1  # only the reject
+    _, _, reason, _ = rh.hub.mass_quote(rh.who["scalper-1"], [quote], 0)
+    assert reason == 0  # another participant's bucket
+    rh.clock.advance(100_000_000)  # one message's worth at 10/s
+    assert _quote(rh, quote) == [(0, 0)]
