@@ -443,6 +443,11 @@ class Hub:
         self._last_ts = now
         return now
 
+    def _hub_time_now(self) -> int:
+        """``_hub_time`` for a time written into a record's detail (taken before its sequencing)."""
+        with self._lock:
+            return self._hub_time()
+
     def clock(self) -> int:
         return self._clock()
 
@@ -774,7 +779,7 @@ class Hub:
                                       else engine.cancel_orders_columns(seq, packed)))
             if cols.events:
                 self._seq = seq  # the engine has changed: no refusal from here on
-                cancelled_in.append((ac, seq, self._clock(), cols, risk_cancel_detail(int(ac), cols)))
+                cancelled_in.append((ac, seq, self._hub_time(), cols, risk_cancel_detail(int(ac), cols)))
         return cancelled_in
 
     def _cancel_all_in_parallel(self) -> list[_CancelledIn]:
@@ -801,7 +806,7 @@ class Hub:
         # One busy engine: nothing to hand over (a wake-up of the helper would only cost time).
         here, there = (shared_helper().beside(lambda: empty(mine), lambda: empty(theirs)) if theirs
                        else (empty(mine), []))
-        return [(ac, seq, self._clock(), cols, detail)
+        return [(ac, seq, self._hub_time(), cols, detail)
                 for ac, seq, cols, detail in sorted(here + there, key=lambda step: step[1])]
 
     def _free_cancelled(self, engines: list[MatchingEngine]) -> None:
@@ -858,6 +863,7 @@ class Hub:
         ``settle``) settled them at once."""
         with self._lock:
             self._seq = max(self._seq, seq)
+            self._last_ts = max(self._last_ts, ts)
             with self._replay_scope():
                 engine = self.engines[AssetClass(detail["asset_class"])]
                 packed = array("q", risk_cancel_orders(detail)).tobytes()
@@ -875,11 +881,12 @@ class Hub:
                 self._feed_tops(ts, decode_events(cols.others))
         return evbuf, cols
 
-    def replay_risk_settle(self, seq: int, detail: dict) -> list[int]:
+    def replay_risk_settle(self, seq: int, detail: dict, ts: int = 0) -> list[int]:
         """Recovery: redo a journaled ``risk_settle`` step; returns the orders it settled now
         (recovery checks their count and last one against the record)."""
         with self._lock:
             self._seq = max(self._seq, seq)
+            self._last_ts = max(self._last_ts, ts)
             steps = self._unsettled.take(detail["orders"])
             with self._replay_scope():
                 for cancel_seq, cancel_ts, ids in steps:
@@ -899,7 +906,7 @@ class Hub:
             pending = len(self.risk.orders_under_block())
         if not pending:
             return 0
-        self._record(EntryKind.ADMIN, "risk", {"action": "risk_resume_kill", "at": self._clock(), "orders": pending})
+        self._record(EntryKind.ADMIN, "risk", {"action": "risk_resume_kill", "at": self._hub_time_now(), "orders": pending})
         self.drain_risk_cancels()
         return pending
 
@@ -936,7 +943,7 @@ class Hub:
             target = AssetClass(asset_class).name
             if self.risk.kill_mode(Scope.ASSET_CLASS, target) >= KillMode.BLOCK:
                 return  # already halted: nothing new to journal
-            kill = KillSwitchActivated(ts=self._clock(), scope=Scope.ASSET_CLASS, target=target, mode=KillMode.BLOCK,
+            kill = KillSwitchActivated(ts=self._hub_time_now(), scope=Scope.ASSET_CLASS, target=target, mode=KillMode.BLOCK,
                                        reason=KillReason.LATENCY, operator="latency-monitor")
             try:
                 self._record(EntryKind.ADMIN, "risk", {"action": "risk_kill_record", "record": kill.record(),
@@ -955,7 +962,7 @@ class Hub:
         settle steps: its state digest reads every resting order (about 7 ms with 10,000 of them)
         and would hold back the cancels."""
         seq, _, ticket = self._record_uncommitted(EntryKind.ADMIN, who.participant_id, {
-            "action": "risk_kill", "at": self._clock(), "scope": int(scope), "target": target, "mode": int(mode),
+            "action": "risk_kill", "at": self._hub_time_now(), "scope": int(scope), "target": target, "mode": int(mode),
             "operator": who.participant_id, "note": note}, checkpoint=False)
         self.drain_risk_cancels()
         self.journal.wait_committed(ticket)
@@ -963,13 +970,13 @@ class Hub:
 
     def lift(self, who: Identity, scope: int, target: str) -> int:
         seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
-            "action": "risk_lift", "at": self._clock(), "scope": int(scope), "target": target,
+            "action": "risk_lift", "at": self._hub_time_now(), "scope": int(scope), "target": target,
             "operator": who.participant_id})
         return seq
 
     def set_position_limit(self, who: Identity, participant: str, instrument_id: int, base: int | None) -> int:
         seq, _ = self._record(EntryKind.ADMIN, who.participant_id, {
-            "action": "risk_limit", "at": self._clock(), "participant": participant, "instrument_id": instrument_id,
+            "action": "risk_limit", "at": self._hub_time_now(), "participant": participant, "instrument_id": instrument_id,
             "base": base})
         return seq
 

@@ -123,7 +123,7 @@ def _replay_risk_cancel(hub: Hub, idx: int, rec, detail: dict) -> None:
 def _replay_risk_settle(hub: Hub, idx: int, rec, detail: dict) -> None:
     """A ``risk_settle`` step: settle the oldest unsettled risk cancels again; they must be as many
     as the record says, ending with the order it names."""
-    settled = hub.replay_risk_settle(rec.seq, detail)
+    settled = hub.replay_risk_settle(rec.seq, detail, rec.hub_time_ns)
     if len(settled) != detail["orders"] or not settled or settled[-1] != detail["last_order"]:
         raise RecoveryError(f"record {idx} (seq {rec.seq}) settles other risk cancels than the ledger's "
                             "earlier risk-cancel steps left unsettled")

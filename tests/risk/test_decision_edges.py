@@ -4,6 +4,8 @@ wall clock does, and a replace that only cuts an order, which no position limit 
 
 from __future__ import annotations
 
+import json
+
 from compliance.fees import Month
 from compliance.risk.events import Scope
 from hub.core import Hub
@@ -46,8 +48,13 @@ def test_hub_time_never_goes_back_when_the_wall_clock_does() -> None:
     taker = rh.buy("inst-1", "AAPL", P, 1)  # the fee engine would have raised going back a month
     assert maker.accepted and taker.accepted and len(taker.trades()) == 1
     assert taker.outcome.ts >= february + 1_000_000
-    times = [e.ts for e in rh.hub.journal.entries()]
+    rh.sell("scalper-1", "AAPL", P + TICK, 1)
+    rh.kill(Scope.PARTICIPANT, "scalper-1")  # its record's time and its cancel steps' too
+    entries = rh.hub.journal.entries()
+    times = [e.ts for e in entries]
     assert times == sorted(times)
+    kill = next(e for e in entries if e.detail and b'"risk_kill"' in e.detail)
+    assert json.loads(kill.detail)["at"] >= february + 1_000_000
 
 
 def test_a_replace_that_cuts_an_order_passes_a_position_limit_lowered_below_it() -> None:
