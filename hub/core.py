@@ -374,6 +374,7 @@ class Hub:
         self._sessions: dict[str, SessionState] = {}  # live streams
         self._open_sessions: dict[str, tuple[str, bool]] = {}  # journaled: id -> (participant, cancel on disc.)
         self._closing: set[str] = set()  # sessions their own close_session is closing now
+        self._closes_refused = False  # a session close the ledger refused waits for close_sessions_left_open
         self._quote_buckets: dict[str, list[int]] = {}  # participant -> mass-quote message bucket (live only)
         self._halted_symbols: set[int] = set()
         self._halted_classes: set[AssetClass] = set()
@@ -994,7 +995,7 @@ class Hub:
         if order_fields_refused(inst, spec.side, spec.order_type, spec.time_in_force, spec.price, spec.quantity,
                                 spec.display_quantity, int(spec.post_only)):
             return None
-        return self._check_risk(self._clock(), who.participant_id, session_id, inst.instrument_id, spec.side,
+        return self._check_risk(self._hub_time_now(), who.participant_id, session_id, inst.instrument_id, spec.side,
                                 spec.order_type, spec.price, spec.quantity)
 
     def _kill_switch_refuses(self, who: Identity, inst: Instrument, spec: OrderSpec) -> RiskReject | None:
@@ -1059,7 +1060,7 @@ class Hub:
             self._seq = max(self._seq, seq)
             self._last_ts = max(self._last_ts, ts)
             if kind == EntryKind.CONFIG:
-                self._config_participants(detail)  # the fee payers in force from this record on
+                self._config_participants(detail, ts)  # the fee payers in force from this record on
             if kind == EntryKind.ADMIN:
                 self._replaying = True
                 try:
@@ -1109,16 +1110,16 @@ class Hub:
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.CONFIG, "hub", 0, detail=detail))
-            self._config_participants(detail)
+            self._config_participants(detail, ts)
         self.journal.wait_committed(ticket)
         return seq
 
-    def _config_participants(self, detail: bytes | dict) -> None:
+    def _config_participants(self, detail: bytes | dict, ts: int) -> None:
         raw = json.loads(detail) if isinstance(detail, bytes | str) else detail
-        self._register_fee_payers({p["id"]: p["class"] for p in raw.get("participants", ())})
+        self._register_fee_payers({p["id"]: p["class"] for p in raw.get("participants", ())}, ts)
 
-    def _register_fee_payers(self, classes: dict[str, str]) -> None:
-        self.fees.set_participants({pid: cls for pid, cls in classes.items() if cls in FEE_CLASSES})
+    def _register_fee_payers(self, classes: dict[str, str], ts: int | None = None) -> None:
+        self.fees.set_participants({pid: cls for pid, cls in classes.items() if cls in FEE_CLASSES}, ts)
 
     def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict,
                         arrival_ns: int = 0) -> tuple[int, int]:
@@ -1461,7 +1462,7 @@ class Hub:
             if new_values is not None:
                 probe = Replace(0, 0, inst.instrument_id, order_id, account, *new_values)
                 refused = (None if validation.check_replace(probe, inst) is not None else self.risk.check_replace(
-                    self._clock(), who.participant_id, session_id, order_id, *new_values))
+                    self._hub_time_now(), who.participant_id, session_id, order_id, *new_values))
                 if refused is not None:
                     return self._refuse_for_risk(who, what, refused, {"symbol": inst.symbol, "order_id": order_id},
                                                  arrival)
@@ -1534,7 +1535,8 @@ class Hub:
         before the engine runs: the sequenced commands then enter risk at registration
         (``on_quotes_entered``: ``_enter_risk``'s calls in one) and through the engine's Cancelled
         events, as replay enters them, so a message that fails to sequence leaves risk untouched."""
-        pid, risk_check, clock, fields_refused = who.participant_id, self._check_risk, self._clock, order_fields_refused
+        pid, risk_check, fields_refused = who.participant_id, self._check_risk, order_fields_refused
+        now = self._hub_time()  # one hub time for the message's checks (sequencer held)
         limit, gtc = int(OrderType.LIMIT), int(TimeInForce.GTC)
         hold = self.risk.hold(pid)
         try:
@@ -1553,7 +1555,7 @@ class Hub:
                     if fields_refused(inst, side, limit, gtc, px, qty, 0, 1):
                         plan.append(("refused", index, iid, side, px, qty))  # the engine rejects it
                         continue
-                    refused = risk_check(clock(), pid, session_id, iid, side, limit, px, qty, 0, False)
+                    refused = risk_check(now, pid, session_id, iid, side, limit, px, qty, 0, False)
                     if refused is not None:
                         row[reason_slot] = int(refused)
                     else:
@@ -1685,23 +1687,24 @@ class Hub:
         session.cancel_on_disconnect = enabled
 
     def close_session(self, who: Identity, session: SessionState) -> int:
-        """End a session; with cancel-on-disconnect, cancel its DAY orders. Returns the count."""
+        """End a session; with cancel-on-disconnect, cancel its DAY orders. Returns the count.
+        Raises HubUnavailableError when the ledger refused a cancel or the close: the session then
+        stays open in the ledger, and ``close_sessions_left_open`` finishes it once it can record."""
         with self._lock:
             self._sessions.pop(session.session_id, None)
             self._closing.add(session.session_id)
             session.outbox.close()
-        # The DAY orders go first, then the close is recorded: a hub that stops (or whose ledger
-        # fails) in between still finds the session open, with cancel-on-disconnect, in its ledger
-        # and cancels what is left at its next start. (Recorded first, a close whose cancels never
-        # ran left those orders resting for good.)
+        # The DAY orders go first, then the close is recorded, and only if every cancel was: a hub
+        # that stops (or whose ledger refuses) in between still finds the session open, with
+        # cancel-on-disconnect, in its ledger and cancels what is left. (Recorded regardless, a
+        # close whose cancels never ran left those orders resting for good.)
         try:
             cancelled = self._cancel_day_orders(who, session.session_id) if session.cancel_on_disconnect else 0
-            try:
-                self._record(EntryKind.ADMIN, who.participant_id,
-                             {"action": "session_close", "session": session.session_id})
-            except HubUnavailableError:
-                pass  # left open in the ledger: close_sessions_left_open finishes it once it can record
+            self._record(EntryKind.ADMIN, who.participant_id, {"action": "session_close", "session": session.session_id})
             return cancelled
+        except HubUnavailableError:
+            self._closes_refused = True
+            raise
         finally:
             with self._lock:
                 self._closing.discard(session.session_id)
@@ -1709,22 +1712,27 @@ class Hub:
     def close_sessions_left_open(self) -> int:
         """Finish the close of sessions whose own close the ledger refused (the checkpointer calls
         this): their cancel-on-disconnect applies as soon as the hub can record again, not only at
-        its next start. Returns the DAY orders cancelled."""
-        if not self.accepting or not self.journal.available or not self.sessions_left_open():
+        its next start. Returns the DAY orders cancelled. Nothing to do (the usual case) costs a
+        flag read."""
+        if not self._closes_refused or not self.accepting or not self.journal.available:
             return 0
-        return self.cancel_orphaned_sessions()
+        self._closes_refused = False
+        try:
+            return self.cancel_orphaned_sessions()
+        except HubUnavailableError:
+            self._closes_refused = True
+            raise
 
     def _cancel_day_orders(self, who: Identity, session_id: str) -> int:
+        """Cancel a session's DAY orders; raises HubUnavailableError if the ledger refuses one
+        (the session's close must then not be recorded)."""
         with self._lock:
             doomed = [(oid, m) for oid, m in self._orders.items()
                       if m.session_id == session_id and m.time_in_force == TimeInForce.DAY]
         cancelled = 0
         for order_id, meta in doomed:
-            try:
-                outcome, reason, _ = self._settle(_unheld(self._amend(who, "cancel", meta.symbol, order_id, "", None,
-                                                                      enforce_resting=False)))
-            except HubUnavailableError:
-                break
+            outcome, reason, _ = self._settle(_unheld(self._amend(who, "cancel", meta.symbol, order_id, "", None,
+                                                                  enforce_resting=False)))
             cancelled += outcome is not None and not reason
         return cancelled
 
@@ -1735,7 +1743,9 @@ class Hub:
                     if sid not in self._sessions and sid not in self._closing]
 
     def cancel_orphaned_sessions(self) -> int:
-        """After recovery: sessions open when the hub stopped are gone; apply their option."""
+        """Sessions the ledger holds open that no stream serves (at recovery: open when the hub
+        stopped; live: their own close was refused): apply their option, then record the close.
+        Raises HubUnavailableError, leaving the rest open, if the ledger refuses."""
         identities = {p.id: Identity.of(p) for p in self.config.participants}
         cancelled = 0
         for sid, pid, cod in self.sessions_left_open():

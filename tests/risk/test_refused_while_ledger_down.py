@@ -135,7 +135,8 @@ def test_a_session_close_the_ledger_refused_is_finished_once_it_can_record() -> 
     day = rh.buy("scalper-1", "AAPL", P - 10 * TICK, 5, tif=cpb.DAY, session_id=session.session_id)
     gtc = rh.buy("scalper-1", "AAPL", P - 11 * TICK, 5, tif=cpb.GTC, session_id=session.session_id)
     rh.hub.accepting = False  # the ledger refuses, just as the client goes
-    assert rh.hub.close_session(who, session) == 0
+    with pytest.raises(HubUnavailableError):  # the stream ends UNAVAILABLE: the client cannot rely on it
+        rh.hub.close_session(who, session)
     assert rh.hub.close_sessions_left_open() == 0  # still refusing: nothing yet
     rh.hub.accepting = True
     assert rh.hub.sessions_left_open() == [(session.session_id, "scalper-1", True)]
@@ -143,3 +144,26 @@ def test_a_session_close_the_ledger_refused_is_finished_once_it_can_record() -> 
     assert day.order_id not in rh.resting_ids() and gtc.order_id in rh.resting_ids()  # DAY only
     assert rh.hub.sessions_left_open() == []
     assert rh.hub.close_sessions_left_open() == 0  # and only once
+
+
+def test_a_session_close_whose_cancel_the_ledger_refused_once_is_not_recorded_as_closed() -> None:
+    """One DAY order's cancel refused, the ledger fine again a moment later: the close must not be
+    recorded (nothing would ever cancel the order after it); the next pass finishes it."""
+    rh = RiskHub(hub_config())
+    hub = rh.hub
+    who = rh.who["scalper-1"]
+    session = hub.open_session(who, cancel_on_disconnect=True)
+    day = rh.buy("scalper-1", "AAPL", P - 10 * TICK, 5, tif=cpb.DAY, session_id=session.session_id)
+    original = hub._amend
+
+    def refused_once(*args, **kwargs):
+        hub._amend = original
+        raise HubUnavailableError("ledger unavailable (simulated, once)")
+
+    hub._amend = refused_once
+    with pytest.raises(HubUnavailableError):
+        hub.close_session(who, session)
+    assert day.order_id in rh.resting_ids()
+    assert hub.sessions_left_open() == [(session.session_id, "scalper-1", True)]  # not recorded as closed
+    assert hub.close_sessions_left_open() == 1
+    assert day.order_id not in rh.resting_ids() and hub.sessions_left_open() == []
