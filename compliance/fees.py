@@ -881,15 +881,20 @@ class FeeEngine:
             self._unbilled.add(participant_id)
         self._classes[participant_id] = cls
 
-    def set_participants(self, classes: Mapping[str, str]) -> None:
+    def set_participants(self, classes: Mapping[str, str], hub_time_ns: int | None = None) -> None:
         """Make exactly these participants (id -> fee class) the registered ones, as a hub starting
         with that configuration registers them: new ones as ``register_participant``, a changed
         class for later charges, and ones no longer configured are billed no more (what was charged
-        stays charged)."""
+        stays charged; one configured again is billed like a newcomer, not for the months between)."""
         for pid in [pid for pid in self._classes if pid not in classes]:
             del self._classes[pid]
             self._unbilled.discard(pid)
         for pid, cls in classes.items():
+            last = self._billed.get(pid)
+            if pid not in self._classes and last is not None and hub_time_ns is not None:
+                # Configured again (at ``hub_time_ns``): billed from that month, not for the months it
+                # was away (nor twice for a month it was billed already).
+                self._billed[pid] = max(last, Month.of(hub_time_ns).previous())
             self.register_participant(pid, cls)
 
     def advance(self, hub_time_ns: int) -> tuple[FixedFeeCharge, ...]:

@@ -671,3 +671,18 @@ def test_a_month_outside_hub_time_or_malformed_is_refused_as_a_value_error(label
 
 def test_the_first_and_last_months_of_hub_time_parse() -> None:
     assert Month.parse("1970-01").label == "1970-01" and Month.parse("2261-12").start_ns > 0
+
+
+def test_a_participant_configured_again_is_billed_from_then_not_for_the_months_it_was_away() -> None:
+    engine = FeeEngine(DEFAULT_FEE_SCHEDULES)
+    engine.set_participants({"x": "institution"}, Month(2026, 1).start_ns)
+    january = engine.advance(Month(2026, 1).start_ns + 1)
+    assert [(c.participant_id, c.month.label) for c in january] == [("x", "2026-01")]
+    engine.set_participants({}, Month(2026, 2).start_ns + 5)  # removed at a restart in February
+    assert engine.advance(Month(2026, 3).start_ns) == ()
+    engine.set_participants({"x": "institution"}, Month(2026, 6).start_ns + 5)  # back in June
+    june = engine.advance(Month(2026, 6).start_ns + 10)
+    assert [(c.participant_id, c.month.label) for c in june] == [("x", "2026-06")]
+    engine.set_participants({}, Month(2026, 6).start_ns + 20)
+    engine.set_participants({"x": "institution"}, Month(2026, 6).start_ns + 30)  # and again, same month
+    assert engine.advance(Month(2026, 6).start_ns + 40) == ()  # not billed twice for June
