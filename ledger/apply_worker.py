@@ -112,14 +112,17 @@ class ApplyWorker:
     def apply(self, blobs: list[bytes]) -> None:
         """Insert the batches in one transaction; raises ApplyWorkerError if they were not (or if
         that is unknown: the worker died after its commit and before its answer)."""
+        fresh = False
         with self._spawn_lock:
             if self._closed:
                 raise ApplyWorkerError("ledger apply worker is closed")
             if self._proc is not None and self._proc.poll() is not None:
                 self._stop(kill=True)  # died between requests: reap it and close its pipes
             if self._proc is None:
-                self._proc = self._start()
+                self._proc, fresh = self._spawn(), True
             proc = self._proc
+        if fresh:
+            self._await_ready(proc)  # without the lock: close() can stop a worker that never gets ready
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(encode_request(blobs))
@@ -135,24 +138,25 @@ class ApplyWorker:
             raise ApplyWorkerError("ledger apply worker exited")
         raise ApplyWorkerError(reply.decode(errors="replace").removeprefix("err ").strip())
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        """A new worker, once it holds the lock (``ready``): a hub killed before its first request
-        reaches the worker leaves no request behind, and one killed after leaves a worker that holds
-        the lock, so the next hub's ``wait_for_previous_worker`` waits for its last transaction."""
+    def _spawn(self) -> subprocess.Popen[bytes]:
         # Its own session: a terminal's Ctrl-C (SIGINT to the foreground group) stops the hub,
         # which then hands the worker its last batches; the worker ends at the end of its input.
-        proc = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        return subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+
+    def _await_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait until a new worker holds the lock (``ready``): a hub killed before its first request
+        reaches the worker leaves no request behind, and one killed after leaves a worker that holds
+        the lock, so the next hub's ``wait_for_previous_worker`` waits for its last transaction."""
         assert proc.stdout is not None
         try:
             ready = proc.stdout.readline()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: close() closed its pipes meanwhile
             ready = b""
             log.warning("ledger apply worker did not start: %s", exc)
         if ready != _READY:
-            self._proc = proc
-            self._stop(kill=True)
+            if self._proc is proc:
+                self._stop(kill=True)
             raise ApplyWorkerError(f"ledger apply worker did not start (said {ready[:80]!r})")
-        return proc
 
     def close(self) -> None:
         with self._spawn_lock:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import ConfigError, HubConfig, LedgerConfig
+from ledger import apply_worker
 from ledger.acklog import AckLog, encode_batch
 from ledger.apply_worker import ApplyWorker, ApplyWorkerError, wait_for_previous_worker, worker_lock_path
 from ledger.store import LedgerJournal, ack_log_path, open_ledger
@@ -202,18 +203,62 @@ def test_a_worker_is_handed_no_request_before_it_holds_its_lock(tmp_path: Path) 
     worker = ApplyWorker(f"sqlite:///{tmp_path / 'ledger.db'}", "process", lock_path)
     held = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(held, fcntl.LOCK_EX)  # another worker, still finishing
-    started: list[object] = []
-    starter = threading.Thread(target=lambda: started.append(worker._start()))
-    starter.start()
+    requests: list[list[bytes]] = []
+    real_encode = apply_worker.encode_request
+
+    def recording_encode(blobs: list[bytes]) -> bytes:
+        requests.append(blobs)  # what apply() writes to the worker, and when
+        return real_encode(blobs)
+
+    apply_worker.encode_request = recording_encode
+    errors: list[BaseException] = []
+
+    def apply_one() -> None:
+        try:
+            worker.apply([])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    applying = threading.Thread(target=apply_one)
+    applying.start()
     try:
         time.sleep(1.0)  # ample for the worker to start and connect
-        assert not started  # no worker to hand a request to while it cannot hold the lock
+        assert worker.pid is not None and not requests  # started, but handed nothing while it cannot hold the lock
     finally:
         os.close(held)
-        starter.join(30)
-    assert started
-    worker._proc = started[0]
+        applying.join(30)
+        apply_worker.encode_request = real_encode
+    assert requests == [[]] and not errors
     worker.close()
+
+
+def test_closing_a_worker_that_never_gets_ready_does_not_hang(tmp_path: Path) -> None:
+    """A new worker waiting for the lock behind a predecessor that will not exit: close() must
+    stop it (the journal's close, and the hub's shutdown, wait for this)."""
+    lock_path = str(tmp_path / "ledger.db.acklog.worker.lock")
+    worker = ApplyWorker(f"sqlite:///{tmp_path / 'ledger.db'}", "process", lock_path)
+    held = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    failed: list[BaseException] = []
+    applying = threading.Thread(target=lambda: _catch(failed, worker.apply, []))
+    applying.start()
+    try:
+        wait_for(lambda: worker.pid is not None, what="the worker to be started")
+        closing = threading.Thread(target=worker.close)
+        closing.start()
+        closing.join(30)
+        assert not closing.is_alive()
+        applying.join(30)
+        assert not applying.is_alive() and isinstance(failed[0], ApplyWorkerError)
+    finally:
+        os.close(held)
+
+
+def _catch(into: list[BaseException], fn, *args) -> None:  # noqa: ANN001
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        into.append(exc)
 
 
 def test_a_closed_worker_is_never_started_again(tmp_path: Path) -> None:
