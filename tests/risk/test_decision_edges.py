@@ -121,3 +121,16 @@ def test_a_market_order_never_trades_outside_the_price_band() -> None:
     assert inside.accepted
     assert [t.price for t in rh.buy("inst-1", "AAPL", 0, 5, order_type=cpb.MARKET, tif=cpb.IOC).trades()] == [
         command.price]
+
+
+def test_pre_trade_checks_use_hub_time_so_a_clock_step_back_does_not_reopen_a_paused_instrument() -> None:
+    from compliance.risk import RiskReject
+    from tests.risk.support import SEC
+
+    rh = RiskHub(hub_config())
+    since = rh.clock.now
+    assert rh.buy("mm-1", "AAPL", 199_5000, 10).accepted  # a bid at the band's edge: a limit state
+    rh.clock.now = since + 15 * SEC  # held long enough: the instrument pauses
+    assert rh.buy("scalper-1", "AAPL", P, 1).reason == RiskReject.INSTRUMENT_PAUSED
+    rh.clock.now = since + 15 * SEC - 3600 * SEC  # NTP steps the wall clock back an hour
+    assert rh.buy("scalper-1", "AAPL", P, 1).reason == RiskReject.INSTRUMENT_PAUSED
