@@ -1702,7 +1702,7 @@ class Hub:
             cancelled = self._cancel_day_orders(who, session.session_id) if session.cancel_on_disconnect else 0
             self._record(EntryKind.ADMIN, who.participant_id, {"action": "session_close", "session": session.session_id})
             return cancelled
-        except HubUnavailableError:
+        except (HubUnavailableError, JournalUnavailableError):  # refused, or a commit that timed out
             self._closes_refused = True
             raise
         finally:
@@ -1719,7 +1719,7 @@ class Hub:
         self._closes_refused = False
         try:
             return self.cancel_orphaned_sessions()
-        except HubUnavailableError:
+        except (HubUnavailableError, JournalUnavailableError):
             self._closes_refused = True
             raise
 

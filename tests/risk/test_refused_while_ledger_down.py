@@ -102,6 +102,8 @@ def test_a_session_close_whose_commit_times_out_still_ends_with_its_day_orders_c
         finally:
             journal._write_lock.release()  # it catches up: whatever was queued commits
         journal.flush()
+        rh.hub.close_sessions_left_open()  # the live hub finishes the close itself
+        assert rh.hub.sessions_left_open() == [] and day.order_id not in rh.resting_ids()
         rh.restart()
         assert day.order_id not in rh.resting_ids()
         assert rh.hub.sessions_left_open() == []
