@@ -292,6 +292,13 @@ def assert_seq_gap_free(rows: list) -> None:
         prev = record_end_seq(payload)  # an entry block carries its commands' sequence numbers
 
 
+def assert_complete_ledger(db: LedgerDB, records: int) -> None:
+    """The ledger holds exactly ``records`` records, sequence numbers without a gap, and verifies."""
+    assert_seq_gap_free(db.records())
+    report = db.verify()
+    assert report.ok and report.records == records, report.failure
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:

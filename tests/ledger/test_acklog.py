@@ -17,7 +17,7 @@ from hub.journal import JournalUnavailableError
 from hub.server import run_server
 from ledger.acklog import AckLog, AckLogError, decode_batch, encode_batch, pending_records
 from ledger.store import LedgerJournal, ack_log_path
-from tests.ledger.conftest import ORIGIN, LedgerDB, assert_seq_gap_free, new_orders_in, wait_for
+from tests.ledger.conftest import ORIGIN, LedgerDB, assert_complete_ledger, assert_seq_gap_free, new_orders_in, wait_for
 from tests.ledger.test_store import _entry, _SqliteDiskFull
 
 hashes = st.binary(min_size=32, max_size=32)
@@ -139,10 +139,7 @@ def test_a_large_batch_with_nothing_logged_before_it_goes_straight_into_the_data
         assert len(ledger_db.records()) == 601 and journal.applies == 1
     finally:
         journal.close()
-    rows = ledger_db.records()
-    assert_seq_gap_free(rows)
-    report = ledger_db.verify()
-    assert report.ok and report.records == 601, report.failure
+    assert_complete_ledger(ledger_db, 601)
 
 
 def test_a_large_batch_behind_a_logged_one_is_logged_too_and_recovered_in_order(ledger_db: LedgerDB) -> None:
@@ -167,10 +164,7 @@ def test_a_large_batch_behind_a_logged_one_is_logged_too_and_recovered_in_order(
         assert len(ledger_db.records()) == 1201
     finally:
         journal.close()
-    rows = ledger_db.records()
-    assert_seq_gap_free(rows)
-    report = ledger_db.verify()
-    assert report.ok and report.records == 1201, report.failure
+    assert_complete_ledger(ledger_db, 1201)
 
 
 def test_a_log_that_does_not_follow_the_database_is_refused(ledger_db: LedgerDB) -> None:

@@ -20,7 +20,7 @@ from ledger import apply_worker
 from ledger.acklog import AckLog, encode_batch
 from ledger.apply_worker import ApplyWorker, ApplyWorkerError, wait_for_previous_worker, worker_lock_path
 from ledger.store import LedgerJournal, ack_log_path, open_ledger
-from tests.ledger.conftest import ORIGIN, LedgerDB, assert_seq_gap_free, wait_for
+from tests.ledger.conftest import ORIGIN, LedgerDB, assert_complete_ledger, wait_for
 from tests.ledger.test_store import _entry
 
 
@@ -66,10 +66,7 @@ def test_a_worker_that_dies_is_replaced_and_nothing_acknowledged_is_lost(ledger_
         assert len(ledger_db.records()) == 60
     finally:
         journal.close()
-    rows = ledger_db.records()
-    assert_seq_gap_free(rows)
-    report = ledger_db.verify()
-    assert report.ok and report.records == 60, report.failure
+    assert_complete_ledger(ledger_db, 60)
 
 
 def test_a_batch_the_database_refuses_is_reported_and_the_worker_serves_on(ledger_db: LedgerDB) -> None:
@@ -190,10 +187,7 @@ def test_a_worker_that_dies_between_its_commit_and_its_answer_leaves_the_ledger_
         assert worker.pid not in (None, first)
     finally:
         journal.close()
-    rows = ledger_db.records()
-    assert_seq_gap_free(rows)
-    report = ledger_db.verify()
-    assert report.ok and report.records == 30, report.failure
+    assert_complete_ledger(ledger_db, 30)
 
 
 def test_a_worker_is_handed_no_request_before_it_holds_its_lock(tmp_path: Path) -> None:
