@@ -423,13 +423,12 @@ class Hub:
         """Sequence numbers and hub time for ``count`` records. Refuses (changing nothing) while the
         hub cannot journal; ``refusable=False`` for a record of a change already made (the journal
         queues it whatever its storage does, and the hub refuses the next command instead)."""
-        if not refusable:
-            pass
-        elif not self.accepting:
-            raise HubUnavailableError("hub is not accepting commands")
-        elif not self.journal.available:
-            why = getattr(self.journal, "error", None) or "the ledger is closed"  # no error: it is stopping
-            raise HubUnavailableError(f"ledger unavailable, refusing new commands: {why}")
+        if refusable:
+            if not self.accepting:
+                raise HubUnavailableError("hub is not accepting commands")
+            if not self.journal.available:
+                why = getattr(self.journal, "error", None) or "the ledger is closed"  # no error: it is stopping
+                raise HubUnavailableError(f"ledger unavailable, refusing new commands: {why}")
         first = self._seq + 1
         self._seq += count
         return first, self._hub_time()
