@@ -46,7 +46,7 @@ from compliance.statements import (
     venue_revenue_summary,
 )
 from hub.auth import Identity
-from hub.config import HubConfig, Role
+from hub.config import HubConfig, ParticipantClass, Role
 from hub.fairness import FairnessReject, FairnessRules, ReleaseScheduler, RestingMode, is_liquidity_taking
 from hub.gc_policy import GcPolicy
 from hub.helper_thread import shared_helper
@@ -1115,7 +1115,15 @@ class Hub:
 
     def _config_participants(self, detail: bytes | dict, ts: int) -> None:
         raw = json.loads(detail) if isinstance(detail, bytes | str) else detail
-        self._register_fee_payers({p["id"]: p["class"] for p in raw.get("participants", ())}, ts)
+        classes = {p["id"]: p["class"] for p in raw.get("participants", ())}
+        # Classes in force from this record on; a participant it no longer names keeps its last class,
+        # so its history (trades, orders still to be cancelled) still prices and replays.
+        self._class_of.update(classes)
+        self._register_fee_payers(classes, ts)
+
+    def class_of(self, participant_id: str) -> ParticipantClass:
+        """The participant's class in force now (on replay: at the record being replayed)."""
+        return ParticipantClass(self._class_of.get(participant_id, ParticipantClass.NONE))
 
     def _register_fee_payers(self, classes: dict[str, str], ts: int | None = None) -> None:
         self.fees.set_participants({pid: cls for pid, cls in classes.items() if cls in FEE_CLASSES}, ts)
@@ -1752,6 +1760,29 @@ class Hub:
             if cod and who is not None:
                 cancelled += self._cancel_day_orders(who, sid)
             self._record(EntryKind.ADMIN, pid, {"action": "session_close", "session": sid})
+        return cancelled
+
+    def cancel_orders_of_removed_participants(self) -> int:
+        """Recovery, once the configuration in force is recorded: cancel the resting orders of the
+        participants it no longer names. Nobody could reach them any more (the token is gone, and
+        kill switches target configured traders only), so they would rest, and trade, for good. A
+        journaled ``participant_removed`` record precedes and explains each participant's cancels.
+        Returns the orders cancelled."""
+        configured = {p.id for p in self.config.participants}
+        with self._lock:
+            doomed: dict[str, list[tuple[int, OrderMeta]]] = defaultdict(list)
+            for order_id, meta in self._orders.items():
+                if meta.participant_id not in configured:
+                    doomed[meta.participant_id].append((order_id, meta))
+        cancelled = 0
+        for pid, orders in sorted(doomed.items()):
+            self._record(EntryKind.ADMIN, "hub", {"action": "participant_removed", "participant": pid,
+                                                  "orders": len(orders)})
+            gone = Identity(pid, Role.PARTICIPANT, self.class_of(pid), (), StpMode.CANCEL_INCOMING)
+            for order_id, meta in orders:
+                outcome, reason, _ = self._settle(_unheld(self._amend(gone, "cancel", meta.symbol, order_id, "", None,
+                                                                      enforce_resting=False)))
+                cancelled += outcome is not None and not reason
         return cancelled
 
     def open_drop_copy(self, who: Identity) -> ReportQueue:

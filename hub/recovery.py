@@ -17,7 +17,6 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hub.config import ParticipantClass
 from hub.core import Hub, OrderMeta
 from hub.journal import EntryKind
 from ledger.entries import decode_all
@@ -47,6 +46,7 @@ class RecoveryReport:
     orphaned_day_orders_cancelled: int = 0
     risk_cancels_settled: int = 0  # cancelled in an engine before a crash, settled after the replay
     interrupted_kill_cancels: int = 0  # in a BLOCK switch's scope but not yet cancelled before a crash
+    removed_participants_orders_cancelled: int = 0  # resting orders of participants the config dropped
     seconds: float = 0.0
 
     @property
@@ -129,7 +129,7 @@ def _replay_risk_settle(hub: Hub, idx: int, rec, detail: dict) -> None:
                             "earlier risk-cancel steps left unsettled")
 
 
-def _meta(hub: Hub, rec, engine_record: bytes, classes: dict[str, ParticipantClass]) -> OrderMeta | None:
+def _meta(hub: Hub, rec, engine_record: bytes) -> OrderMeta | None:
     """The registry entry the order had when it was live, with its entry time and the minimum resting
     time the fairness rules gave it then (quotes have none), so both still hold after a restart."""
     (cmd,) = decode_commands(engine_record)
@@ -138,8 +138,8 @@ def _meta(hub: Hub, rec, engine_record: bytes, classes: dict[str, ParticipantCla
     inst = hub.instruments.get(cmd.instrument_id)
     if inst is None:
         return None
-    min_rest = 0 if rec.is_quote else hub.fairness.min_resting_ns(
-        classes.get(rec.participant, ParticipantClass.NONE), cmd.order_type, bool(cmd.post_only), cmd.quantity)
+    min_rest = 0 if rec.is_quote else hub.fairness.min_resting_ns(  # the class of the CONFIG record in force
+        hub.class_of(rec.participant), cmd.order_type, bool(cmd.post_only), cmd.quantity)
     return OrderMeta(rec.participant, rec.client_order_id, rec.session, cmd.instrument_id, inst.symbol, cmd.side,
                      cmd.account, cmd.price, cmd.time_in_force, cmd.display_quantity, rec.is_quote,
                      entry_ns=cmd.ts, min_rest_ns=min_rest)
@@ -186,7 +186,6 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report.checkpoint_size = last_cp.tree_size if last_cp else 0
     batch = _Batch()
     last_config: bytes = b""
-    classes = {p.id: p.participant_class for p in hub.config.participants}
     integrity = _Integrity(store, last_cp)
     for idx, seq, payload, leaf, chain in store.iter_records():
         with _replaying(f"record {idx} (seq {seq})"):
@@ -207,7 +206,7 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
                         batch.asset_class, batch.hub_time_ns, batch.first_idx = rec.asset_class, rec.hub_time_ns, idx
                         batch.key = key
                     batch.commands.append(rec.engine_record)
-                    batch.metas.append(_meta(hub, rec, rec.engine_record, classes))
+                    batch.metas.append(_meta(hub, rec, rec.engine_record))
                 else:
                     report.commands += batch.flush(hub)
                     detail = rec.detail_json()
@@ -241,6 +240,7 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report.risk_cancels_settled = hub.unsettled_risk_cancels
     hub.drain_risk_cancels()  # a crash between a kill's cancels and their settling: finish it now
     report.interrupted_kill_cancels = hub.resume_interrupted_kills()  # a crash before its cancels
+    report.removed_participants_orders_cancelled = hub.cancel_orders_of_removed_participants()
     hub.checkpoint_now(time.time_ns())
     report.seconds = time.perf_counter() - started
     log.info("recovered %d records (%d commands) in %.2fs; sequence resumes after %d; checkpoint %s",
