@@ -25,7 +25,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
-from compliance.risk import RiskEngine, ratelimit
+from compliance.risk import RiskEngine, ratelimit, risk_config_from_json
 from compliance.risk.breakers import LatencyMonitor
 from compliance.risk.events import (
     CancelCause,
@@ -1059,7 +1059,7 @@ class Hub:
             self._seq = max(self._seq, seq)
             self._last_ts = max(self._last_ts, ts)
             if kind == EntryKind.CONFIG:
-                self._config_participants(detail, ts)  # the fee payers in force from this record on
+                self._apply_config(detail, seq, ts)  # its events were acted on live, and journaled then
             if kind == EntryKind.ADMIN:
                 self._replaying = True
                 try:
@@ -1103,18 +1103,39 @@ class Hub:
 
     def record_config(self, detail: bytes) -> int:
         """Journal the configuration in force (at start, when it differs from the last one). Its
-        participants are the fee payers from here on, in the ledger's order: a replay registers
-        them at this record (``replay_record``), so a participant added or removed at a restart is
-        billed from the same point live and on replay."""
+        participants are the fee payers from here on, and its risk configuration the one the risk
+        engine runs with, in the ledger's order: a replay applies both at this record
+        (``replay_record``), so a participant added or removed, or a risk limit changed, at a
+        restart takes effect at the same point live and on replay."""
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.CONFIG, "hub", 0, detail=detail))
-            self._config_participants(detail, ts)
+            raised = self._apply_config(detail, seq, ts)
+            if raised:
+                self._act_on_risk(raised, journal=False)  # the record itself is the input
         self.journal.wait_committed(ticket)
+        self.drain_risk_cancels()  # a margin call with no grace under the new requirements
         return seq
 
-    def _config_participants(self, detail: bytes | dict, ts: int) -> None:
+    def _apply_config(self, detail: bytes | dict, seq: int, ts: int) -> list[RiskEvent]:
+        """A CONFIG record (live and on replay): its participants and its risk configuration are
+        in force from here on. Returns the risk events the new risk configuration raised."""
         raw = json.loads(detail) if isinstance(detail, bytes | str) else detail
+        self._config_participants(raw, ts)
+        if "risk" not in raw:  # a ledger written before CONFIG records carried it
+            return []
+        risk = risk_config_from_json(raw["risk"])
+        if risk.fingerprint() == self.risk.config.fingerprint():
+            return []
+        if seq == 1:  # the ledger's first record: the engine starts with it, as it did live
+            self.risk = RiskEngine(risk, self.config.instruments)
+            self._check_risk = self.risk.check_order_positional
+            return []
+        breakers = risk.breakers
+        self._latency = LatencyMonitor(breakers.latency_threshold_ns, breakers.latency_consecutive)
+        return self.risk.reconfigure(ts, risk)
+
+    def _config_participants(self, raw: dict, ts: int) -> None:
         classes = {p["id"]: p["class"] for p in raw.get("participants", ())}
         # Classes in force from this record on; a participant it no longer names keeps its last class,
         # so its history (trades, orders still to be cancelled) still prices and replays.

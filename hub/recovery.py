@@ -250,13 +250,15 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
 
 
 def config_detail(hub: Hub) -> bytes:
-    """Instruments and participants in force (never token hashes): reports need no other source."""
+    """Instruments, participants and the risk configuration in force (never token hashes): reports
+    need no other source, and replay applies each at its record (``Hub._apply_config``)."""
     instruments = [{f: (int(v) if f == "asset_class" else v) for f, v in
                     ((name, getattr(i, name)) for name in i.__dataclass_fields__)}
                    for i in sorted(hub.config.instruments, key=lambda i: i.instrument_id)]
     participants = [{"id": p.id, "role": p.role.value, "class": p.participant_class.value,
                      "accounts": list(p.accounts), "stp_mode": int(p.stp_mode)} for p in hub.config.participants]
-    return canonical_json({"instruments": instruments, "participants": participants})
+    return canonical_json({"instruments": instruments, "participants": participants,
+                           "risk": hub.config.risk.to_json()})
 
 
 def _record_config(hub: Hub, last_config: bytes) -> None:

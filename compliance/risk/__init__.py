@@ -84,6 +84,7 @@ from compliance.risk.config import (
     Scenario,
     VolatilityConfig,
     fx_rates_from_instruments,
+    risk_config_from_json,
     risk_config_from_mapping,
     span_scenarios,
 )
@@ -122,5 +123,5 @@ __all__ = [
     "ParticipantRiskView",
     "PositionLimitChanged", "RateLimitConfig", "ReduceOnlyEnded", "ReduceOnlyStarted", "RiskConfig",
     "RiskConfigError", "RiskEngine", "RiskEvent", "RiskReject", "Scenario", "Scope", "TradingDayStarted",
-    "VolatilityConfig", "fx_rates_from_instruments", "risk_config_from_mapping", "span_scenarios",
+    "VolatilityConfig", "fx_rates_from_instruments", "risk_config_from_json", "risk_config_from_mapping", "span_scenarios",
 ]

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from matching.instruments import CURRENCY_MINOR_UNITS, Instrument
@@ -170,7 +172,11 @@ class RiskConfig:
 
     def fingerprint(self) -> bytes:
         """SHA-256 of the canonical JSON of this config (part of the state digest)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()).digest()
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()).digest()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (the ledger's CONFIG record carries it); ``risk_config_from_json`` reads it back."""
+        return asdict(self)
 
     def with_(self, **changes: Any) -> RiskConfig:
         """Copy with top-level fields replaced; nested: ``cfg.with_(rates=replace(cfg.rates, ...))``."""
@@ -408,3 +414,34 @@ def risk_config_from_mapping(raw: dict[str, Any]) -> RiskConfig:
     if "position_limit_multiple" in raw:
         kw["position_limit_multiple"] = raw["position_limit_multiple"]
     return RiskConfig(**kw)
+
+
+def risk_config_from_json(raw: dict[str, Any]) -> RiskConfig:
+    """The inverse of ``RiskConfig.to_json`` (after a JSON round trip: lists for tuples, ints for
+    asset classes). Every field must be present: it reads what the hub itself wrote."""
+    try:
+        return _from_json(RiskConfig, raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RiskConfigError(f"a recorded risk configuration does not read back: {type(exc).__name__}: {exc}") from None
+
+
+def _from_json(tp: Any, value: Any) -> Any:
+    if is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: _from_json(hints[f.name], value[f.name]) for f in fields(tp)})
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_json(args[0], item) for item in value)
+        return tuple(_from_json(arg, item) for arg, item in zip(args, value, strict=True))
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        return _from_json(inner, value)
+    if tp is AssetClass:
+        return AssetClass(value)
+    if tp in (int, str) and (isinstance(value, bool) or not isinstance(value, tp)):
+        raise TypeError(f"expected {tp.__name__}, got {value!r}")
+    return value

@@ -117,39 +117,16 @@ class RiskEngine:
 
     def __init__(self, config: RiskConfig, instruments: tuple[Instrument, ...]) -> None:
         config.validated(instruments)
-        self.config = config
-        self._fingerprint = config.fingerprint()
-        r = config.rates
-        self._order_rate, self._order_cap = r.orders_per_second, r.order_burst * TOKEN
-        self._sess_rate, self._sess_cap = r.session_messages_per_second, r.session_burst * TOKEN
-        self._model = MarginModel(config.margin)
-        b = config.breakers
-        self._max_loss_bps = b.max_daily_loss_bps
-        self._day_offset = b.trading_day_offset_ns
-        self._grace = config.margin.margin_call_grace_ns
-        self._latency = LatencyMonitor(b.latency_threshold_ns, b.latency_consecutive)
-
-        overrides = {o.instrument_id: o for o in config.instruments}
-        ref_vols = dict(config.volatility.reference_vol_bps)
-        lam = ewma_lambda(config.volatility.half_life_samples)
+        self._instruments = tuple(sorted(instruments, key=lambda i: i.instrument_id))
         self._inst: dict[int, InstrumentState] = {}
-        for inst in sorted(instruments, key=lambda i: i.instrument_id):
-            o = overrides.get(inst.instrument_id)
-            band = o.price_band_bps if o and o.price_band_bps else inst.price_band_bps
-            max_qty = o.max_order_quantity if o and o.max_order_quantity else inst.max_quantity
-            notional = inst.max_notional_raw
-            if o and o.max_order_notional:
-                notional = o.max_order_notional * (inst.max_notional_raw // inst.max_notional)
-            base = o.base_position_limit if o and o.base_position_limit else inst.max_quantity * config.position_limit_multiple
-            ref_vol = o.reference_vol_bps if o and o.reference_vol_bps else ref_vols[inst.asset_class]
-            st = InstrumentState(inst, band, max_qty, notional, base, InstrumentMargin(inst, config.margin),
-                                 VolatilityEstimator(config.volatility, ref_vol, lam),
-                                 Luld(inst.instrument_id, b.luld_limit_state_ns, b.luld_pause_ns))
-            st.limit = scaled_limit(base, st.vol.factor_bps, st.lot)
-            self._inst[inst.instrument_id] = st
+        for inst in self._instruments:
+            self._inst[inst.instrument_id] = InstrumentState(inst, 0, 0, 0, 0, None, None,  # type: ignore[arg-type]
+                                                             Luld(inst.instrument_id, 0, 0))
+        self._apply_parameters(config)
+        for ins in self._inst.values():
+            ins.limit = scaled_limit(ins.base_limit, ins.vol.factor_bps, ins.lot)
 
         self._participants: dict[str, ParticipantState] = {}
-        self._pconf = {p.participant_id: p for p in config.participants}
         self._orders: dict[int, OrderState] = {}
         self._sessions: dict[str, list[int]] = {}
         self._kills = KillBoard()
@@ -161,6 +138,91 @@ class RiskEngine:
         self._blank = self._new_participant("")  # read-only stand-in for participants never seen
         for pid in sorted(self._pconf):
             self._participants[pid] = self._new_participant(pid)
+
+    def _apply_parameters(self, config: RiskConfig) -> None:
+        """Everything the configuration sets (the state it acts on is left alone)."""
+        self.config = config
+        self._fingerprint = config.fingerprint()
+        r = config.rates
+        self._order_rate, self._order_cap = r.orders_per_second, r.order_burst * TOKEN
+        self._sess_rate, self._sess_cap = r.session_messages_per_second, r.session_burst * TOKEN
+        self._model = MarginModel(config.margin)
+        b = config.breakers
+        self._max_loss_bps = b.max_daily_loss_bps
+        self._day_offset = b.trading_day_offset_ns
+        self._grace = config.margin.margin_call_grace_ns
+        self._latency = LatencyMonitor(b.latency_threshold_ns, b.latency_consecutive)
+        self._pconf = {p.participant_id: p for p in config.participants}
+
+        overrides = {o.instrument_id: o for o in config.instruments}
+        ref_vols = dict(config.volatility.reference_vol_bps)
+        lam = ewma_lambda(config.volatility.half_life_samples)
+        for inst in self._instruments:
+            st = self._inst[inst.instrument_id]
+            o = overrides.get(inst.instrument_id)
+            st.band_bps = o.price_band_bps if o and o.price_band_bps else inst.price_band_bps
+            st.max_qty = o.max_order_quantity if o and o.max_order_quantity else inst.max_quantity
+            st.max_notional_raw = inst.max_notional_raw
+            if o and o.max_order_notional:
+                st.max_notional_raw = o.max_order_notional * (inst.max_notional_raw // inst.max_notional)
+            st.base_limit = (o.base_position_limit if o and o.base_position_limit
+                             else inst.max_quantity * config.position_limit_multiple)
+            st.margin = InstrumentMargin(inst, config.margin)
+            ref_vol = o.reference_vol_bps if o and o.reference_vol_bps else ref_vols[inst.asset_class]
+            if st.vol is None:
+                st.vol = VolatilityEstimator(config.volatility, ref_vol, lam)
+            else:
+                st.vol.retune(config.volatility, ref_vol, lam)
+            st.luld.limit_ns, st.luld.pause_ns = b.luld_limit_state_ns, b.luld_pause_ns
+
+    def reconfigure(self, ts: int, config: RiskConfig) -> list[RiskEvent]:
+        """Take a new configuration mid-stream, keeping the state. The hub calls it at a CONFIG
+        record, live and on replay, so both sides do exactly the same.
+
+        Positions, orders, volatility samples, LULD phases, kill switches, margin calls and the
+        trading day carry over. Rate buckets are capped at the new bursts. A participant's
+        configured collateral that changed moves its balance like a deposit or withdrawal of the
+        difference (the daily-loss anchor moves with it: not profit or loss), and its configured
+        base limits replace the previous configuration's (a limit an operator set since, on an
+        instrument neither configuration names, stays). Margins and limits are then recomputed
+        and every participant re-evaluated: the events are margin calls (and their resolution)
+        the new requirements cause."""
+        config.validated(self._instruments)
+        events: list[RiskEvent] = []
+        self._roll_day(ts, events)
+        old_pconf, old_default = self._pconf, self.config.margin.default_collateral
+        self._apply_parameters(config)
+        for ins in self._inst.values():
+            ins.limit = scaled_limit(ins.base_limit, ins.vol.factor_bps, ins.lot)
+        for p in self._participants.values():
+            for bucket in p.buckets.values():
+                bucket[0] = min(bucket[0], self._order_cap)
+        for bucket in self._sessions.values():
+            bucket[0] = min(bucket[0], self._sess_cap)
+        for pid in sorted(set(self._pconf) - set(self._participants)):
+            self._participants[pid] = self._new_participant(pid)
+        for pid in sorted(self._participants):
+            p = self._participants[pid]
+            was, now = old_pconf.get(pid), self._pconf.get(pid)
+            before = dict(was.collateral if was is not None and was.collateral is not None else old_default)
+            after = dict(now.collateral if now is not None and now.collateral is not None
+                         else config.margin.default_collateral)
+            for ccy in sorted(set(before) | set(after)):
+                if after.get(ccy, 0) != before.get(ccy, 0):
+                    p.collateral[ccy] = p.collateral.get(ccy, 0) + after.get(ccy, 0) - before.get(ccy, 0)
+            for iid, _ in (was.position_limits if was is not None else ()):
+                p.limit_bases.pop(iid, None)
+            p.limit_bases.update(now.position_limits if now is not None else ())
+            base = sum(collateral_to_base(c, a, config.margin) for c, a in sorted(p.collateral.items()))
+            p.day_anchor += base - p.collateral_base
+            p.collateral_base = base
+            for iid, ps in p.positions.items():  # the cached contributions move by their differences
+                self._remark(p, self._inst[iid], ps)
+            p.gross_cls = [self._model.gross_initial_class(ac, p.scan_i[ac]) for ac in range(N_CLASSES)]
+            p.gross = sum(p.gross_cls)
+            p.maint_dirty = p.initial_dirty = True
+            self._evaluate(ts, p, events)
+        return events
 
     # -- PARTICIPANTS --------------------------------------------------------------------------
 

@@ -50,6 +50,20 @@ class VolatilityEstimator:
         self.samples = 0
         self.factor_bps = self._quantise(self.raw_factor_bps())
 
+    def retune(self, cfg: VolatilityConfig, reference_vol_bps: int, lam: int) -> None:
+        """New parameters (a risk configuration change). An estimator that has seen no trade starts
+        again as a new one would; otherwise what it observed (S, T, the last sample) is kept, only
+        the reference, the decay and the factor's quantisation change. The factor is re-derived
+        without hysteresis: a new configuration applies at once."""
+        if self.last_ts == _NO_SAMPLE:
+            self.__init__(cfg, reference_vol_bps, lam)  # type: ignore[misc]
+            return
+        self.lam = lam
+        self.interval = cfg.sample_interval_ns
+        self.ref_num = reference_vol_bps * reference_vol_bps * 10**16
+        self.floor, self.cap, self.step, self.hyst = cfg.floor_bps, cfg.cap_bps, cfg.step_bps, cfg.hysteresis_bps
+        self.factor_bps = self._quantise(self.raw_factor_bps())
+
     def observe(self, ts: int, price: int) -> bool:
         """Feed one trade; True when it was taken as a sample (the estimate changed)."""
         if self.last_ts == _NO_SAMPLE:
