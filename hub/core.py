@@ -398,6 +398,9 @@ class Hub:
         self._risk_events: list[RiskEvent] = []  # raised while routing the current command
         self._replaying = False  # recovery feeds the risk engine but never acts on its events
         self._risk_cancels: deque[int] = deque()  # order ids risk wants cancelled, not yet sequenced
+        # Replay only: the orders the ledger's risk decisions named for cancelling and no risk_cancel
+        # record took yet. Those still resting at the end are cancels a stop interrupted.
+        self._replayed_cancels: dict[int, None] = {}
         self._cancel_everything = False  # a hub-wide BLOCK switch: every resting order, not yet sequenced
         self._unsettled = UnsettledCancels()  # cancelled in the engines, hub state not yet settled
         self._risk_drainers = 0  # threads inside drain_risk_cancels carrying out those cancels
@@ -874,6 +877,8 @@ class Hub:
                     evbuf = b""
                     cols = CancelStepEvents(*engine.cancel_orders_columns(seq, packed))
                 cancelled = array("q", cols.order_ids).tolist()
+                for order_id in cancelled:
+                    self._replayed_cancels.pop(order_id, None)
                 if detail.get("settle") == "deferred":
                     self._unsettled.add(seq, ts, cancelled)
                 else:
@@ -1059,13 +1064,41 @@ class Hub:
             self._seq = max(self._seq, seq)
             self._last_ts = max(self._last_ts, ts)
             if kind == EntryKind.CONFIG:
-                self._apply_config(detail, seq, ts)  # its events were acted on live, and journaled then
+                self._asked_to_cancel(self._apply_config(detail, seq, ts))  # acted on live, journaled then
             if kind == EntryKind.ADMIN:
                 self._replaying = True
                 try:
-                    self._apply_admin(detail | {"seq": seq})
+                    self._asked_to_cancel(self._apply_admin(detail | {"seq": seq}))
                 finally:
                     self._replaying = False
+                if detail.get("action") == "risk_events":  # what routing raised live, as it was acted on
+                    for event in detail.get("events", ()):
+                        if event.get("type") == CancelOrders.kind:
+                            self._replayed_cancels.update(dict.fromkeys(event["order_ids"]))
+
+    def _asked_to_cancel(self, events: list[RiskEvent]) -> None:
+        for event in events:
+            if isinstance(event, CancelOrders):
+                self._replayed_cancels.update(dict.fromkeys(event.order_ids))
+
+    def resume_interrupted_risk_cancels(self) -> int:
+        """Recovery, once the ledger is replayed: carry out the cancels risk decided (a kill switch,
+        REDUCE_ONLY ones included, a daily-loss breach, a margin call's reduce-only) that a stop
+        interrupted: orders a decision on record named, with no cancel on record, still resting.
+        (BLOCK switches are resumed before, by ``resume_interrupted_kills``; a REDUCE_ONLY switch
+        admits reducing orders afterwards, which no decision named and which stay.) A journaled
+        ``risk_resume_cancels`` record says how many; the cancels are ordinary risk_cancel steps."""
+        with self._lock:
+            pending = [order_id for order_id in sorted(self._replayed_cancels) if order_id in self._orders]
+            self._replayed_cancels = {}
+        if not pending:
+            return 0
+        self._record(EntryKind.ADMIN, "risk", {"action": "risk_resume_cancels", "at": self._hub_time_now(),
+                                               "orders": len(pending)})
+        with self._lock:
+            self._risk_cancels.extend(pending)
+        self.drain_risk_cancels()
+        return len(pending)
 
     def _record(self, kind: EntryKind, source: str, detail: dict, session_id: str = "",
                 arrival_ns: int = 0) -> tuple[int, int]:

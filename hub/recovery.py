@@ -46,6 +46,7 @@ class RecoveryReport:
     orphaned_day_orders_cancelled: int = 0
     risk_cancels_settled: int = 0  # cancelled in an engine before a crash, settled after the replay
     interrupted_kill_cancels: int = 0  # in a BLOCK switch's scope but not yet cancelled before a crash
+    interrupted_risk_cancels: int = 0  # named by any other risk decision and not yet cancelled before a crash
     removed_participants_orders_cancelled: int = 0  # resting orders of participants the config dropped
     seconds: float = 0.0
 
@@ -240,6 +241,7 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report.risk_cancels_settled = hub.unsettled_risk_cancels
     hub.drain_risk_cancels()  # a crash between a kill's cancels and their settling: finish it now
     report.interrupted_kill_cancels = hub.resume_interrupted_kills()  # a crash before its cancels
+    report.interrupted_risk_cancels = hub.resume_interrupted_risk_cancels()  # the same, any other risk decision
     report.removed_participants_orders_cancelled = hub.cancel_orders_of_removed_participants()
     hub.checkpoint_now(time.time_ns())
     report.seconds = time.perf_counter() - started

@@ -7,6 +7,7 @@ never replays the ack log while a previous hub's worker may still be inserting."
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import signal
 import threading
@@ -148,6 +149,10 @@ def test_workers_that_die_between_requests_leave_no_pipes_behind(ledger_db: Ledg
         journal.wait_committed(journal.append(_entry(1)), timeout=5.0)
         journal.settle_reads()
         assert len(ledger_db.records()) == 1  # (the test's own reading connection is open from here on)
+        # Earlier tests' garbage holds descriptors the collector would close at any moment: collect
+        # it now, and no collection from here on, so the count sees only this journal's doing.
+        gc.collect()
+        gc.disable()
         fds = len(os.listdir("/proc/self/fd"))
         for seq in range(2, 6):
             dead = journal._apply_worker.pid
@@ -158,6 +163,7 @@ def test_workers_that_die_between_requests_leave_no_pipes_behind(ledger_db: Ledg
         assert len(os.listdir("/proc/self/fd")) == fds  # no pipe of a dead worker is left open
         assert len(ledger_db.records()) == 5
     finally:
+        gc.enable()
         journal.close()
 
 

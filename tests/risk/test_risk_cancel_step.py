@@ -324,6 +324,42 @@ def test_a_crash_after_the_kill_record_before_its_cancels_is_finished_on_restart
     assert rh.hub.recovery.interrupted_kill_cancels == 0 and rh.hub.state_digest() == digest
 
 
+def test_a_crash_before_a_reduce_only_kills_cancels_is_finished_on_restart(make_hub, monkeypatch) -> None:
+    """A REDUCE_ONLY switch cancels every order in its scope, then admits reducing orders, which may
+    rest: after a stop between the switch and its cancels, the restart cancels the orders the
+    switch's record named and leaves the reducing order entered since. Before, nothing resumed a
+    REDUCE_ONLY switch: the killed participant's orders rested, and traded, on."""
+    rh: RiskHub = make_hub(durable=True)
+    rh.trade("AAPL", P, 10, buyer="scalper-1", seller="scalper-2")  # scalper-1 is long 10
+    doomed = {rh.buy("scalper-1", "AAPL", P - k * TICK, 1).order_id for k in range(1, 4)}
+    doomed.add(rh.sell("scalper-1", "AAPL", P + 5 * TICK, 2).order_id)
+
+    def crash(*_args, **_kwargs):
+        raise _Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(rh.hub, "_cancel_for_risk", crash)
+        with pytest.raises(_Crash):
+            rh.hub.kill(rh.who["operator"], Scope.PARTICIPANT, "scalper-1", mode=KillMode.REDUCE_ONLY)
+    assert rh.resting_ids("scalper-1") == doomed and risk_cancel_records(rh.hub.journal) == []
+    reducing = rh.sell("scalper-1", "AAPL", P + 9 * TICK, 3)
+    assert reducing.accepted, "reduce-only admits a reducing order"
+    assert rh.resting_ids("scalper-1") == doomed | {reducing.order_id}
+
+    rh.restart()
+    assert rh.hub.recovery.checkpoint_verified and rh.hub.recovery.interrupted_risk_cancels == len(doomed)
+    assert rh.resting_ids("scalper-1") == {reducing.order_id}
+    assert set(rh.hub.risk.open_order_ids("scalper-1")) == {reducing.order_id}
+    ((resume_seq, resume),) = admin_records(rh.hub.journal, "risk_resume_cancels")
+    assert resume["orders"] == len(doomed)
+    cancels = ledger_cancels(rh.hub.journal)
+    assert doomed <= set(cancels) and all(cancels[o] > resume_seq for o in doomed)
+    digest = rh.hub.state_digest()
+    rh.restart()
+    assert rh.hub.recovery.interrupted_risk_cancels == 0 and rh.hub.state_digest() == digest
+    assert rh.resting_ids("scalper-1") == {reducing.order_id}
+
+
 def test_only_block_switches_leave_orders_to_cancel_after_a_restart(make_hub) -> None:
     rh: RiskHub = make_hub()
     ids = _many(rh, 48)
