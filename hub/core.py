@@ -1058,11 +1058,13 @@ class Hub:
             self._last_ts = max(self._last_ts, commands[-1].ts)
         return evbuf, fees
 
-    def replay_record(self, seq: int, kind: EntryKind, detail: dict, ts: int = 0) -> None:
+    def replay_record(self, seq: int, kind: EntryKind, detail: dict, ts: int = 0, source: str = "") -> None:
         """Recovery: apply a non-engine record (its sequence number is consumed either way)."""
         with self._lock:
             self._seq = max(self._seq, seq)
             self._last_ts = max(self._last_ts, ts)
+            if kind == EntryKind.GATEWAY_REJECT and detail.get("burns_client_order_id") and detail["client_order_id"]:
+                self._client_ids[source].add(detail["client_order_id"])  # refused, but the id was used
             if kind == EntryKind.CONFIG:
                 self._asked_to_cancel(self._apply_config(detail, seq, ts))  # acted on live, journaled then
             if kind == EntryKind.ADMIN:
@@ -1376,10 +1378,12 @@ class Hub:
         stp = self._engine_stp(who, spec.stp_mode)
         if spec.client_order_id:
             self._client_ids[who.participant_id].add(spec.client_order_id)
+        # The id is used from here on, whatever becomes of the order: a reject from here says so,
+        # and replay burns the id again from it (the id passed the length check above).
+        refused_fields = {"symbol": inst.symbol, "client_order_id": spec.client_order_id, "burns_client_order_id": True}
         blocked = self._kill_switch_refuses(who, inst, spec)
         if blocked is not None:  # decided now: a kill's cancel steps may hold the sequencer for ms
-            return self._refuse_for_risk(who, "new_order", blocked, {
-                "symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
+            return self._refuse_for_risk(who, "new_order", blocked, refused_fields, arrival)
         pclass = who.participant_class
         min_rest = self.fairness.min_resting_ns(pclass, spec.order_type, spec.post_only, spec.quantity)
 
@@ -1408,13 +1412,11 @@ class Hub:
             released[0] = release_ns
             if self.is_halted(inst.instrument_id):  # halted while the order waited (floor or batch)
                 text = f"{inst.symbol} is halted"
-                self._gateway_reject(who, "new_order", GatewayReject.INSTRUMENT_HALTED, text,
-                                     {"symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
+                self._gateway_reject(who, "new_order", GatewayReject.INSTRUMENT_HALTED, text, refused_fields, arrival)
                 return None, int(GatewayReject.INSTRUMENT_HALTED), text
             refused = self._risk_check_new(who, session_id, inst, spec)
             if refused is not None:
-                return self._refuse_for_risk(who, "new_order", refused, {
-                    "symbol": inst.symbol, "client_order_id": spec.client_order_id[:64]}, arrival)
+                return self._refuse_for_risk(who, "new_order", refused, refused_fields, arrival)
             outcome = self._run_engine(inst.asset_class, who.participant_id, session_id, who.participant_id,
                                        1, build, register, arrival, wait=False)
             reason = next((ev.reason for ev in outcome.events if type(ev) is Rejected), 0)

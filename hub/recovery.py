@@ -216,7 +216,7 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
                     elif rec.record_type == RecordType.ADMIN and detail.get("action") == "risk_settle":
                         _replay_risk_settle(hub, idx, rec, detail)
                     else:
-                        hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail, rec.hub_time_ns)
+                        hub.replay_record(rec.seq, _ENTRY_KIND[rec.record_type], detail, rec.hub_time_ns, rec.participant)
                     if rec.record_type == RecordType.CONFIG:
                         last_config = rec.detail
             if block:
