@@ -7,4 +7,5 @@ RUN pip install --no-cache-dir . && useradd --system hub && mkdir -p /var/lib/hu
 USER hub
 EXPOSE 50051
 ENTRYPOINT ["hub"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "50051", "--data-dir", "/var/lib/hub"]
+# Refuses to start with the public development tokens: mount your config (--config) or see docker-compose.yml.
+CMD ["serve", "--host", "0.0.0.0", "--port", "50051", "--data-dir", "/var/lib/hub", "--config", "/etc/hub/hub.toml"]

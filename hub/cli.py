@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -36,11 +37,36 @@ def wait_for_stop(stop: threading.Event) -> None:
         pass
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def dev_tokens_refusal(config: HubConfig, allowed: bool) -> str | None:
+    """Why ``hub serve`` must not start: the published development tokens on a reachable address
+    let anyone trade as those participants (and act as the operator). ``--insecure-dev-tokens``
+    says it is meant (a development stack behind its own network)."""
+    exposed = config.public_dev_tokens()
+    if not exposed or allowed or _is_loopback(config.network.host):
+        return None
+    return (f"refusing to serve on {config.network.host} with the public development tokens of "
+            f"{', '.join(exposed)}: anyone reaching that address could trade as them. Pass --config with "
+            f"your own participants (token_sha256), listen on 127.0.0.1, or pass --insecure-dev-tokens "
+            f"for a development stack")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hub.gc_policy import GcPolicy
     from hub.server import run_server
 
     config = _config(args)
+    refusal = dev_tokens_refusal(config, args.insecure_dev_tokens)
+    if refusal is not None:
+        raise ConfigError(refusal)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, help="listen port (0: any free port)")
         p.add_argument("--host", help="listen address (default 127.0.0.1)")
         p.add_argument("--data-dir", help="directory for the ledger and keys")
+        p.add_argument("--insecure-dev-tokens", action="store_true",
+                       help="serve the public development tokens on a non-loopback address (development only)")
     status = sub.add_parser("status", help="wait for a running hub and print its status")
     status.add_argument("--target", default="127.0.0.1:50051")
     status.add_argument("--token", default=os.environ.get("HUB_TOKEN", ""), help="operator token ($HUB_TOKEN)")

@@ -158,6 +158,11 @@ class HubConfig:
                 raise ConfigError(f"limits.{name} must be positive")
         return self
 
+    def public_dev_tokens(self) -> list[str]:
+        """Participants whose token is the published development one, ``dev-<id>`` (the embedded
+        defaults, or a config that copied them): anyone can act as them."""
+        return [p.id for p in self.participants if p.token_sha256 == hash_token(f"dev-{p.id}")]
+
     def participant_by_token_hash(self) -> dict[str, ParticipantConfig]:
         return {p.token_sha256: p for p in self.participants}
 

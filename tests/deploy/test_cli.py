@@ -47,3 +47,32 @@ def test_ledger_commands_explain_a_missing_ledger(tmp_path):
     result = _run("ledger", "verify", "--data-dir", str(tmp_path / "nothing"))
     assert result.returncode == 2
     assert "no ledger" in result.stderr
+
+
+def test_serve_refuses_the_public_dev_tokens_on_a_reachable_address(tmp_path):
+    served = _run("serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path / "d"), timeout=60)
+    assert served.returncode == 2
+    assert "refusing to serve on 0.0.0.0 with the public development tokens" in served.stderr
+    assert "operator" in served.stderr and "--insecure-dev-tokens" in served.stderr
+    assert not (tmp_path / "d").exists(), "refused before touching the data directory"
+
+
+def test_which_addresses_and_configs_may_serve_the_dev_tokens():
+    from dataclasses import replace
+
+    from hub.cli import dev_tokens_refusal
+    from hub.config import HubConfig, hash_token
+
+    dev = HubConfig.default()
+    for host in ("127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"):
+        assert dev_tokens_refusal(dev.with_network(host=host), allowed=False) is None, host
+    for host in ("0.0.0.0", "::", "10.1.2.3", "hub.example.com"):
+        assert dev_tokens_refusal(dev.with_network(host=host), allowed=False) is not None, host
+        assert dev_tokens_refusal(dev.with_network(host=host), allowed=True) is None, host
+    own = replace(dev, participants=tuple(replace(p, token_sha256=hash_token(f"secret-{p.id}"))
+                                          for p in dev.participants)).with_network(host="0.0.0.0")
+    assert own.public_dev_tokens() == [] and dev_tokens_refusal(own, allowed=False) is None
+    one_copied = replace(own, participants=(replace(own.participants[0], token_sha256=hash_token(
+        f"dev-{own.participants[0].id}")),) + own.participants[1:])
+    assert one_copied.public_dev_tokens() == [own.participants[0].id]
+    assert dev_tokens_refusal(one_copied, allowed=False) is not None

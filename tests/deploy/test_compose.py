@@ -60,6 +60,10 @@ def test_compose_file_is_consistent():
     # Published only on the host's loopback.
     assert all(p.startswith("127.0.0.1:") for p in services["hub"]["ports"])
     assert services["status"]["depends_on"]["hub"]["condition"] == "service_healthy"
+    # Its hub listens on the compose network with the built-in (public) tokens: that must be said
+    # explicitly, or `hub serve` refuses to start.
+    command = services["hub"]["command"]
+    assert "0.0.0.0" in command and "--config" not in command and "--insecure-dev-tokens" in command
 
 
 def test_compose_services_start_and_talk_as_local_processes(tmp_path):
