@@ -801,11 +801,20 @@ class HubClient:
 
     # -- account
 
-    def open_orders(self, symbol: str = "", *, timeout: float | None = None) -> list[account_pb2.OpenOrder]:
-        """The participant's resting orders ("" = every symbol)."""
-        reply = self.account_stub.GetOpenOrders(account_pb2.OpenOrdersRequest(symbol=symbol),
-                                                metadata=self.metadata, timeout=self._deadline(timeout))
-        return list(reply.orders)
+    def open_orders(self, symbol: str = "", *, page_size: int = 0,
+                    timeout: float | None = None) -> list[account_pb2.OpenOrder]:
+        """The participant's resting orders ("" = every symbol), in order id order: every page
+        (``page_size`` orders each; 0 = the server's maximum), each call with its own deadline."""
+        orders: list[account_pb2.OpenOrder] = []
+        after = 0
+        while True:
+            reply = self.account_stub.GetOpenOrders(
+                account_pb2.OpenOrdersRequest(symbol=symbol, after_order_id=after, limit=page_size),
+                metadata=self.metadata, timeout=self._deadline(timeout))
+            orders.extend(reply.orders)
+            if not reply.more or not reply.orders:
+                return orders
+            after = reply.orders[-1].order_id
 
     def executions(self, after_sequence: int = 0, limit: int = 0, *,
                    timeout: float | None = None) -> list[common_pb2.ExecutionReport]:

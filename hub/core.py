@@ -1893,18 +1893,27 @@ class Hub:
 
     # -- ACCOUNT QUERIES -------------------------------------------------------------------------
 
-    def open_orders(self, who: Identity, symbol: str = "") -> list[tuple[OrderMeta, int, object]]:
+    def open_orders(self, who: Identity, symbol: str = "", after_order_id: int = 0,
+                    limit: int = 0) -> tuple[list[tuple[OrderMeta, int, object]], bool]:
+        """One page of the participant's resting orders in order id order, after ``after_order_id``
+        (``limit`` 0: all of them), and whether more follow. The sequencer is held to copy the ids
+        and then for the page's lookups only: a market maker's 100,000 orders are sorted outside."""
         with self._lock:
-            out = []
-            for order_id in sorted(self._orders_of.get(who.participant_id, ())):
-                meta = self._orders[order_id]
-                if symbol and meta.symbol != symbol:
+            ids = list(self._orders_of.get(who.participant_id, ()))
+        ids = sorted(order_id for order_id in ids if order_id > after_order_id)
+        out: list[tuple[OrderMeta, int, object]] = []
+        with self._lock:
+            for order_id in ids:
+                if limit and len(out) == limit:
+                    return out, True  # a next page may turn out empty (its orders gone meanwhile)
+                meta = self._orders.get(order_id)
+                if meta is None or (symbol and meta.symbol != symbol):
                     continue
                 view = self.engines[self.instruments[meta.instrument_id].asset_class].order(
                     meta.instrument_id, order_id)
                 if view is not None:
                     out.append((meta, order_id, view))
-            return out
+        return out, False
 
     def executions(self, who: Identity, after_sequence: int, limit: int) -> list[cpb.ExecutionReport]:
         with self._lock:

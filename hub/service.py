@@ -48,6 +48,7 @@ _MAX_DEPTH = 2**31 - 1  # engines take a C int number of levels
 #: Execution reports per GetExecutions page (about 100 bytes each: well inside the 4 MiB default
 #: message limit); a client pages on with ``after_sequence``.
 _MAX_EXECUTIONS = 10_000
+_MAX_OPEN_ORDERS = 10_000  # about 1.3 MB with 64-character client order ids
 
 
 class RpcAbort(Exception):
@@ -417,11 +418,14 @@ class MarketDataService(_Committing, mdpb_grpc.MarketDataServicer):
 class AccountService(_Committing, apb_grpc.AccountServicer):
     @on_pool
     def GetOpenOrders(self, who, request):
-        return apb.OpenOrders(orders=[
+        # 0 ("server maximum") and anything larger: one page that always fits a reply message.
+        limit = min(request.limit or _MAX_OPEN_ORDERS, _MAX_OPEN_ORDERS)
+        page, more = self.hub.open_orders(who, request.symbol, request.after_order_id, limit)
+        return apb.OpenOrders(more=more, orders=[
             apb.OpenOrder(symbol=meta.symbol, order_id=order_id, client_order_id=meta.client_order_id,
                           account=meta.account, side=view.side, price=view.price, leaves_quantity=view.remaining,
                           display_quantity=view.display_size, time_in_force=view.time_in_force)
-            for meta, order_id, view in self.hub.open_orders(who, request.symbol)])
+            for meta, order_id, view in page])
 
     @on_pool
     def GetExecutions(self, who, request):

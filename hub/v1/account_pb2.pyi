@@ -62,10 +62,14 @@ class Statement(_message.Message):
     def __init__(self, month: _Optional[str] = ..., text: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
 
 class OpenOrdersRequest(_message.Message):
-    __slots__ = ("symbol",)
+    __slots__ = ("symbol", "after_order_id", "limit")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     symbol: str
-    def __init__(self, symbol: _Optional[str] = ...) -> None: ...
+    after_order_id: int
+    limit: int
+    def __init__(self, symbol: _Optional[str] = ..., after_order_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class OpenOrder(_message.Message):
     __slots__ = ("symbol", "order_id", "client_order_id", "account", "side", "price", "leaves_quantity", "display_quantity", "time_in_force")
@@ -90,10 +94,12 @@ class OpenOrder(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., order_id: _Optional[int] = ..., client_order_id: _Optional[str] = ..., account: _Optional[int] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[int] = ..., leaves_quantity: _Optional[int] = ..., display_quantity: _Optional[int] = ..., time_in_force: _Optional[_Union[_common_pb2.TimeInForce, str]] = ...) -> None: ...
 
 class OpenOrders(_message.Message):
-    __slots__ = ("orders",)
+    __slots__ = ("orders", "more")
     ORDERS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     orders: _containers.RepeatedCompositeFieldContainer[OpenOrder]
-    def __init__(self, orders: _Optional[_Iterable[_Union[OpenOrder, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, orders: _Optional[_Iterable[_Union[OpenOrder, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ExecutionsRequest(_message.Message):
     __slots__ = ("after_sequence", "limit")

@@ -82,3 +82,32 @@ def test_participants_cannot_see_or_touch_each_others_orders(server, connect) ->
         assert_quiet(stream)
     # b1 (filled by A) was entered by unary, b2 (on B's session) never traded: nothing unsolicited
     assert b_session.executions.empty() and a_session.executions.empty()
+
+
+def test_open_orders_come_in_pages_of_ones_own_orders(server, connect, monkeypatch) -> None:
+    """GetOpenOrders pages by order id (``after_order_id``, ``limit``, ``more``) and caps a page at the
+    server maximum, so a market maker's book never outgrows a reply; the SDK walks every page."""
+    import hub.service
+    from hub.v1 import account_pb2
+
+    a, b = connect("scalper-1"), connect("scalper-2")
+    mine = [a.submit("AAPL" if k % 3 else "MSFT", "buy", 10, (P if k % 3 else M) - (1 + k % 7) * TICK,
+                     client_order_id=f"p-{k}").order_id for k in range(23)]
+    theirs = b.submit("AAPL", "buy", 10, P - TICK).order_id
+    assert theirs not in mine
+    assert [o.order_id for o in a.open_orders(page_size=5)] == sorted(mine)
+    aapl = [o.order_id for o in a.open_orders("AAPL", page_size=4)]
+    assert aapl == sorted(oid for k, oid in enumerate(mine) if k % 3)
+
+    def page(after: int, limit: int) -> account_pb2.OpenOrders:
+        return a.account_stub.GetOpenOrders(account_pb2.OpenOrdersRequest(after_order_id=after, limit=limit),
+                                            metadata=a.metadata, timeout=10)
+
+    first = page(0, 10)
+    assert [o.order_id for o in first.orders] == sorted(mine)[:10] and first.more
+    last = page(sorted(mine)[19], 10)
+    assert [o.order_id for o in last.orders] == sorted(mine)[20:] and not last.more
+    monkeypatch.setattr(hub.service, "_MAX_OPEN_ORDERS", 8)
+    capped = page(0, 0)
+    assert len(capped.orders) == 8 and capped.more
+    assert len(page(0, 1_000).orders) == 8
