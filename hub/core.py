@@ -760,8 +760,8 @@ class Hub:
         ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.ADMIN, "risk", 0,
                                                   detail=canonical_json(detail)))
         self.last_ticket = ticket
-        for cancel_seq, cancel_ts, ids in steps:
-            self._settle_cancelled(cancel_seq, cancel_ts, ids)
+        for _cancel_seq, cancel_ts, ids in steps:
+            self._settle_cancelled(seq, cancel_ts, ids)
         self._flush_deliveries(ticket)
         self.maybe_checkpoint()
         return count
@@ -823,10 +823,15 @@ class Hub:
                 engine.free_cancelled()
 
     def _settle_cancelled(self, seq: int, ts: int, cancelled: list[int]) -> None:
-        """Settle orders a ``cancel_orders`` step (``seq``, ``ts``) cancelled, live and on replay, in
-        bulk: release their risk exposure at once, drop them from the registry, a CANCELLED report
-        (reason RISK) to each owner. History keeps the reports unbuilt until read; only live
-        streams (sessions, drop copies) get built messages."""
+        """Settle orders a ``cancel_orders`` step (at hub time ``ts``) cancelled, live and on replay,
+        in bulk: release their risk exposure at once, drop them from the registry, a CANCELLED
+        report (reason RISK) to each owner. History keeps the reports unbuilt until read; only live
+        streams (sessions, drop copies) get built messages.
+
+        ``seq`` is the step that settles them (the ``risk_settle`` record, or the cancel step that
+        settled at once), and the reports carry it: they join each participant's history and
+        streams now, after what other commands reported meanwhile, so a client paging its reports
+        by sequence (``GetExecutions(after_sequence)``) never steps over them."""
         self.risk.on_orders_done(ts, cancelled)
         orders, orders_of, history = self._orders, self._orders_of, self._history
         drops, sessions, pending = self._drop_copies, self._sessions, self._pending_deliveries
@@ -894,8 +899,8 @@ class Hub:
             self._last_ts = max(self._last_ts, ts)
             steps = self._unsettled.take(detail["orders"])
             with self._replay_scope():
-                for cancel_seq, cancel_ts, ids in steps:
-                    self._settle_cancelled(cancel_seq, cancel_ts, ids)
+                for _cancel_seq, cancel_ts, ids in steps:
+                    self._settle_cancelled(seq, cancel_ts, ids)
         return [oid for _, _, ids in steps for oid in ids]
 
     @property
@@ -1919,9 +1924,7 @@ class Hub:
         with self._lock:
             history = self._history.get(who.participant_id, ())
             found = [r for r in history if r.sequence > after_sequence]
-        # In sequence order: a kill's cancel reports join the history a step after the cancels were
-        # sequenced, behind what other engines did meanwhile.
-        found.sort(key=_sequence_of)
+        found.sort(key=_sequence_of)  # (history is in sequence order already; kept as the contract)
         found = found[:limit] if limit else found
         return [r.build() if type(r) is _RiskCancelReport else r for r in found]
 

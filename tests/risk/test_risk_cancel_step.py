@@ -360,6 +360,39 @@ def test_a_crash_before_a_reduce_only_kills_cancels_is_finished_on_restart(make_
     assert rh.resting_ids("scalper-1") == {reducing.order_id}
 
 
+def test_risk_cancel_reports_page_in_order_after_what_was_reported_meanwhile(make_hub, monkeypatch) -> None:
+    """A kill's CANCELLED reports reach the participant at its settle step, after what other
+    commands reported between the cancel step and it, and carry the settle's sequence: a client
+    that read its reports up to the last one it saw and asks for later ones gets them. Before, they
+    carried the cancel step's (older) sequence and ``GetExecutions(after_sequence)`` stepped over them."""
+    rh: RiskHub = make_hub()
+    hub, me = rh.hub, rh.who["scalper-1"]
+    btc = next(i for i in DEFAULT_INSTRUMENTS if i.symbol == "BTC-USD")
+    doomed = {rh.buy("scalper-1", "BTC-USD", btc.reference_price - k * btc.tick_size, btc.lot_size).order_id
+              for k in range(1, 4)}
+    with monkeypatch.context() as patched:
+        patched.setattr(hub, "drain_risk_cancels", lambda *a, **k: 0)  # the steps are taken by hand below
+        rh.kill(Scope.ASSET_CLASS, "CRYPTO")
+        with hub._lock:
+            hub._risk_cancel_step(hub.RISK_CANCEL_CHUNK)  # out of the book; not settled yet
+        engine = hub.engines[AssetClass.CRYPTO]
+        assert all(engine.order(btc.instrument_id, oid) is None for oid in doomed)
+        assert hub.unsettled_risk_cancels == 3
+        meanwhile = rh.buy("scalper-1", "AAPL", P - TICK, 100)  # another engine, meanwhile
+        assert meanwhile.accepted
+        seen = hub.executions(me, 0, 0)
+        assert seen[-1].order_id == meanwhile.order_id
+        assert not any(r.cancel_reason == cpb.CANCEL_RISK for r in seen)
+        with hub._lock:
+            hub._risk_cancel_step(hub.RISK_CANCEL_CHUNK)  # the settle step
+    later = hub.executions(me, seen[-1].sequence, 0)
+    assert {r.order_id for r in later} == doomed and {r.exec_type for r in later} == {cpb.EXEC_CANCELLED}
+    (settle_seq,) = [seq for seq, detail in rh.admin_details() if detail["action"] == "risk_settle"]
+    assert {r.sequence for r in later} == {settle_seq} and settle_seq > seen[-1].sequence
+    every = hub.executions(me, 0, 0)
+    assert [r.sequence for r in every] == sorted(r.sequence for r in every)
+
+
 def test_only_block_switches_leave_orders_to_cancel_after_a_restart(make_hub) -> None:
     rh: RiskHub = make_hub()
     ids = _many(rh, 48)
