@@ -253,6 +253,26 @@ class Outcome:
 EntryResult = tuple[Outcome | None, int, str]  # (outcome, reject reason or 0, text); outcome None: refused
 
 
+class Refused(tuple):
+    """A refused order-entry call's ``EntryResult`` (None, reason, text) that also carries the
+    journal ticket of its reject record: the caller waits for that commit outside the sequencer
+    (and off the gateway's event loop), as for an accepted command's ``outcome.ticket``."""
+
+    ticket: int
+
+
+def _refused(reason: int, text: str, ticket: int) -> EntryResult:
+    result = Refused((None, int(reason), text))
+    result.ticket = ticket
+    return result
+
+
+def ticket_of(result: EntryResult) -> int:
+    """The journal ticket an order-entry result must see committed before it is answered (0: none)."""
+    outcome = result[0]
+    return outcome.ticket if outcome is not None else getattr(result, "ticket", 0)
+
+
 @dataclass(slots=True)
 class HeldCall:
     """An order-entry call a fairness rule holds (a latency floor, a batch window, a minimum resting
@@ -550,9 +570,10 @@ class Hub:
     def _settle(self, result: tuple[Outcome | None, int, str], settle: bool = True) -> tuple[Outcome | None, int, str]:
         """Wait, without the sequencer, until the command of a ``wait=False`` run is committed.
         ``settle=False`` leaves the wait to the caller (a pipelined session waits once per batch
-        of replies, with ``outcome.ticket``)."""
-        if settle and result[0] is not None:
-            self.journal.wait_committed(result[0].ticket)
+        of replies, with ``ticket_of(result)``). A refusal's reject record is waited for the same way."""
+        ticket = ticket_of(result) if settle else 0
+        if ticket:
+            self.journal.wait_committed(ticket)
         return result
 
     # -- RISK ------------------------------------------------------------------------------------
@@ -955,10 +976,10 @@ class Hub:
                 return  # already halted: nothing new to journal
             kill = KillSwitchActivated(ts=self._hub_time_now(), scope=Scope.ASSET_CLASS, target=target, mode=KillMode.BLOCK,
                                        reason=KillReason.LATENCY, operator="latency-monitor")
-            try:
-                self._record(EntryKind.ADMIN, "risk", {"action": "risk_kill_record", "record": kill.record(),
-                                                       "replayed": True})
-            except (HubUnavailableError, JournalUnavailableError):
+            try:  # applied from its record, at append; its commit comes with the cancel steps after it
+                self._record_uncommitted(EntryKind.ADMIN, "risk", {"action": "risk_kill_record", "record": kill.record(),
+                                                                   "replayed": True})
+            except HubUnavailableError:
                 return  # not journaled, so not applied; the order's own ack is not the place to fail
         self.drain_risk_cancels(wait=False)
 
@@ -1020,10 +1041,9 @@ class Hub:
         return RiskReject.KILL_SWITCH
 
     def _refuse_for_risk(self, who: Identity, what: str, refused: RiskReject, fields: dict,
-                         arrival: int) -> tuple[None, int, str]:
-        """Journal a risk reject like any gateway reject and answer it."""
-        self._gateway_reject(who, what, refused, f"risk: {refused.name}", fields, arrival)
-        return None, int(refused), refused.name
+                         arrival: int) -> EntryResult:
+        """Journal a risk reject like any gateway reject and answer it (the caller waits for it)."""
+        return self._refuse(who, what, refused, f"risk: {refused.name}", fields, arrival, answer=refused.name)
 
     def _post_trade_records(self, commands: list[Command]) -> tuple[bytes, ...]:
         """Per command, the canonical JSON of the fees its trades were charged ("" when none):
@@ -1188,6 +1208,16 @@ class Hub:
 
     def _register_fee_payers(self, classes: dict[str, str], ts: int | None = None) -> None:
         self.fees.set_participants({pid: cls for pid, cls in classes.items() if cls in FEE_CLASSES}, ts)
+
+    def _refuse(self, who: Identity, what: str, reason: int, text: str, fields: dict, arrival_ns: int,
+                answer: str | None = None) -> EntryResult:
+        """Journal an order-entry call's gateway reject without waiting for its commit (the caller
+        may hold the sequencer, or be the gateway's event loop) and answer it: ``_settle`` or the
+        service waits for ``ticket_of`` the result."""
+        _, _, ticket = self._record_uncommitted(EntryKind.GATEWAY_REJECT, who.participant_id,
+                                                {"request": what, "reason": int(reason), "text": text, **fields},
+                                                arrival_ns=arrival_ns)
+        return _refused(reason, text if answer is None else answer, ticket)
 
     def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict,
                         arrival_ns: int = 0) -> tuple[int, int]:
@@ -1375,9 +1405,8 @@ class Hub:
         arrival = self._clock()
         problem = self._check_order(who, spec)
         if problem is not None:
-            self._gateway_reject(who, "new_order", problem[0], problem[1],
-                                 {"symbol": spec.symbol[:64], "client_order_id": spec.client_order_id[:64]}, arrival)
-            return None, int(problem[0]), problem[1]
+            return self._refuse(who, "new_order", problem[0], problem[1],
+                                {"symbol": spec.symbol[:64], "client_order_id": spec.client_order_id[:64]}, arrival)
         inst = self.by_symbol[spec.symbol]
         account = self._account_for(who, spec.account)
         stp = self._engine_stp(who, spec.stp_mode)
@@ -1416,9 +1445,8 @@ class Hub:
         def run(release_ns: int) -> tuple[Outcome | None, int, str]:
             released[0] = release_ns
             if self.is_halted(inst.instrument_id):  # halted while the order waited (floor or batch)
-                text = f"{inst.symbol} is halted"
-                self._gateway_reject(who, "new_order", GatewayReject.INSTRUMENT_HALTED, text, refused_fields, arrival)
-                return None, int(GatewayReject.INSTRUMENT_HALTED), text
+                return self._refuse(who, "new_order", GatewayReject.INSTRUMENT_HALTED, f"{inst.symbol} is halted",
+                                    refused_fields, arrival)
             refused = self._risk_check_new(who, session_id, inst, spec)
             if refused is not None:
                 return self._refuse_for_risk(who, "new_order", refused, refused_fields, arrival)
@@ -1508,9 +1536,8 @@ class Hub:
             problem = FairnessReject.MIN_RESTING_TIME, (
                 f"order {order_id} has rested {arrival - meta.entry_ns} ns of the required {meta.min_rest_ns} ns")
         if problem is not None:
-            self._gateway_reject(who, what, problem[0], problem[1], {"symbol": symbol[:64], "order_id": order_id},
-                                 arrival)
-            return None, int(problem[0]), problem[1]
+            return self._refuse(who, what, problem[0], problem[1], {"symbol": symbol[:64], "order_id": order_id},
+                                arrival)
         account = meta.account
 
         def build(seq: int, ts: int) -> list[Command]:
@@ -1523,10 +1550,8 @@ class Hub:
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
             if new_values is not None and self.is_halted(inst.instrument_id):  # halted while the replace was held
-                text = f"{inst.symbol} is halted"
-                self._gateway_reject(who, what, GatewayReject.INSTRUMENT_HALTED, text,
-                                     {"symbol": inst.symbol, "order_id": order_id}, arrival)
-                return None, int(GatewayReject.INSTRUMENT_HALTED), text
+                return self._refuse(who, what, GatewayReject.INSTRUMENT_HALTED, f"{inst.symbol} is halted",
+                                    {"symbol": inst.symbol, "order_id": order_id}, arrival)
             if new_values is not None:
                 probe = Replace(0, 0, inst.instrument_id, order_id, account, *new_values)
                 refused = (None if validation.check_replace(probe, inst) is not None else self.risk.check_replace(
@@ -1739,14 +1764,25 @@ class Hub:
         """Sessions are journaled (open, options, close) so that recovery knows which ones were
         still open, with cancel-on-disconnect, when the hub stopped."""
         with self._lock:
-            seq, _ = self._record(EntryKind.ADMIN, who.participant_id,
-                                  {"action": "session_open", "session": f"{who.participant_id}/{self._seq + 1}"})
+            seq, _, ticket = self._record_uncommitted(
+                EntryKind.ADMIN, who.participant_id,
+                {"action": "session_open", "session": f"{who.participant_id}/{self._seq + 1}"})
             session_id = f"{who.participant_id}/{seq}"
             session = SessionState(session_id, who.participant_id, False,
                                    ReportQueue(self.config.limits.market_data_queue))
             self._sessions[session_id] = session
-        if cancel_on_disconnect:
-            self.set_cancel_on_disconnect(session, True)
+        try:
+            # Not under the sequencer: a slow commit delays this caller only, not every order.
+            self.journal.wait_committed(ticket)
+            if cancel_on_disconnect:
+                self.set_cancel_on_disconnect(session, True)
+        except (HubUnavailableError, JournalUnavailableError):
+            # The caller gets no session, but its open is (or will be) on record: the checkpointer's
+            # pass closes it once the ledger records again, as for a close the ledger refused.
+            with self._lock:
+                self._sessions.pop(session_id, None)
+                self._closes_refused = True
+            raise
         return session
 
     def set_cancel_on_disconnect(self, session: SessionState, enabled: bool) -> None:

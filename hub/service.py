@@ -27,7 +27,7 @@ import grpc
 from compliance.fees import Month
 from compliance.risk.events import Scope as RiskScope
 from hub.auth import UNDECODABLE, Authenticator, AuthError, Identity
-from hub.core import EntryResult, HeldCall, Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState
+from hub.core import EntryResult, HeldCall, Hub, HubUnavailableError, OrderSpec, QuoteSpec, SessionState, ticket_of
 from hub.journal import JournalUnavailableError
 from hub.loop_bridge import LoopCommitter, Offload
 from hub.v1 import account_pb2 as apb
@@ -168,8 +168,7 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
         if isinstance(result, HeldCall):
             result = await _released(result)
         outcome, reason, text = result
-        return (_order_ack(outcome, reason, text, order_id, client_order_id),
-                outcome.ticket if outcome is not None else 0)
+        return _order_ack(outcome, reason, text, order_id, client_order_id), ticket_of(result)
 
     def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> oepb.MassCancelAck:
         count, reason, text = self.hub.mass_cancel(who, req.symbol, req.account)
