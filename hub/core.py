@@ -1155,8 +1155,10 @@ class Hub:
         return seq, ts, ticket
 
     def _journal_batch(self, asset_class: AssetClass, batch, permutation: list[int]) -> None:
-        """Journal a released batch's seed and shuffle just before its commands, for audit."""
-        self._record(EntryKind.ADMIN, "hub", {
+        """Journal a released batch's seed and shuffle just before its commands, for audit. Not
+        waited for under the sequencer: the journal commits in order, so each command's own commit
+        (or reject's) that its caller waits for covers this record too."""
+        self._record_uncommitted(EntryKind.ADMIN, "hub", {
             "action": "batch", "asset_class": int(asset_class), "batch": batch.number, "seed": str(batch.seed),
             "window_ns": batch.window_ns, "cancels": len(batch.cancels), "others": len(batch.others),
             "permutation": permutation})
