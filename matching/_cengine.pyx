@@ -26,7 +26,7 @@ from cython.operator cimport dereference as deref
 from cython.operator cimport preincrement as inc
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy
-from libcpp.algorithm cimport sort
+from libcpp.algorithm cimport sort, unique
 from libcpp.map cimport map as cmap
 from libcpp.pair cimport pair
 from libcpp.unordered_map cimport unordered_map
@@ -920,6 +920,9 @@ cdef class CythonEngine:
         book: one BookDelta per level changed and one TopOfBook per book, not per order."""
         if not presorted:
             sort(victims.begin(), victims.end())
+            # An id listed twice (two risk decisions naming the same order) is removed once, as the
+            # reference engine's set does: removing a slot twice corrupts the pool's free list.
+            victims.erase(unique(victims.begin(), victims.end()), victims.end())
         cdef size_t i
         cdef int b = NIL
         cdef int32_t slot

@@ -93,6 +93,26 @@ def test_both_engines_cancel_the_same_orders_with_the_same_event_bytes(seed: int
     assert engines[0].cancel_orders(5_001, b"") == engines[1].cancel_orders(5_001, b"") == b""
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_an_order_listed_twice_is_cancelled_once_by_both_engines(seed: int) -> None:
+    """Two risk decisions can name the same order in one step (a daily-loss kill and a margin call's
+    reduce-only): both engines cancel it once. Before, the Cython engine removed its slot twice,
+    corrupting its pool: a hang or a crash (free(): invalid pointer)."""
+    rng = random.Random(seed)
+    engines = [CythonEngine(AssetClass.EQUITY, EQUITIES), ReferenceEngine(AssetClass.EQUITY, EQUITIES)]
+    ids = _load(engines, rng, 300)
+    victims = rng.sample(ids, 60)
+    packed = array("q", victims + victims[:40] + victims[10:20]).tobytes()
+    native, reference = (e.cancel_orders_columns(6_000, packed) for e in engines)
+    assert native == reference
+    assert sorted(array("q", native[0]).tolist()) == sorted(victims)
+    assert engines[0].digest() == engines[1].digest()
+    more = [NewOrder(400 + k, 7_000 + k, EQUITIES[0].instrument_id, 400 + k, 1001, 1, 1, 1,
+                     EQUITIES[0].reference_price - EQUITIES[0].tick_size, EQUITIES[0].lot_size) for k in range(80)]
+    assert engines[0].process_packed(encode_commands(more)) == engines[1].process_packed(encode_commands(more))
+    assert engines[0].digest() == engines[1].digest()  # the pool's free slots are whole again
+
+
 @pytest.mark.parametrize("seed", [4, 5, 6])
 def test_both_engines_give_the_same_columns_and_they_are_the_events_split(seed: int) -> None:
     """``cancel_orders_columns``: the Cythonised columns equal the reference engine's, and both are
