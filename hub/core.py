@@ -25,7 +25,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from compliance.fees import FEE_CLASSES, FeeEngine, FeeRecord, FixedFeeCharge, Month
-from compliance.risk import RiskEngine, ratelimit, risk_config_from_json
+from compliance.risk import RiskConfig, RiskEngine, ratelimit, risk_config_from_json
 from compliance.risk.breakers import LatencyMonitor
 from compliance.risk.events import (
     CancelCause,
@@ -1169,20 +1169,32 @@ class Hub:
         engine runs with, in the ledger's order: a replay applies both at this record
         (``replay_record``), so a participant added or removed, or a risk limit changed, at a
         restart takes effect at the same point live and on replay."""
+        raw = json.loads(detail)
+        if "risk" in raw:  # one that could not apply is refused here, never journaled
+            risk = risk_config_from_json(raw["risk"])
+            if risk.fingerprint() != self.risk.config.fingerprint():
+                self.risk.check_reconfigure(risk)
         with self._lock:
             seq, ts = self._next(1)
             ticket = self.journal.append(JournalEntry(seq, seq, ts, EntryKind.CONFIG, "hub", 0, detail=detail))
-            raised = self._apply_config(detail, seq, ts)
+            raised = self._apply_config(raw, seq, ts)
             if raised:
                 self._act_on_risk(raised, journal=False)  # the record itself is the input
         self.journal.wait_committed(ticket)
         self.drain_risk_cancels()  # a margin call with no grace under the new requirements
         return seq
 
-    def _apply_config(self, detail: bytes | dict, seq: int, ts: int) -> list[RiskEvent]:
+    def adopt_risk_config(self, risk: RiskConfig) -> None:
+        """Recovery, before anything is replayed: run the risk engine on ``risk`` from the start (the
+        configuration the ledger's first CONFIG record carrying one names; see ``recover``)."""
+        with self._lock:
+            if risk.fingerprint() != self.risk.config.fingerprint():
+                self.risk = RiskEngine(risk, self.config.instruments)
+                self._check_risk = self.risk.check_order_positional
+
+    def _apply_config(self, raw: dict, seq: int, ts: int) -> list[RiskEvent]:
         """A CONFIG record (live and on replay): its participants and its risk configuration are
         in force from here on. Returns the risk events the new risk configuration raised."""
-        raw = json.loads(detail) if isinstance(detail, bytes | str) else detail
         self._config_participants(raw, ts)
         if "risk" not in raw:  # a ledger written before CONFIG records carried it
             return []
@@ -1190,8 +1202,7 @@ class Hub:
         if risk.fingerprint() == self.risk.config.fingerprint():
             return []
         if seq == 1:  # the ledger's first record: the engine starts with it, as it did live
-            self.risk = RiskEngine(risk, self.config.instruments)
-            self._check_risk = self.risk.check_order_positional
+            self.adopt_risk_config(risk)
             return []
         breakers = risk.breakers
         self._latency = LatencyMonitor(breakers.latency_threshold_ns, breakers.latency_consecutive)

@@ -17,6 +17,8 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from compliance.risk import RiskConfigError, risk_config_from_json
+from hub.config import ConfigError
 from hub.core import Hub, OrderMeta
 from hub.journal import EntryKind
 from ledger.entries import decode_all
@@ -185,6 +187,7 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
     report = RecoveryReport()
     last_cp = store.last_checkpoint()
     report.checkpoint_size = last_cp.tree_size if last_cp else 0
+    _adopt_first_recorded_risk_config(hub, store)
     batch = _Batch()
     last_config: bytes = b""
     integrity = _Integrity(store, last_cp)
@@ -236,9 +239,9 @@ def recover(hub: Hub, store: LedgerStore) -> RecoveryReport:
         raise RecoveryError(f"the last checkpoint covers {last_cp.tree_size} records, the ledger has {report.records}")
     report.last_seq = hub.last_sequence
     hub.accepting = True
+    report.risk_cancels_settled = hub.unsettled_risk_cancels  # (a new risk config's record settles them)
     _record_config(hub, last_config)
     report.orphaned_day_orders_cancelled = hub.cancel_orphaned_sessions()
-    report.risk_cancels_settled = hub.unsettled_risk_cancels
     hub.drain_risk_cancels()  # a crash between a kill's cancels and their settling: finish it now
     report.interrupted_kill_cancels = hub.resume_interrupted_kills()  # a crash before its cancels
     report.interrupted_risk_cancels = hub.resume_interrupted_risk_cancels()  # the same, any other risk decision
@@ -266,5 +269,22 @@ def config_detail(hub: Hub) -> bytes:
 def _record_config(hub: Hub, last_config: bytes) -> None:
     detail = config_detail(hub)
     if detail != last_config:
-        hub.record_config(detail)
+        try:
+            hub.record_config(detail)
+        except RiskConfigError as exc:
+            raise ConfigError(f"[risk] cannot take effect on the state this ledger holds: {exc}") from None
+
+
+def _adopt_first_recorded_risk_config(hub: Hub, store: LedgerStore) -> None:
+    """A ledger begun before CONFIG records carried the risk configuration: its first start that
+    recorded one had replayed the records before it under that same configuration (and signed
+    checkpoints of it), so replay runs them under it too. (A ledger that carries it from its first
+    record gets it there, in ``Hub._apply_config``.)"""
+    for _idx, payload in store.config_records():
+        (rec,) = decode_all(payload)
+        detail = rec.detail_json()
+        if "risk" in detail:
+            if rec.seq > 1:
+                hub.adopt_risk_config(risk_config_from_json(detail["risk"]))
+            return
 

@@ -41,7 +41,7 @@ from ledger.entries import entry_records
 from ledger.hashing import append_leaves, leaves_and_links
 from ledger.inserts import BatchInserter
 from ledger.merkle import CompactRange, consistency_proof, inclusion_proof, root_of
-from ledger.records import record_end_seq
+from ledger.records import RecordType, record_end_seq
 from ledger.schema import LedgerCheckpoint, LedgerNode, LedgerRecord, create_schema, node_floor, stored_schema_version
 from ledger.signing import Checkpoint, Signer
 
@@ -158,6 +158,20 @@ class LedgerStore:
                 for idx, seq, payload, leaf, chain in rows:
                     yield idx, seq, bytes(payload), bytes(leaf), bytes(chain)
             next_idx = rows[-1][0] + 1
+
+    def config_records(self) -> Iterator[tuple[int, bytes]]:
+        """(idx, payload) of every CONFIG record, in ledger order (there is one per start at most)."""
+        start = 0
+        while (found := self._next_of_type(RecordType.CONFIG, start)) is not None:
+            yield found
+            start = found[0] + 1
+
+    def _next_of_type(self, record_type: int, start: int) -> tuple[int, bytes] | None:
+        sql = "SELECT idx, payload FROM ledger_record WHERE record_type = ? AND idx >= ? ORDER BY idx LIMIT 1"
+        if self.engine.dialect.paramstyle != "qmark":
+            sql = sql.replace("?", "%s")
+        rows = _fetchall(self.engine, sql, (int(record_type), start))
+        return (rows[0][0], bytes(rows[0][1])) if rows else None
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         t = LedgerCheckpoint.__table__

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from compliance.risk import ratelimit
 from compliance.risk.breakers import KillBoard, LatencyMonitor, Luld, Phase
-from compliance.risk.config import RiskConfig
+from compliance.risk.config import RiskConfig, RiskConfigError
 from compliance.risk.events import (
     CancelCause,
     CancelOrders,
@@ -175,23 +175,56 @@ class RiskEngine:
                 st.vol.retune(config.volatility, ref_vol, lam)
             st.luld.limit_ns, st.luld.pause_ns = b.luld_limit_state_ns, b.luld_pause_ns
 
+    def _collateral_after(self, config: RiskConfig) -> dict[str, dict[str, int]]:
+        """Each existing participant's collateral under ``config`` (see ``reconfigure``): a
+        configured amount that changed moves the balance by the difference; a zero balance in a
+        currency the new configuration does not configure for it is dropped."""
+        old_pconf, old_default = self._pconf, self.config.margin.default_collateral
+        new_pconf = {p.participant_id: p for p in config.participants}
+        out = {}
+        for pid, p in self._participants.items():
+            was, now = old_pconf.get(pid), new_pconf.get(pid)
+            before = dict(was.collateral if was is not None and was.collateral is not None else old_default)
+            after = dict(now.collateral if now is not None and now.collateral is not None
+                         else config.margin.default_collateral)
+            balances = dict(p.collateral)
+            for ccy in sorted(set(before) | set(after)):
+                if after.get(ccy, 0) != before.get(ccy, 0):
+                    balances[ccy] = balances.get(ccy, 0) + after.get(ccy, 0) - before.get(ccy, 0)
+            out[pid] = {c: a for c, a in balances.items() if a != 0 or c in after}
+        return out
+
+    def check_reconfigure(self, config: RiskConfig) -> None:
+        """Raise RiskConfigError if ``reconfigure(config)`` could not apply to this state: call it
+        before journaling a new configuration, so that one is never on record unapplicable."""
+        config.validated(self._instruments)
+        rates = dict(config.margin.fx_rates)
+        for pid, balances in sorted(self._collateral_after(config).items()):
+            missing = sorted(c for c in balances if c not in rates)
+            if missing:
+                raise RiskConfigError(f"participant {pid!r} holds collateral in {', '.join(missing)}, which "
+                                      f"margin.fx_rates no longer prices")
+
     def reconfigure(self, ts: int, config: RiskConfig) -> list[RiskEvent]:
         """Take a new configuration mid-stream, keeping the state. The hub calls it at a CONFIG
-        record, live and on replay, so both sides do exactly the same.
+        record, live and on replay, so both sides do exactly the same (``check_reconfigure`` first).
 
         Positions, orders, volatility samples, LULD phases, kill switches, margin calls and the
         trading day carry over. Rate buckets are capped at the new bursts. A participant's
         configured collateral that changed moves its balance like a deposit or withdrawal of the
-        difference (the daily-loss anchor moves with it: not profit or loss), and its configured
-        base limits replace the previous configuration's (a limit an operator set since, on an
-        instrument neither configuration names, stays). Margins and limits are then recomputed
-        and every participant re-evaluated: the events are margin calls (and their resolution)
-        the new requirements cause."""
-        config.validated(self._instruments)
+        difference (the daily-loss anchor moves with it: not profit or loss); a participant the
+        configuration names for the first time starts with what it configures. Its configured base
+        limits replace the previous configuration's (a limit an operator set since, on an
+        instrument neither configuration names, stays). Margins and limits are then recomputed and
+        every participant re-evaluated: the events are margin calls (and their resolution) the new
+        requirements cause."""
+        self.check_reconfigure(config)
         events: list[RiskEvent] = []
         self._roll_day(ts, events)
-        old_pconf, old_default = self._pconf, self.config.margin.default_collateral
+        old_pconf = self._pconf
+        collateral = self._collateral_after(config)
         self._apply_parameters(config)
+        self._blank = self._new_participant("")  # the stand-in for participants never seen
         for ins in self._inst.values():
             ins.limit = scaled_limit(ins.base_limit, ins.vol.factor_bps, ins.lot)
         for p in self._participants.values():
@@ -199,17 +232,10 @@ class RiskEngine:
                 bucket[0] = min(bucket[0], self._order_cap)
         for bucket in self._sessions.values():
             bucket[0] = min(bucket[0], self._sess_cap)
-        for pid in sorted(set(self._pconf) - set(self._participants)):
-            self._participants[pid] = self._new_participant(pid)
         for pid in sorted(self._participants):
             p = self._participants[pid]
             was, now = old_pconf.get(pid), self._pconf.get(pid)
-            before = dict(was.collateral if was is not None and was.collateral is not None else old_default)
-            after = dict(now.collateral if now is not None and now.collateral is not None
-                         else config.margin.default_collateral)
-            for ccy in sorted(set(before) | set(after)):
-                if after.get(ccy, 0) != before.get(ccy, 0):
-                    p.collateral[ccy] = p.collateral.get(ccy, 0) + after.get(ccy, 0) - before.get(ccy, 0)
+            p.collateral = collateral[pid]
             for iid, _ in (was.position_limits if was is not None else ()):
                 p.limit_bases.pop(iid, None)
             p.limit_bases.update(now.position_limits if now is not None else ())
@@ -222,6 +248,8 @@ class RiskEngine:
             p.gross = sum(p.gross_cls)
             p.maint_dirty = p.initial_dirty = True
             self._evaluate(ts, p, events)
+        for pid in sorted(set(self._pconf) - set(self._participants)):  # as a fresh engine has them
+            self._participants[pid] = self._new_participant(pid)
         return events
 
     # -- PARTICIPANTS --------------------------------------------------------------------------

@@ -51,12 +51,15 @@ class VolatilityEstimator:
         self.factor_bps = self._quantise(self.raw_factor_bps())
 
     def retune(self, cfg: VolatilityConfig, reference_vol_bps: int, lam: int) -> None:
-        """New parameters (a risk configuration change). An estimator that has seen no trade starts
-        again as a new one would; otherwise what it observed (S, T, the last sample) is kept, only
+        """New parameters (a risk configuration change). An estimator with no sample yet starts
+        again as a new one would (keeping its anchor trade); otherwise what it observed (S, T, the
+        last sample) is kept, only
         the reference, the decay and the factor's quantisation change. The factor is re-derived
         without hysteresis: a new configuration applies at once."""
-        if self.last_ts == _NO_SAMPLE:
+        if self.samples == 0:  # only the prior so far: seeded again from the new reference
+            last_ts, last_price = self.last_ts, self.last_price
             self.__init__(cfg, reference_vol_bps, lam)  # type: ignore[misc]
+            self.last_ts, self.last_price = last_ts, last_price  # the first trade still anchors the series
             return
         self.lam = lam
         self.interval = cfg.sample_interval_ns

@@ -60,7 +60,7 @@ def snapshot(hub: Hub) -> dict:
     """What a restart must give back: engines (digest), registry, positions, halts, quotes, sequence."""
     who = identities(hub.config)
     with hub._lock:
-        orders = {p: [(oid, _meta(m), view) for m, oid, view in hub.open_orders(who[p])] for p in who}
+        orders = {p: [(oid, _meta(m), view) for m, oid, view in hub.open_orders(who[p])[0]] for p in who}
         positions = {p: [(a, i, (pos.bought, pos.sold, pos.net_cost_raw)) for a, i, pos in hub.positions(who[p])]
                      for p in who}
         halts = {s: hub.is_halted(i.instrument_id) for s, i in hub.by_symbol.items()}

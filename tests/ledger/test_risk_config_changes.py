@@ -131,3 +131,57 @@ def test_the_recorded_risk_configuration_reads_back_exactly() -> None:
     del broken["rates"]
     with pytest.raises(RiskConfigError):
         risk_config_from_json(broken)
+
+
+def test_collateral_moved_to_another_currency_whose_old_rate_is_dropped(tmp_path) -> None:
+    """A participant's configured collateral moves from CHF to USD and the CHF rate goes: its CHF
+    balance falls to zero and goes with it. Before, the zero balance stayed, the CONFIG record was
+    journaled and then failed to apply (no CHF rate), and no later start could replay it."""
+    base = _base(tmp_path)
+    chf = RiskConfig(participants=(ParticipantRiskConfig(participant_id="scalper-1", collateral=(
+        ("CHF", 5_000_000_00),)),))
+    first = _with_risk(base, chf)
+    with run_server(first, open_ledger_journal(first), grace=0.5) as (hub, _):
+        _activity(hub, first)
+    margin = chf.margin
+    second = _with_risk(base, chf.with_(
+        participants=(ParticipantRiskConfig(participant_id="scalper-1", collateral=(("USD", 5_000_000_00),)),),
+        margin=replace(margin, fx_rates=tuple(r for r in margin.fx_rates if r[0] != "CHF"))))
+    with run_server(second, open_ledger_journal(second), grace=0.5) as (hub, _):
+        assert hub.risk.margin("scalper-1").collateral == 5_000_000_00
+        hub.risk.verify()
+        digest = hub.state_digest_bytes()
+    with run_server(second, open_ledger_journal(second), grace=0.5) as (hub, _):
+        assert hub.state_digest_bytes() == digest
+    with run_server(first, open_ledger_journal(first), grace=0.5) as (hub, _):  # and back
+        assert hub.risk.config == first.risk and hub.recovery.checkpoint_verified
+
+
+def test_a_ledger_begun_before_config_records_carried_risk_takes_a_changed_one(tmp_path, monkeypatch) -> None:
+    """Its first upgraded start replayed the older records under its own risk configuration and
+    recorded that one: replay runs those records under it as well, so a later change still starts."""
+    import hub.recovery
+
+    base = _base(tmp_path)
+    first = _with_risk(base, _collateral(RiskConfig(), "scalper-1", 5_000_000_00))
+    legacy = hub.recovery.config_detail
+
+    def without_risk(h) -> bytes:
+        import json
+
+        detail = json.loads(legacy(h))
+        del detail["risk"]
+        return json.dumps(detail, sort_keys=True, separators=(",", ":")).encode()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(hub.recovery, "config_detail", without_risk)
+        with run_server(first, open_ledger_journal(first), grace=0.5) as (running, _):
+            _activity(running, first)
+    with run_server(first, open_ledger_journal(first), grace=0.5) as (running, _):  # the upgraded start
+        assert running.recovery.checkpoint_verified
+    second = _with_risk(base, first.risk.with_(rates=replace(first.risk.rates, orders_per_second=20)))
+    with run_server(second, open_ledger_journal(second), grace=0.5) as (running, _):
+        assert running.risk.config == second.risk and running.recovery.checkpoint_verified
+        digest = running.state_digest_bytes()
+    with run_server(second, open_ledger_journal(second), grace=0.5) as (running, _):
+        assert running.state_digest_bytes() == digest

@@ -4,6 +4,9 @@ collateral, P&L, equity, requirements and limits, with every cache equal to its 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +14,7 @@ from compliance.risk import (
     InstrumentRiskConfig,
     ParticipantRiskConfig,
     RiskConfig,
+    RiskConfigError,
     RiskEngine,
     span_scenarios,
 )
@@ -75,3 +79,64 @@ def test_an_unchanged_configuration_changes_nothing() -> None:
     digest = engine.state_digest()
     assert engine.reconfigure(2, RiskConfig()) == []
     assert engine.state_digest() == digest
+
+
+def test_a_participant_the_new_configuration_names_first_starts_with_what_it_configures() -> None:
+    """Before, it was created with the configured amount and then also got the difference to the old
+    default: 30 M for 20 M configured, 0 for 5 M (and its first order refused for margin)."""
+    new = RiskConfig(participants=(ParticipantRiskConfig(participant_id="y", collateral=(("USD", 20_000_000_00),)),
+                                   ParticipantRiskConfig(participant_id="z", collateral=(("EUR", 1_000_000_00),))))
+    engine = RiskEngine(RiskConfig(), DEFAULT_INSTRUMENTS)
+    _run(engine, [(1, True, 2, 0, False)])
+    engine.reconfigure(2, new)
+    engine.verify()
+    fresh = RiskEngine(new, DEFAULT_INSTRUMENTS)
+    for pid in ("y", "z"):
+        assert engine.margin(pid).collateral == fresh.margin(pid).collateral > 0
+        assert engine.participant_view(3, pid).detail == fresh.participant_view(3, pid).detail
+
+
+def test_participants_never_seen_are_checked_against_the_new_default_collateral() -> None:
+    """The stand-in for participants never seen follows the configuration. Before, it kept the old
+    default collateral, and a buy the new one cannot margin was accepted."""
+    poor = RiskConfig().with_(margin=MarginConfig(default_collateral=(("USD", 1_000_00),)))
+    engine = RiskEngine(RiskConfig(), DEFAULT_INSTRUMENTS)
+    engine.reconfigure(1, poor)
+    fresh = RiskEngine(poor, DEFAULT_INSTRUMENTS)
+    args = (2, "never-seen", "", 1, 1, 1, 190_0000, 1_000 * 100)
+    assert engine.check_order(*args) == fresh.check_order(*args) is not None
+
+
+def test_an_instrument_with_no_volatility_sample_yet_takes_the_new_reference_as_a_new_one_would() -> None:
+    """One trade anchors the series but is no sample: the estimate is still the prior, which follows
+    the new reference volatility. Before, the old prior stayed and was read against the new
+    reference: the limit factor fell to 0.3 with no volatility observed."""
+    calm = RiskConfig().with_(volatility=replace(RiskConfig().volatility, reference_vol_bps=(
+        (AssetClass.EQUITY, 1_000), (AssetClass.FUTURE, 2_000), (AssetClass.FX, 1_000), (AssetClass.CRYPTO, 8_000))))
+    engine = RiskEngine(RiskConfig(), DEFAULT_INSTRUMENTS)
+    _run(engine, [(1, True, 1, 0, False)])
+    engine.reconfigure(2, calm)
+    fresh = RiskEngine(calm, DEFAULT_INSTRUMENTS)
+    _run(fresh, [(1, True, 1, 0, False)])
+    assert engine.limit_factor_bps(1) == fresh.limit_factor_bps(1) == 10_000
+    assert engine.position_limit("x", 1) == fresh.position_limit("x", 1)
+
+
+def test_a_configuration_that_cannot_apply_is_refused_before_anything_changes() -> None:
+    """Collateral held in a currency the new configuration no longer prices: refused by
+    ``check_reconfigure`` (the hub calls it before journaling), and ``reconfigure`` changes nothing."""
+    chf = RiskConfig(participants=(ParticipantRiskConfig(participant_id="x", collateral=(("CHF", 5_000_00),)),))
+    engine = RiskEngine(chf, DEFAULT_INSTRUMENTS)
+    engine.deposit(1, "x", "CHF", 1_00)  # a balance of its own beyond the configured amount
+    margin = chf.margin
+    no_chf = chf.with_(participants=(ParticipantRiskConfig(participant_id="x", collateral=(("USD", 5_000_00),)),),
+                       margin=replace(margin, fx_rates=tuple(r for r in margin.fx_rates if r[0] != "CHF")))
+    digest = engine.state_digest()
+    with pytest.raises(RiskConfigError, match="CHF"):
+        engine.check_reconfigure(no_chf)
+    with pytest.raises(RiskConfigError, match="CHF"):
+        engine.reconfigure(2, no_chf)
+    assert engine.state_digest() == digest
+    fresh = RiskEngine(chf, DEFAULT_INSTRUMENTS)  # without the extra balance, the CHF goes to zero: dropped
+    fresh.reconfigure(2, no_chf)
+    assert fresh.margin("x").collateral == 5_000_00
