@@ -421,6 +421,8 @@ class Hub:
         # Replay only: the orders the ledger's risk decisions named for cancelling and no risk_cancel
         # record took yet. Those still resting at the end are cancels a stop interrupted.
         self._replayed_cancels: dict[int, None] = {}
+        # The ledger's rules version in force (``RULES_VERSION`` live; on replay, each CONFIG record's).
+        self._rules = self.RULES_VERSION
         self._cancel_everything = False  # a hub-wide BLOCK switch: every resting order, not yet sequenced
         self._unsettled = UnsettledCancels()  # cancelled in the engines, hub state not yet settled
         self._risk_drainers = 0  # threads inside drain_risk_cancels carrying out those cancels
@@ -582,10 +584,11 @@ class Hub:
         if events and not self._replaying:
             self._risk_events.extend(events)
 
-    def _enter_risk(self, cmd: Command, meta: OrderMeta | None) -> None:
+    def _enter_risk(self, cmd: Command, meta: OrderMeta | None, session_id: str = "") -> None:
         """Tell the risk engine a command was sequenced (live in ``before``, and on replay).
         Commands the engine refuses on their own fields change no risk state (no rate tokens):
-        malformed input leaves the state digest as it was."""
+        malformed input leaves the state digest as it was. ``session_id``: the session the command
+        came in on (a replace's rate tokens are that session's)."""
         inst = self.instruments.get(cmd.instrument_id)
         if inst is None:
             return
@@ -598,7 +601,10 @@ class Hub:
         elif type(cmd) is Replace:
             owner = self._orders.get(cmd.order_id)
             if owner is not None and validation.check_replace(cmd, inst) is None:
-                self.risk.on_replace_entered(cmd.ts, owner.participant_id, owner.session_id, cmd.order_id)
+                # Charged to the session it was checked against, the caller's. Ledger rules 1 (before
+                # CONFIG records said otherwise) charged the order's own session: replayed as written.
+                charged = session_id if self._rules >= 2 else owner.session_id
+                self.risk.on_replace_entered(cmd.ts, owner.participant_id, charged, cmd.order_id)
 
     def _act_on_risk(self, events: list[RiskEvent], journal: bool = True) -> None:
         """Journal what risk decided (audit; replay regenerates it) and carry it out now:
@@ -698,6 +704,10 @@ class Hub:
                 raise
         self._settle_risk_cancels(chunk)
         return 0
+
+    #: The ledger's rules version (CONFIG records carry it; replay follows each record's):
+    #: 2 charges a replace's session rate token to the session it came in on (1: the order's own).
+    RULES_VERSION = 2
 
     #: Orders per ``risk_cancel`` step: native engine work, one record per asset class and one
     #: commit, about 0.3-0.4 us an order here. A 10,000-order kill is one step of about 4 ms: it is on
@@ -1054,8 +1064,8 @@ class Hub:
             return ()
         return tuple(_post_trade_json(*post[c.seq]) if c.seq in post else b"" for c in commands)
 
-    def replay_engine_commands(self, asset_class: AssetClass, packed: bytes,
-                               metas: list[OrderMeta | None]) -> tuple[bytes, tuple[bytes, ...]]:
+    def replay_engine_commands(self, asset_class: AssetClass, packed: bytes, metas: list[OrderMeta | None],
+                               session_id: str = "") -> tuple[bytes, tuple[bytes, ...]]:
         """Recovery: re-run journaled commands (no journaling, no fan-out); returns their events and,
         per command, the fee record the live path journaled (b"" where none).
 
@@ -1068,7 +1078,7 @@ class Hub:
                         self._register(cmd.order_id, meta)
                         if meta.client_order_id:
                             self._client_ids[meta.participant_id].add(meta.client_order_id)
-                    self._enter_risk(cmd, meta)
+                    self._enter_risk(cmd, meta, session_id)
                 evbuf = self.engines[asset_class].process_packed(packed)
                 events = decode_events(evbuf)
                 scratch = Outcome(commands[0].seq, commands[0].ts, events)
@@ -1195,6 +1205,7 @@ class Hub:
     def _apply_config(self, raw: dict, seq: int, ts: int) -> list[RiskEvent]:
         """A CONFIG record (live and on replay): its participants and its risk configuration are
         in force from here on. Returns the risk events the new risk configuration raised."""
+        self._rules = int(raw.get("rules", 1))
         self._config_participants(raw, ts)
         if "risk" not in raw:  # a ledger written before CONFIG records carried it
             return []
@@ -1559,7 +1570,7 @@ class Hub:
             return [Replace(seq, ts, inst.instrument_id, order_id, account, *new_values)]
 
         def enter(commands: list[Command]) -> None:
-            self._enter_risk(commands[0], None)
+            self._enter_risk(commands[0], None, session_id)
 
         def run(_release_ns: int) -> tuple[Outcome | None, int, str]:
             if new_values is not None and self.is_halted(inst.instrument_id):  # halted while the replace was held

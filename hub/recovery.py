@@ -93,7 +93,7 @@ class _Batch:
             return 0
         with _replaying(f"records from index {self.first_idx}"):
             produced, fees = hub.replay_engine_commands(AssetClass(self.asset_class), b"".join(self.commands),
-                                                        self.metas)
+                                                        self.metas, self.key[4])
         if produced != b"".join(self.events):
             raise RecoveryError(
                 f"replaying records from index {self.first_idx} produced different events than the ledger "
@@ -263,7 +263,7 @@ def config_detail(hub: Hub) -> bytes:
     participants = [{"id": p.id, "role": p.role.value, "class": p.participant_class.value,
                      "accounts": list(p.accounts), "stp_mode": int(p.stp_mode)} for p in hub.config.participants]
     return canonical_json({"instruments": instruments, "participants": participants,
-                           "risk": hub.config.risk.to_json()})
+                           "risk": hub.config.risk.to_json(), "rules": hub.RULES_VERSION})
 
 
 def _record_config(hub: Hub, last_config: bytes) -> None:

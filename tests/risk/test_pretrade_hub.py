@@ -229,3 +229,26 @@ def test_quote_sides_are_checked_for_band_and_limits_but_not_throttled(make_hub)
         _, rows, _, _ = rh.hub.mass_quote(mm, [QuoteSpec("MSFT", 419_0000 - i * TICK, 1, 421_0000, 1)], 0)
         assert rows[0][2] == rows[0][4] == 0, (i, rows)
     assert rh.hub.risk.position("mm-1", MSFT) == (0, 1, 1), "each requote replaced the one before"
+
+
+def test_a_replace_costs_a_token_of_the_session_it_came_in_on_live_and_on_replay(make_hub) -> None:
+    """The session limit checks a replace against the caller's session and now also charges it
+    there. Before, it was charged to the session that entered the order: a second session could
+    replace without limit (its bucket never drained) and drained the first one's instead."""
+    base = RiskConfig()
+    rh = make_hub(base.with_(rates=replace(base.rates, orders_per_second=10**6, order_burst=10**6,
+                                           session_messages_per_second=1, session_burst=3)), durable=True)
+    hub, me = rh.hub, rh.who[ME]
+    first = hub.open_session(me, cancel_on_disconnect=False).session_id
+    second = hub.open_session(me, cancel_on_disconnect=False).session_id
+    order = rh.buy(ME, "AAPL", P - TICK, 1, session_id=first)
+    assert order.accepted
+    for k in range(3):  # the second session's burst
+        outcome, reason, _ = hub.replace_order(me, "AAPL", order.order_id, P - (2 + k) * TICK, 1, second)
+        assert reason == 0, k
+    assert hub.replace_order(me, "AAPL", order.order_id, P - 9 * TICK, 1, second)[1] == R.SESSION_RATE
+    assert rh.buy(ME, "AAPL", P - TICK, 1, session_id=first).accepted  # the first session has 2 left
+    assert rh.buy(ME, "AAPL", P - TICK, 1, session_id=first).accepted
+    assert rh.buy(ME, "AAPL", P - TICK, 1, session_id=first).reason == R.SESSION_RATE
+    rh.restart()  # the stop's checkpoint signs this state: replay charged the same buckets
+    assert rh.hub.recovery.checkpoint_verified and rh.hub.recovery.checkpoint_size == rh.hub.recovery.records
