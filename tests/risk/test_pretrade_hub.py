@@ -252,3 +252,37 @@ def test_a_replace_costs_a_token_of_the_session_it_came_in_on_live_and_on_replay
     assert rh.buy(ME, "AAPL", P - TICK, 1, session_id=first).reason == R.SESSION_RATE
     rh.restart()  # the stop's checkpoint signs this state: replay charged the same buckets
     assert rh.hub.recovery.checkpoint_verified and rh.hub.recovery.checkpoint_size == rh.hub.recovery.records
+
+
+def test_a_ledger_written_under_rules_1_replays_its_replaces_as_charged_then(make_hub, monkeypatch) -> None:
+    """Its CONFIG record carries no rules version: replay charges those replaces to the order's own
+    session as the hub that wrote it did, and the checkpoint it signed verifies."""
+    import json
+
+    import hub.recovery
+    from hub.core import Hub
+
+    written = hub.recovery.config_detail
+
+    def rules_1(h) -> bytes:
+        detail = json.loads(written(h))
+        del detail["rules"]
+        return json.dumps(detail, sort_keys=True, separators=(",", ":")).encode()
+
+    base = RiskConfig()
+    risk = base.with_(rates=replace(base.rates, orders_per_second=10**6, order_burst=10**6,
+                                    session_messages_per_second=1, session_burst=3))
+    with monkeypatch.context() as patched:
+        patched.setattr(hub.recovery, "config_detail", rules_1)
+        patched.setattr(Hub, "RULES_VERSION", 1)
+        rh = make_hub(risk, durable=True)
+        me = rh.who[ME]
+        first = rh.hub.open_session(me, cancel_on_disconnect=False).session_id
+        second = rh.hub.open_session(me, cancel_on_disconnect=False).session_id
+        order = rh.buy(ME, "AAPL", P - TICK, 1, session_id=first)
+        for k in range(2):  # charged to the first session under rules 1
+            assert rh.hub.replace_order(me, "AAPL", order.order_id, P - (2 + k) * TICK, 1, second)[1] == 0
+        assert rh.buy(ME, "AAPL", P - TICK, 1, session_id=first).reason == R.SESSION_RATE
+        rh.stop()
+    rh.hub = rh._start()  # today's hub on that ledger
+    assert rh.hub.recovery.checkpoint_verified and rh.hub._rules == Hub.RULES_VERSION == 2
