@@ -1596,8 +1596,13 @@ class Hub:
                     inst.asset_class, window, release_ns, is_cancel, run))
                 return HeldCall(joined, finish)  # resolves to the batch's future
             return HeldCall(self.scheduler.batch(inst.asset_class, window, arrival, is_cancel, run), finish)
-        if arrival < rested_enough_at:  # hold mode: applied the moment the order has rested enough
-            return HeldCall(self.scheduler.hold(rested_enough_at, run), finish)
+        release = rested_enough_at  # hold mode: applied the moment the order has rested enough
+        if new_values is not None:  # a replace is a new price and size: it waits behind the floor as an order does
+            taking = self._marketable(inst, meta.side, new_values[0])
+            floor = self.fairness.floor_ns(who.participant_class, OrderType.LIMIT, False, taking, new_values[1])
+            release = max(release, arrival + floor if floor else 0)
+        if arrival < release:
+            return HeldCall(self.scheduler.hold(release, run), finish)
         return self._now(arrival, run)
 
     def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:

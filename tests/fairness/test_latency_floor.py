@@ -255,3 +255,26 @@ def test_a_command_that_waits_for_nothing_never_overtakes_a_held_order_already_d
     inst = institution.result(timeout=10)
     assert inst.reason == 0 and inst.seq == before + 1  # first, then the command that arrived after it was due
     assert _journal_times(h, inst) == (t, t + 150_000)
+
+
+def test_a_replace_waits_behind_the_floor_as_a_new_order_does(make_hub):
+    """An institution's replace is a new price: held for the floor, so a scalper's order 50 us later
+    takes the liquidity first. Before, a replace skipped the floor: an institution could rest a
+    passive order and re-price it to cross at once, without the wait its new orders have."""
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    held = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P - 500)
+    h.release(h.clock.now + FLOOR)
+    passive = held.result(timeout=10)
+    assert passive.reason == 0 and passive.order_id in h.resting("AAPL")
+    ask = _ask(h)
+    t = h.clock.advance(1_000_000)
+    replace = h.start_held(h.replace, "inst-1", "AAPL", passive.order_id, P, 10)  # now crossing
+    h.clock.now = t + 50_000
+    scalper = h.call(h.submit, "scalper-1", "AAPL", cpb.BUY, 10, P)
+    assert not replace.done()
+    h.release(t + FLOOR)
+    replaced = replace.result(timeout=10)
+    assert replaced.reason == 0 and scalper.seq < replaced.seq
+    assert _journal_times(h, replaced) == (t, t + FLOOR)
+    assert [tr.maker_order_id for tr in trades(scalper)] == [ask]
+    assert trades(replaced) == [] and passive.order_id in h.resting("AAPL")  # nothing left to take: it rests
