@@ -1618,6 +1618,9 @@ class Hub:
                                  {"account": account})
             return 0, GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours"
         accounts = (account,) if account else who.accounts
+        young = self._not_yet_rested(who, accounts, inst.instrument_id if inst else None)
+        if young:
+            return self._mass_cancel_order_by_order(who, accounts, inst.instrument_id if inst else None, young)
         classes = [inst.asset_class] if inst else list(self.engines)
         iid = inst.instrument_id if inst else ALL_INSTRUMENTS
         count = 0
@@ -1629,6 +1632,40 @@ class Hub:
                     lambda seq, ts, acct=acct: [MassCancel(seq, ts, iid, acct)])
                 count += sum(ev.cancelled_count for ev in outcome.events if type(ev) is MassCancelReport)
         return count, 0, ""
+
+    def _in_scope(self, who: Identity, accounts: tuple[int, ...], instrument_id: int | None) -> list[int]:
+        with self._lock:
+            return sorted(oid for oid in self._orders_of.get(who.participant_id, ())
+                          if (meta := self._orders.get(oid)) is not None and meta.account in accounts
+                          and (instrument_id is None or meta.instrument_id == instrument_id))
+
+    def _not_yet_rested(self, who: Identity, accounts: tuple[int, ...], instrument_id: int | None) -> int:
+        """How many of the orders a mass cancel would take are still inside their minimum resting time."""
+        now = self._clock()
+        with self._lock:
+            orders = self._orders
+            return sum(1 for oid in self._orders_of.get(who.participant_id, ())
+                       if (meta := orders.get(oid)) is not None and now < meta.entry_ns + meta.min_rest_ns
+                       and meta.account in accounts and (instrument_id is None or meta.instrument_id == instrument_id))
+
+    def _mass_cancel_order_by_order(self, who: Identity, accounts: tuple[int, ...], instrument_id: int | None,
+                                    young: int) -> tuple[int, int, str]:
+        """A mass cancel over orders some of which have not rested their minimum time: each is
+        cancelled as its own cancel would be, under the resting rule (refused in REJECT mode, held
+        until rested in HOLD mode). One MassCancel engine command would have taken them all at
+        once, which let a scalper pull an order the moment it was entered. Returns the count and,
+        for orders left in place, a text saying so (the call itself is accepted)."""
+        count = left = 0
+        for order_id in self._in_scope(who, accounts, instrument_id):
+            meta = self._orders.get(order_id)
+            if meta is None:
+                continue  # filled or cancelled meanwhile
+            outcome, reason, _ = self._settle(_unheld(self._amend(who, "cancel", meta.symbol, order_id, "", None)))
+            if outcome is not None and not reason:
+                count += 1
+            elif reason == FairnessReject.MIN_RESTING_TIME:
+                left += 1
+        return count, 0, (f"{left} orders not yet rested their minimum time stay open" if left else "")
 
     def _take_mass_quote_token(self, participant_id: str) -> bool:
         """The participant's mass-quote message bucket (quote orders take no order-rate tokens, so

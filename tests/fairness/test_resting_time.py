@@ -263,3 +263,47 @@ def test_a_replace_that_loses_priority_restarts_the_resting_time_and_one_that_ke
     assert h.call(h.replace, "scalper-1", "AAPL", order.order_id, P + TICK, 9).reason == 0  # priority kept
     h.clock.now += 1
     assert h.call(h.cancel, "scalper-1", "AAPL", order.order_id).reason == 0  # it has rested since the re-price
+
+
+# -- MASS CANCEL ---------------------------------------------------------------------------------
+
+
+def test_reject_mode_a_mass_cancel_leaves_the_orders_not_yet_rested_and_takes_the_rest(make_hub):
+    """A mass cancel is one engine command for the account, and the engine knows no resting times:
+    it pulled an order the moment it was entered. Now the young ones stay, as their own cancel
+    would, and the reply says how many; the rested ones go."""
+    h = make_hub(FairnessConfig())
+    old = _rest(h)
+    h.clock.now = old.ts + MIN_REST
+    young = _rest(h)
+    h.clock.now = young.ts + MIN_REST - 1
+    count, reason, text = h.hub.mass_cancel(h.who["scalper-1"], "AAPL", 0)
+    assert (count, reason) == (1, 0) and "1 orders not yet rested" in text
+    assert old.order_id not in h.resting("AAPL") and young.order_id in h.resting("AAPL")
+    h.clock.now = young.ts + MIN_REST
+    assert h.hub.mass_cancel(h.who["scalper-1"], "AAPL", 0) == (1, 0, "")
+    assert h.resting("AAPL") == {}
+
+
+def test_hold_mode_a_mass_cancel_takes_each_young_order_once_it_has_rested(make_hub):
+    h = make_hub(FairnessConfig(min_resting_mode=RestingMode.HOLD))
+    young = _rest(h)
+    h.clock.now = young.ts + 10_000
+    pulled = h.start(h.hub.mass_cancel, h.who["scalper-1"], "", 0)
+    assert not_done_after(pulled)
+    _assert_untouched(h, young.order_id)
+    h.release(young.ts + MIN_REST)
+    assert pulled.result(timeout=10) == (1, 0, "")
+    assert h.resting("AAPL") == {}
+
+
+def test_a_mass_cancel_of_rested_orders_or_of_a_participant_with_no_resting_rule_is_one_engine_command(make_hub):
+    h = make_hub(FairnessConfig())
+    for who in ("scalper-1", "mm-1"):
+        _rest(h, who)
+    count, reason, _ = h.hub.mass_cancel(h.who["mm-1"], "", 0)  # market makers have no resting time
+    assert (count, reason) == (1, 0)
+    h.clock.now += MIN_REST
+    assert h.hub.mass_cancel(h.who["scalper-1"], "", 0)[:2] == (1, 0)
+    kinds = [type(command_of(e)).__name__ for e in h.hub.journal.entries() if e.kind == EntryKind.ENGINE]
+    assert "Cancel" not in kinds and kinds.count("MassCancel") >= 2
