@@ -1723,6 +1723,23 @@ class Hub:
         finally:
             hold.restore()
 
+    @staticmethod
+    def _refuse_young_quotes(entries: list[tuple[int, QuoteSpec, Instrument]], young: set[int],
+                             results: dict[int, list]) -> list[tuple[int, QuoteSpec, Instrument]]:
+        """The entries of a mass quote on instruments whose quotes have not rested their minimum time
+        are refused (both sides, MIN_RESTING_TIME) and those quotes stay: a mass quote is answered at
+        once, so it is not held as a cancel would be in HOLD mode. The other entries go on."""
+        kept = []
+        for entry in entries:
+            index, q, inst = entry
+            if inst.instrument_id in young:
+                row = results[index]
+                row[2] = int(FairnessReject.MIN_RESTING_TIME) if q.bid_quantity else 0
+                row[4] = int(FairnessReject.MIN_RESTING_TIME) if q.ask_quantity else 0
+            else:
+                kept.append(entry)
+        return kept
+
     def mass_quote(self, who: Identity, quotes: list[QuoteSpec], account: int,
                    session_id: str = "") -> tuple[list[cpb.ExecutionReport], list[tuple[str, int, int, int, int]], int, str]:
         """Replace the participant's quotes instrument by instrument.
@@ -1743,6 +1760,11 @@ class Hub:
             self._gateway_reject(who, "mass_quote", RiskReject.SESSION_RATE, text, {"quotes": len(quotes)})
             return [], [], RiskReject.SESSION_RATE, text
         stp = int(who.default_stp)
+        pclass, fairness, limit = who.participant_class, self.fairness, int(OrderType.LIMIT)
+
+        def quote_rest(quantity: int) -> int:  # a quote is a post-only limit order to the resting rule
+            return fairness.min_resting_ns(pclass, limit, True, quantity)
+
         results: dict[int, list] = {}
         groups: dict[AssetClass, list[tuple[int, QuoteSpec, Instrument]]] = defaultdict(list)
         for index, q in enumerate(quotes):
@@ -1754,6 +1776,7 @@ class Hub:
             results[index] = [q.symbol, 0, 0, 0, 0]
             groups[inst.asset_class].append((index, q, inst))
         reports: list[cpb.ExecutionReport] = []
+        arrival = self._clock()
         self.scheduler.release_due()  # it waits for nothing: whatever is due goes first
         last_ticket = 0
         for ac, entries in groups.items():
@@ -1763,11 +1786,18 @@ class Hub:
                 # Every quote order this participant has live on an instrument of the message goes, once,
                 # even when the message lists the instrument twice (its entries then all stand).
                 replaced: dict[int, list[int]] = {}
+                young: set[int] = set()  # instruments whose quotes have not rested their minimum time
+                orders = self._orders
                 for _, _, inst in entries:
                     iid = inst.instrument_id
-                    if iid not in replaced:
-                        replaced[iid] = [old for old in self._quotes.get((who.participant_id, acct, iid), ())
-                                         if old in self._orders]
+                    if iid not in replaced and iid not in young:
+                        olds = [old for old in self._quotes.get((who.participant_id, acct, iid), ()) if old in orders]
+                        if any(arrival < orders[old].entry_ns + orders[old].min_rest_ns for old in olds):
+                            young.add(iid)  # they stay, as their own cancel would leave them
+                        else:
+                            replaced[iid] = olds
+                if young:
+                    entries = self._refuse_young_quotes(entries, young, results)
                 self._plan_quote_sides(who, session_id, entries, replaced, plan, results)
                 if not plan:
                     continue
@@ -1790,7 +1820,8 @@ class Hub:
                             continue
                         inst = self.instruments[iid]
                         meta = OrderMeta(who.participant_id, "", session_id, iid, inst.symbol,
-                                         side, acct, px, TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts)
+                                         side, acct, px, TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts,
+                                         min_rest_ns=quote_rest(qty))
                         self._register(cmd.order_id, meta)
                         # What _enter_risk does for each of them (and replay does), in one engine call.
                         # The plan already knows which sides check_new_order refuses: their id, account

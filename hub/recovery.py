@@ -134,14 +134,15 @@ def _replay_risk_settle(hub: Hub, idx: int, rec, detail: dict) -> None:
 
 def _meta(hub: Hub, rec, engine_record: bytes) -> OrderMeta | None:
     """The registry entry the order had when it was live, with its entry time and the minimum resting
-    time the fairness rules gave it then (quotes have none), so both still hold after a restart."""
+    time the fairness rules gave it then (a quote's as a post-only limit order's), so both still hold
+    after a restart."""
     (cmd,) = decode_commands(engine_record)
     if type(cmd) is not NewOrder:
         return None
     inst = hub.instruments.get(cmd.instrument_id)
     if inst is None:
         return None
-    min_rest = 0 if rec.is_quote else hub.fairness.min_resting_ns(  # the class of the CONFIG record in force
+    min_rest = hub.fairness.min_resting_ns(  # the class of the CONFIG record in force; quotes alike
         hub.class_of(rec.participant), cmd.order_type, bool(cmd.post_only), cmd.quantity)
     return OrderMeta(rec.participant, rec.client_order_id, rec.session, cmd.instrument_id, inst.symbol, cmd.side,
                      cmd.account, cmd.price, cmd.time_in_force, cmd.display_quantity, rec.is_quote,

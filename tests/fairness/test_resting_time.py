@@ -307,3 +307,37 @@ def test_a_mass_cancel_of_rested_orders_or_of_a_participant_with_no_resting_rule
     assert h.hub.mass_cancel(h.who["scalper-1"], "", 0)[:2] == (1, 0)
     kinds = [type(command_of(e)).__name__ for e in h.hub.journal.entries() if e.kind == EntryKind.ENGINE]
     assert "Cancel" not in kinds and kinds.count("MassCancel") >= 2
+
+
+def test_a_scalpers_quotes_must_rest_before_a_mass_quote_replaces_them(make_hub):
+    """Quote orders rest like any other order of the participant: a mass quote arriving before a
+    scalper's quotes on an instrument have rested leaves them and refuses that instrument's new sides
+    (MIN_RESTING_TIME); other instruments of the message go on. Before, quotes had no resting time,
+    so a scalper could place and pull through mass quotes at will. A market maker has none."""
+    from hub.core import QuoteSpec
+
+    h = make_hub(FairnessConfig())
+    me = h.who["scalper-1"]
+
+    def quote(symbol: str, price: int, tick: int) -> QuoteSpec:
+        return QuoteSpec(symbol, price - tick, 10, price + tick, 10)
+
+    msft = h.hub.by_symbol["MSFT"]
+    _, rows, reason, _ = h.hub.mass_quote(me, [quote("AAPL", P, TICK)], 1001)
+    assert reason == 0 and rows[0][1] and rows[0][3]
+    first = {rows[0][1], rows[0][3]}
+    h.clock.now += MIN_REST - 1
+    _, rows, reason, _ = h.hub.mass_quote(me, [quote("AAPL", P, 2 * TICK),
+                                               quote("MSFT", msft.reference_price, msft.tick_size)], 1001)
+    assert reason == 0
+    assert rows[0] == ("AAPL", 0, FairnessReject.MIN_RESTING_TIME, 0, FairnessReject.MIN_RESTING_TIME)
+    assert rows[1][1] and rows[1][3] and not rows[1][2] and not rows[1][4]
+    assert first <= set(h.resting("AAPL"))  # the young quotes stay
+    h.clock.now += 1
+    _, rows, reason, _ = h.hub.mass_quote(me, [quote("AAPL", P, 2 * TICK)], 1001)
+    assert reason == 0 and rows[0][1] and rows[0][3]
+    assert not first & set(h.resting("AAPL")) and {rows[0][1], rows[0][3]} <= set(h.resting("AAPL"))
+    mm = h.who["mm-1"]
+    for k in range(2):  # no resting rule for market makers: replaced at once
+        _, rows, reason, _ = h.hub.mass_quote(mm, [quote("AAPL", P, (5 + k) * TICK)], 3001)
+        assert reason == 0 and rows[0][1] and rows[0][3]
