@@ -90,7 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
-    return run_demo(_config(args))
+    config = _config(args)
+    refusal = dev_tokens_refusal(config, args.insecure_dev_tokens)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    return run_demo(config)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

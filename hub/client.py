@@ -825,6 +825,25 @@ class HubClient:
             metadata=self.metadata, timeout=self._deadline(timeout))
         return list(reply.executions)
 
+    def all_executions(self, after_sequence: int = 0, *, page_size: int = 0,
+                       timeout: float | None = None) -> list[common_pb2.ExecutionReport]:
+        """Every execution report of commands after ``after_sequence``, page by page (``page_size``
+        each; 0 = the server's maximum), never losing the rest of a command whose many reports a
+        page cut (the ``skip`` cursor)."""
+        reports: list[common_pb2.ExecutionReport] = []
+        after, skip = after_sequence, 0
+        while True:
+            reply = self.account_stub.GetExecutions(
+                account_pb2.ExecutionsRequest(after_sequence=after, limit=page_size, skip=skip),
+                metadata=self.metadata, timeout=self._deadline(timeout))
+            reports.extend(reply.executions)
+            if not reply.more or not reply.executions:
+                return reports
+            last = reply.executions[-1].sequence
+            same = sum(1 for r in reply.executions if r.sequence == last)
+            skip = (skip if last == after else 0) + same
+            after = last
+
     def positions(self, *, timeout: float | None = None) -> list[account_pb2.Position]:
         """The participant's positions per symbol and account."""
         reply = self.account_stub.GetPositions(account_pb2.PositionsRequest(), metadata=self.metadata,

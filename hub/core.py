@@ -363,6 +363,39 @@ class _RiskCancelReport(tuple):
                        cancel_reason=cpb.CANCEL_RISK)
 
 
+class _Unburn:
+    """Gives a client order id back when its order was refused before anything was recorded (the
+    hub could not journal: HubUnavailableError). Burned at arrival so a duplicate arriving while
+    the order is held is refused; but an id no record names must not stay burned live, or live
+    and a restart's replay would disagree about it. A commit that fails later keeps it burned."""
+
+    __slots__ = ("hub", "participant_id", "client_order_id")
+
+    def __init__(self, hub: Hub, participant_id: str, client_order_id: str) -> None:
+        self.hub, self.participant_id, self.client_order_id = hub, participant_id, client_order_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if kind is not None and issubclass(kind, HubUnavailableError):
+            self.release()
+        return False
+
+    def release(self) -> None:
+        if self.client_order_id:
+            with self.hub._lock:
+                self.hub._client_ids[self.participant_id].discard(self.client_order_id)
+
+    def watch(self, future: Future) -> Future:
+        """Release when ``future`` fails unrecorded (a batch whose own record the ledger refused)."""
+        def done(f: Future) -> None:
+            if not f.cancelled() and isinstance(f.exception(), HubUnavailableError):
+                self.release()
+        future.add_done_callback(done)
+        return future
+
+
 class Hub:
     """Engines, sequencer, order registry and fan-out: everything behind the gRPC services."""
 
@@ -1439,9 +1472,11 @@ class Hub:
         # The id is used from here on, whatever becomes of the order: a reject from here says so,
         # and replay burns the id again from it (the id passed the length check above).
         refused_fields = {"symbol": inst.symbol, "client_order_id": spec.client_order_id, "burns_client_order_id": True}
+        unrecorded = self._unburn_if_unrecorded(who, spec.client_order_id)
         blocked = self._kill_switch_refuses(who, inst, spec)
         if blocked is not None:  # decided now: a kill's cancel steps may hold the sequencer for ms
-            return self._refuse_for_risk(who, "new_order", blocked, refused_fields, arrival)
+            with unrecorded:
+                return self._refuse_for_risk(who, "new_order", blocked, refused_fields, arrival)
         pclass = who.participant_class
         min_rest = self.fairness.min_resting_ns(pclass, spec.order_type, spec.post_only, spec.quantity)
 
@@ -1467,6 +1502,10 @@ class Hub:
         released = [arrival]  # when the order left its fairness wait (set at release)
 
         def run(release_ns: int) -> tuple[Outcome | None, int, str]:
+            with unrecorded:
+                return sequence(release_ns)
+
+        def sequence(release_ns: int) -> tuple[Outcome | None, int, str]:
             released[0] = release_ns
             if self.is_halted(inst.instrument_id):  # halted while the order waited (floor or batch)
                 return self._refuse(who, "new_order", GatewayReject.INSTRUMENT_HALTED, f"{inst.symbol} is halted",
@@ -1490,14 +1529,18 @@ class Hub:
             return result
 
         window = self.fairness.batch_window(inst.asset_class)
-        if window is not None:
-            return HeldCall(self.scheduler.batch(inst.asset_class, window, arrival, False, run), finish)
+        if window is not None:  # (a batch whose own record is refused fails its futures unrun)
+            return HeldCall(unrecorded.watch(self.scheduler.batch(inst.asset_class, window, arrival, False, run)),
+                            finish)
         taking = is_liquidity_taking(spec.order_type, spec.time_in_force, spec.post_only,
                                      self._marketable(inst, spec.side, spec.price))
         floor = self.fairness.floor_ns(pclass, spec.order_type, spec.post_only, taking, spec.quantity)
         if floor:
             return HeldCall(self.scheduler.hold(arrival + floor, run), finish)
         return finish(self._now(arrival, run))
+
+    def _unburn_if_unrecorded(self, who: Identity, client_order_id: str) -> _Unburn:
+        return _Unburn(self, who.participant_id, client_order_id)
 
     def _now(self, arrival: int, run: Callable[[int], object]):
         """Sequence a command that waits for nothing, after everything already due."""
@@ -1851,8 +1894,10 @@ class Hub:
                 for iid, live in fresh.items():
                     self._quotes[(who.participant_id, acct, iid)] = live
             last_ticket = ticket or last_ticket
-        if last_ticket:  # one commit covers every group (the journal commits in ticket order)
-            self.journal.wait_committed(last_ticket)
+        # One commit covers every group (the journal commits in ticket order). A message of which
+        # nothing was sequenced (every side refused: a halt, risk) waits for the newest record
+        # still: what it reports (a halt) is shown only once it is on record.
+        self.journal.wait_committed(last_ticket or self.last_ticket)
         return reports, [tuple(results[i]) for i in range(len(quotes))], 0, ""
 
     # -- SESSIONS AND STREAMS --------------------------------------------------------------------
@@ -1860,6 +1905,21 @@ class Hub:
     def open_session(self, who: Identity, cancel_on_disconnect: bool) -> SessionState:
         """Sessions are journaled (open, options, close) so that recovery knows which ones were
         still open, with cancel-on-disconnect, when the hub stopped."""
+        session, ticket = self.begin_session(who)
+        try:
+            # Not under the sequencer: a slow commit delays this caller only, not every order.
+            self.journal.wait_committed(ticket)
+            if cancel_on_disconnect:
+                self.set_cancel_on_disconnect(session, True)
+        except (HubUnavailableError, JournalUnavailableError):
+            self.abandon_session(session)
+            raise
+        return session
+
+    def begin_session(self, who: Identity) -> tuple[SessionState, int]:
+        """Journal a session's open and register it: (session, journal ticket of the open). The
+        caller waits for that commit (the gateway without blocking its event loop) before using it,
+        and calls ``abandon_session`` if the commit fails."""
         with self._lock:
             seq, _, ticket = self._record_uncommitted(
                 EntryKind.ADMIN, who.participant_id,
@@ -1868,19 +1928,15 @@ class Hub:
             session = SessionState(session_id, who.participant_id, False,
                                    ReportQueue(self.config.limits.market_data_queue))
             self._sessions[session_id] = session
-        try:
-            # Not under the sequencer: a slow commit delays this caller only, not every order.
-            self.journal.wait_committed(ticket)
-            if cancel_on_disconnect:
-                self.set_cancel_on_disconnect(session, True)
-        except (HubUnavailableError, JournalUnavailableError):
-            # The caller gets no session, but its open is (or will be) on record: the checkpointer's
-            # pass closes it once the ledger records again, as for a close the ledger refused.
-            with self._lock:
-                self._sessions.pop(session_id, None)
-                self._closes_refused = True
-            raise
-        return session
+        return session, ticket
+
+    def abandon_session(self, session: SessionState) -> None:
+        """A session whose open the ledger did not commit: the caller gets none, but the open is (or
+        will be) on record, so the checkpointer's pass closes it once the ledger records again, as
+        for a close the ledger refused."""
+        with self._lock:
+            self._sessions.pop(session.session_id, None)
+            self._closes_refused = True
 
     def set_cancel_on_disconnect(self, session: SessionState, enabled: bool) -> None:
         self._record(EntryKind.ADMIN, session.participant_id,
@@ -2038,6 +2094,9 @@ class Hub:
         and then for the page's lookups only: a market maker's 100,000 orders are sorted outside."""
         with self._lock:
             ids = list(self._orders_of.get(who.participant_id, ()))
+        if symbol:  # filtered outside the sequencer too (metas never change; one gone meanwhile is skipped)
+            orders = self._orders
+            ids = [oid for oid in ids if (meta := orders.get(oid)) is not None and meta.symbol == symbol]
         ids = sorted(order_id for order_id in ids if order_id > after_order_id)
         out: list[tuple[OrderMeta, int, object]] = []
         with self._lock:
@@ -2054,12 +2113,29 @@ class Hub:
         return out, False
 
     def executions(self, who: Identity, after_sequence: int, limit: int) -> list[cpb.ExecutionReport]:
+        """The participant's reports of commands after ``after_sequence`` (at most ``limit``; 0: all)."""
+        return self.executions_page(who, after_sequence, limit)[0]
+
+    def executions_page(self, who: Identity, after_sequence: int, limit: int,
+                        skip: int = 0) -> tuple[list[cpb.ExecutionReport], bool]:
+        """One page of the participant's reports in sequence order, and whether more follow.
+        ``skip`` > 0 pages inside one sequence's reports (many share one: a kill's settle step, a
+        mass cancel): ``after_sequence``'s own reports are included too, after their first ``skip``."""
         with self._lock:
             history = self._history.get(who.participant_id, ())
-            found = [r for r in history if r.sequence > after_sequence]
-        found.sort(key=_sequence_of)  # (history is in sequence order already; kept as the contract)
+            if skip:
+                found = [r for r in history if r.sequence >= after_sequence]
+            else:
+                found = [r for r in history if r.sequence > after_sequence]
+        found.sort(key=_sequence_of)  # stable: a sequence's own reports keep the order they were reported in
+        if skip:
+            own = 0
+            while own < len(found) and found[own].sequence == after_sequence:
+                own += 1
+            del found[:min(skip, own)]
+        more = bool(limit) and len(found) > limit
         found = found[:limit] if limit else found
-        return [r.build() if type(r) is _RiskCancelReport else r for r in found]
+        return [r.build() if type(r) is _RiskCancelReport else r for r in found], more
 
     def positions(self, who: Identity) -> list[tuple[int, int, Position]]:
         with self._lock:

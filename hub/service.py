@@ -272,8 +272,13 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
     async def Session(self, request_iterator, context):
         who = self.auth.identify(context.invocation_metadata())
         try:
-            session = self.hub.open_session(who, cancel_on_disconnect=False)
-        except (HubUnavailableError, JournalUnavailableError) as exc:
+            session, ticket = self.hub.begin_session(who)
+        except HubUnavailableError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        try:
+            await self.committer.committed(ticket)  # grouped with the loop's other commits, not blocking it
+        except JournalUnavailableError as exc:
+            self.hub.abandon_session(session)
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         out = _SessionWriter(self.committer, session, context)
         context.add_done_callback(lambda _call: session.outbox.close())
@@ -430,7 +435,8 @@ class AccountService(_Committing, apb_grpc.AccountServicer):
     def GetExecutions(self, who, request):
         # 0 ("server maximum") and anything larger: one page that always fits a reply message.
         limit = min(request.limit or _MAX_EXECUTIONS, _MAX_EXECUTIONS)
-        return apb.Executions(executions=self.hub.executions(who, request.after_sequence, limit))
+        page, more = self.hub.executions_page(who, request.after_sequence, limit, request.skip)
+        return apb.Executions(executions=page, more=more)
 
     @on_pool
     def GetPositions(self, who, request):

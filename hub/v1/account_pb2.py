@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from hub.v1 import common_pb2 as hub_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14hub/v1/account.proto\x12\x06hub.v1\x1a\x13hub/v1/common.proto\"\r\n\x0bRiskRequest\"i\n\x0fInstrumentLimit\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x16\n\x0eposition_limit\x18\x02 \x01(\x03\x12\x18\n\x10limit_factor_bps\x18\x03 \x01(\x03\x12\x14\n\x0cnet_position\x18\x04 \x01(\x03\"\xed\x01\n\tRiskState\x12\'\n\x06limits\x18\x01 \x03(\x0b\x32\x17.hub.v1.InstrumentLimit\x12\x15\n\rbase_currency\x18\x02 \x01(\t\x12\x0e\n\x06\x65quity\x18\x03 \x01(\x03\x12\x1b\n\x13initial_requirement\x18\x04 \x01(\x03\x12\x1f\n\x17maintenance_requirement\x18\x05 \x01(\x03\x12\x13\n\x0bmargin_call\x18\x06 \x01(\x08\x12\x13\n\x0breduce_only\x18\x07 \x01(\x08\x12\x13\n\x0bkill_switch\x18\x08 \x01(\x08\x12\x13\n\x0b\x64\x65tail_json\x18\t \x01(\t\"!\n\x10StatementRequest\x12\r\n\x05month\x18\x01 \x01(\t\"6\n\tStatement\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\"J\n\x11OpenOrdersRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_order_id\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\"\xe1\x01\n\tOpenOrder\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\x04\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\x03\x12\x1a\n\x04side\x18\x05 \x01(\x0e\x32\x0c.hub.v1.Side\x12\r\n\x05price\x18\x06 \x01(\x03\x12\x17\n\x0fleaves_quantity\x18\x07 \x01(\x03\x12\x18\n\x10\x64isplay_quantity\x18\x08 \x01(\x03\x12*\n\rtime_in_force\x18\t \x01(\x0e\x32\x13.hub.v1.TimeInForce\"=\n\nOpenOrders\x12!\n\x06orders\x18\x01 \x03(\x0b\x32\x11.hub.v1.OpenOrder\x12\x0c\n\x04more\x18\x02 \x01(\x08\":\n\x11\x45xecutionsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"9\n\nExecutions\x12+\n\nexecutions\x18\x01 \x03(\x0b\x32\x17.hub.v1.ExecutionReport\"\x12\n\x10PositionsRequest\"\x87\x01\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\x03\x12\x14\n\x0cnet_quantity\x18\x03 \x01(\x03\x12\x17\n\x0f\x62ought_quantity\x18\x04 \x01(\x03\x12\x15\n\rsold_quantity\x18\x05 \x01(\x03\x12\x14\n\x0cnet_cost_raw\x18\x06 \x01(\t\"0\n\tPositions\x12#\n\tpositions\x18\x01 \x03(\x0b\x32\x10.hub.v1.Position\"\x11\n\x0f\x44ropCopyRequest2\xf6\x02\n\x07\x41\x63\x63ount\x12>\n\rGetOpenOrders\x12\x19.hub.v1.OpenOrdersRequest\x1a\x12.hub.v1.OpenOrders\x12>\n\rGetExecutions\x12\x19.hub.v1.ExecutionsRequest\x1a\x12.hub.v1.Executions\x12;\n\x0cGetPositions\x12\x18.hub.v1.PositionsRequest\x1a\x11.hub.v1.Positions\x12>\n\x08\x44ropCopy\x12\x17.hub.v1.DropCopyRequest\x1a\x17.hub.v1.ExecutionReport0\x01\x12\x31\n\x07GetRisk\x12\x13.hub.v1.RiskRequest\x1a\x11.hub.v1.RiskState\x12;\n\x0cGetStatement\x12\x18.hub.v1.StatementRequest\x1a\x11.hub.v1.Statementb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14hub/v1/account.proto\x12\x06hub.v1\x1a\x13hub/v1/common.proto\"\r\n\x0bRiskRequest\"i\n\x0fInstrumentLimit\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x16\n\x0eposition_limit\x18\x02 \x01(\x03\x12\x18\n\x10limit_factor_bps\x18\x03 \x01(\x03\x12\x14\n\x0cnet_position\x18\x04 \x01(\x03\"\xed\x01\n\tRiskState\x12\'\n\x06limits\x18\x01 \x03(\x0b\x32\x17.hub.v1.InstrumentLimit\x12\x15\n\rbase_currency\x18\x02 \x01(\t\x12\x0e\n\x06\x65quity\x18\x03 \x01(\x03\x12\x1b\n\x13initial_requirement\x18\x04 \x01(\x03\x12\x1f\n\x17maintenance_requirement\x18\x05 \x01(\x03\x12\x13\n\x0bmargin_call\x18\x06 \x01(\x08\x12\x13\n\x0breduce_only\x18\x07 \x01(\x08\x12\x13\n\x0bkill_switch\x18\x08 \x01(\x08\x12\x13\n\x0b\x64\x65tail_json\x18\t \x01(\t\"!\n\x10StatementRequest\x12\r\n\x05month\x18\x01 \x01(\t\"6\n\tStatement\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\"J\n\x11OpenOrdersRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_order_id\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\"\xe1\x01\n\tOpenOrder\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\x04\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\x03\x12\x1a\n\x04side\x18\x05 \x01(\x0e\x32\x0c.hub.v1.Side\x12\r\n\x05price\x18\x06 \x01(\x03\x12\x17\n\x0fleaves_quantity\x18\x07 \x01(\x03\x12\x18\n\x10\x64isplay_quantity\x18\x08 \x01(\x03\x12*\n\rtime_in_force\x18\t \x01(\x0e\x32\x13.hub.v1.TimeInForce\"=\n\nOpenOrders\x12!\n\x06orders\x18\x01 \x03(\x0b\x32\x11.hub.v1.OpenOrder\x12\x0c\n\x04more\x18\x02 \x01(\x08\"H\n\x11\x45xecutionsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0c\n\x04skip\x18\x03 \x01(\r\"G\n\nExecutions\x12+\n\nexecutions\x18\x01 \x03(\x0b\x32\x17.hub.v1.ExecutionReport\x12\x0c\n\x04more\x18\x02 \x01(\x08\"\x12\n\x10PositionsRequest\"\x87\x01\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\x03\x12\x14\n\x0cnet_quantity\x18\x03 \x01(\x03\x12\x17\n\x0f\x62ought_quantity\x18\x04 \x01(\x03\x12\x15\n\rsold_quantity\x18\x05 \x01(\x03\x12\x14\n\x0cnet_cost_raw\x18\x06 \x01(\t\"0\n\tPositions\x12#\n\tpositions\x18\x01 \x03(\x0b\x32\x10.hub.v1.Position\"\x11\n\x0f\x44ropCopyRequest2\xf6\x02\n\x07\x41\x63\x63ount\x12>\n\rGetOpenOrders\x12\x19.hub.v1.OpenOrdersRequest\x1a\x12.hub.v1.OpenOrders\x12>\n\rGetExecutions\x12\x19.hub.v1.ExecutionsRequest\x1a\x12.hub.v1.Executions\x12;\n\x0cGetPositions\x12\x18.hub.v1.PositionsRequest\x1a\x11.hub.v1.Positions\x12>\n\x08\x44ropCopy\x12\x17.hub.v1.DropCopyRequest\x1a\x17.hub.v1.ExecutionReport0\x01\x12\x31\n\x07GetRisk\x12\x13.hub.v1.RiskRequest\x1a\x11.hub.v1.RiskState\x12;\n\x0cGetStatement\x12\x18.hub.v1.StatementRequest\x1a\x11.hub.v1.Statementb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,17 +49,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENORDERS']._serialized_start=810
   _globals['_OPENORDERS']._serialized_end=871
   _globals['_EXECUTIONSREQUEST']._serialized_start=873
-  _globals['_EXECUTIONSREQUEST']._serialized_end=931
-  _globals['_EXECUTIONS']._serialized_start=933
-  _globals['_EXECUTIONS']._serialized_end=990
-  _globals['_POSITIONSREQUEST']._serialized_start=992
-  _globals['_POSITIONSREQUEST']._serialized_end=1010
-  _globals['_POSITION']._serialized_start=1013
-  _globals['_POSITION']._serialized_end=1148
-  _globals['_POSITIONS']._serialized_start=1150
-  _globals['_POSITIONS']._serialized_end=1198
-  _globals['_DROPCOPYREQUEST']._serialized_start=1200
-  _globals['_DROPCOPYREQUEST']._serialized_end=1217
-  _globals['_ACCOUNT']._serialized_start=1220
-  _globals['_ACCOUNT']._serialized_end=1594
+  _globals['_EXECUTIONSREQUEST']._serialized_end=945
+  _globals['_EXECUTIONS']._serialized_start=947
+  _globals['_EXECUTIONS']._serialized_end=1018
+  _globals['_POSITIONSREQUEST']._serialized_start=1020
+  _globals['_POSITIONSREQUEST']._serialized_end=1038
+  _globals['_POSITION']._serialized_start=1041
+  _globals['_POSITION']._serialized_end=1176
+  _globals['_POSITIONS']._serialized_start=1178
+  _globals['_POSITIONS']._serialized_end=1226
+  _globals['_DROPCOPYREQUEST']._serialized_start=1228
+  _globals['_DROPCOPYREQUEST']._serialized_end=1245
+  _globals['_ACCOUNT']._serialized_start=1248
+  _globals['_ACCOUNT']._serialized_end=1622
 # @@protoc_insertion_point(module_scope)

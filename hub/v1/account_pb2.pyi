@@ -102,18 +102,22 @@ class OpenOrders(_message.Message):
     def __init__(self, orders: _Optional[_Iterable[_Union[OpenOrder, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ExecutionsRequest(_message.Message):
-    __slots__ = ("after_sequence", "limit")
+    __slots__ = ("after_sequence", "limit", "skip")
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SKIP_FIELD_NUMBER: _ClassVar[int]
     after_sequence: int
     limit: int
-    def __init__(self, after_sequence: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    skip: int
+    def __init__(self, after_sequence: _Optional[int] = ..., limit: _Optional[int] = ..., skip: _Optional[int] = ...) -> None: ...
 
 class Executions(_message.Message):
-    __slots__ = ("executions",)
+    __slots__ = ("executions", "more")
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     executions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExecutionReport]
-    def __init__(self, executions: _Optional[_Iterable[_Union[_common_pb2.ExecutionReport, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, executions: _Optional[_Iterable[_Union[_common_pb2.ExecutionReport, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class PositionsRequest(_message.Message):
     __slots__ = ()

@@ -76,3 +76,8 @@ def test_which_addresses_and_configs_may_serve_the_dev_tokens():
         f"dev-{own.participants[0].id}")),) + own.participants[1:])
     assert one_copied.public_dev_tokens() == [own.participants[0].id]
     assert dev_tokens_refusal(one_copied, allowed=False) is not None
+
+
+def test_demo_refuses_the_public_dev_tokens_on_a_reachable_address(tmp_path):
+    demo = _run("demo", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d"), timeout=60)
+    assert demo.returncode == 2 and "refusing to serve on 0.0.0.0" in demo.stderr

@@ -111,3 +111,28 @@ def test_open_orders_come_in_pages_of_ones_own_orders(server, connect, monkeypat
     capped = page(0, 0)
     assert len(capped.orders) == 8 and capped.more
     assert len(page(0, 1_000).orders) == 8
+
+
+def test_executions_page_through_a_kill_whose_cancels_share_one_sequence(server, connect) -> None:
+    """A kill's settle step reports every cancelled order under its one sequence, so a page can end
+    inside it; the ``skip`` cursor picks up the rest. Before, a client asking for the reports after
+    the last sequence it saw lost the rest of that group."""
+    from compliance.risk import Scope
+    from hub.auth import Identity
+
+    hub = server.hub
+    a = connect("scalper-1")
+    placed = [a.submit("AAPL", "buy", 10, P - (1 + k) * TICK).order_id for k in range(8)]
+    operator = Identity.of(next(p for p in hub.config.participants if p.id == "operator"))
+    hub.kill(operator, Scope.PARTICIPANT, "scalper-1")
+    whole = a.executions()
+    cancels = [r for r in whole if r.exec_type == cpb.EXEC_CANCELLED]
+    assert sorted(r.order_id for r in cancels) == sorted(placed) and len({r.sequence for r in cancels}) == 1
+    for size in (3, 5, 7):
+        paged = a.all_executions(page_size=size)
+        assert [(r.sequence, r.order_id, r.exec_type) for r in paged] == \
+               [(r.sequence, r.order_id, r.exec_type) for r in whole], size
+    first = a.executions(limit=10)
+    assert len(first) == 10
+    rest = a.all_executions(after_sequence=0, page_size=4)
+    assert len(rest) == len(whole)

@@ -34,3 +34,22 @@ def test_ids_of_accepted_and_of_refused_orders_stay_used_after_a_restart(tmp_pat
             assert hub.submit_order(who, _order(189_0000, client_order_id))[1] == GatewayReject.DUPLICATE_CLIENT_ORDER_ID
         assert hub.submit_order(other, _order(189_0000, "refused"))[1] == 0  # ids are per participant
         assert hub.submit_order(who, _order(189_0000, "fresh"))[1] == 0
+
+
+def test_an_id_whose_order_nothing_recorded_is_free_again_live_as_after_a_restart() -> None:
+    """Refused before anything was journaled (the hub could not record): the id is given back, so
+    a retry with it is accepted, live as after a restart. Before, it stayed burned live only."""
+    import pytest
+
+    from hub.core import Hub, HubUnavailableError
+    from hub.journal import InMemoryJournal
+
+    config = HubConfig.default()
+    hub = Hub(config, InMemoryJournal())
+    who = Identity.of(next(p for p in config.participants if p.id == "scalper-1"))
+    hub.accepting = False
+    with pytest.raises(HubUnavailableError):
+        hub.submit_order(who, _order(189_0000, "retry-me"))
+    hub.accepting = True
+    assert hub.submit_order(who, _order(189_0000, "retry-me"))[1] == 0
+    assert hub.submit_order(who, _order(189_0000, "retry-me"))[1] == GatewayReject.DUPLICATE_CLIENT_ORDER_ID
