@@ -176,11 +176,17 @@ def test_a_session_whose_open_or_close_the_ledger_cannot_record_ends_unavailable
         def identify(self, metadata) -> Who:
             return Who()
 
+    journal = CountingJournal()
+
     class FailingCloseHub:
-        def open_session(self, who, cancel_on_disconnect: bool) -> SessionState:
-            if fails_at == "open":
-                raise JournalUnavailableError("ledger commit timed out")
-            return _session()
+        abandoned: list[SessionState] = []
+
+        def begin_session(self, who) -> tuple[SessionState, int]:
+            journal.broken = fails_at == "open"  # the open's commit fails (the committer waits for it)
+            return _session(), 1
+
+        def abandon_session(self, session: SessionState) -> None:
+            self.abandoned.append(session)
 
         def close_session(self, who, session: SessionState) -> int:
             session.outbox.close()
@@ -189,7 +195,7 @@ def test_a_session_whose_open_or_close_the_ledger_cannot_record_ends_unavailable
     async def scenario() -> tuple[grpc.StatusCode, list[str]]:
         pool = ThreadPoolExecutor(2)
         offload = Offload(pool)
-        service = OrderEntryService(FailingCloseHub(), Auth(), LoopCommitter(CountingJournal(), offload), offload)
+        service = OrderEntryService(hub, Auth(), LoopCommitter(journal, offload), offload)
         server = grpc.aio.server()
         oepb_grpc.add_OrderEntryServicer_to_server(service, server)
         port = server.add_insecure_port("127.0.0.1:0")
@@ -203,9 +209,11 @@ def test_a_session_whose_open_or_close_the_ledger_cannot_record_ends_unavailable
             await server.stop(None)
             pool.shutdown()
 
+    hub = FailingCloseHub()
     code, bodies = asyncio.run(scenario())
     assert bodies == ([] if fails_at == "open" else ["opened"])
     assert code == grpc.StatusCode.UNAVAILABLE
+    assert len(hub.abandoned) == (fails_at == "open")  # an open not on record is given up, to be closed on record
 
 
 async def _until_error(call):
