@@ -1472,7 +1472,7 @@ class Hub:
         # The id is used from here on, whatever becomes of the order: a reject from here says so,
         # and replay burns the id again from it (the id passed the length check above).
         refused_fields = {"symbol": inst.symbol, "client_order_id": spec.client_order_id, "burns_client_order_id": True}
-        unrecorded = self._unburn_if_unrecorded(who, spec.client_order_id)
+        unrecorded = _Unburn(self, who.participant_id, spec.client_order_id)
         blocked = self._kill_switch_refuses(who, inst, spec)
         if blocked is not None:  # decided now: a kill's cancel steps may hold the sequencer for ms
             with unrecorded:
@@ -1538,9 +1538,6 @@ class Hub:
         if floor:
             return HeldCall(self.scheduler.hold(arrival + floor, run), finish)
         return finish(self._now(arrival, run))
-
-    def _unburn_if_unrecorded(self, who: Identity, client_order_id: str) -> _Unburn:
-        return _Unburn(self, who.participant_id, client_order_id)
 
     def _now(self, arrival: int, run: Callable[[int], object]):
         """Sequence a command that waits for nothing, after everything already due."""
