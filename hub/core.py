@@ -275,15 +275,15 @@ def ticket_of(result: EntryResult) -> int:
 
 @dataclass(slots=True)
 class HeldCall:
-    """An order-entry call a fairness rule holds (a latency floor, a batch window, a minimum resting
-    time): ``future`` resolves, once the scheduler releases and sequences it, to its result (or to
+    """An order-entry call (or mass quote) a fairness rule holds (a latency floor, a batch window, a
+    minimum resting time): ``future`` resolves, once the scheduler releases and sequences it, to its result (or to
     another such future: a held cancel that then joins a batch); ``finish`` completes it. The
     gateway's event loop awaits the future instead of blocking on it."""
 
     future: Future
-    finish: Callable[[EntryResult], EntryResult]
+    finish: Callable  # its result -> the call's answer (an EntryResult; a mass quote's MassQuoteResult)
 
-    def wait(self) -> EntryResult:
+    def wait(self):
         """Block until released (for callers on their own thread)."""
         result = self.future.result()
         while isinstance(result, Future):
@@ -293,6 +293,46 @@ class HeldCall:
 
 def _unheld(result: EntryResult | HeldCall) -> EntryResult:
     return result.wait() if isinstance(result, HeldCall) else result
+
+
+def _highest(futures: list[Future], ticket: int) -> Future:
+    """A future of the highest of ``ticket`` and the journal tickets ``futures`` resolve to, once
+    all are done (the first failure fails it): a mass quote held in several parts."""
+    if len(futures) == 1 and not ticket:
+        return futures[0]
+    combined: Future = Future()
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def done(_: Future) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0]:
+                return
+        try:
+            combined.set_result(max([ticket, *(f.result() for f in futures)]))
+        except BaseException as exc:  # noqa: BLE001 - the waiting caller re-raises it
+            combined.set_exception(exc)
+
+    for f in futures:
+        f.add_done_callback(done)
+    return combined
+
+
+#: A mass quote's answer: (reports, per quote (symbol, bid id, bid reject, ask id, ask reject),
+#: reject reason or 0, text, journal ticket the answer waits for).
+MassQuoteResult = tuple[list[cpb.ExecutionReport], list[tuple[str, int, int, int, int]], int, str, int]
+
+
+@dataclass(slots=True)
+class _QuoteMessage:
+    """One mass quote being sequenced, perhaps in parts (asset classes released at different times)."""
+
+    who: Identity
+    session_id: str
+    account: int
+    results: dict[int, list]  # quote index -> [symbol, bid id, bid reject, ask id, ask reject]
+    reports: list[cpb.ExecutionReport]  # the caller's, in sequence order
 
 
 # One risk_cancel step before it is journaled: asset class, seq, hub time, its events, its record's detail.
@@ -1276,10 +1316,11 @@ class Hub:
                                                 arrival_ns=arrival_ns)
         return _refused(reason, text if answer is None else answer, ticket)
 
-    def _gateway_reject(self, who: Identity, what: str, reason: int, text: str, fields: dict,
-                        arrival_ns: int = 0) -> tuple[int, int]:
-        return self._record(EntryKind.GATEWAY_REJECT, who.participant_id,
-                            {"request": what, "reason": int(reason), "text": text, **fields}, arrival_ns=arrival_ns)
+    def _reject_record(self, who: Identity, what: str, reason: int, text: str, fields: dict) -> int:
+        """Journal a gateway reject of a call that is not an order entry (mass cancel, mass quote);
+        returns the journal ticket its answer must see committed."""
+        return self._record_uncommitted(EntryKind.GATEWAY_REJECT, who.participant_id,
+                                        {"request": what, "reason": int(reason), "text": text, **fields})[2]
 
     # -- ROUTING -------------------------------------------------------------------------------
 
@@ -1647,31 +1688,44 @@ class Hub:
 
     def mass_cancel(self, who: Identity, symbol: str, account: int, source: str = "") -> tuple[int, int, str]:
         """Cancel the participant's orders (one account or all, one instrument or all).
-        Returns (cancelled count, reject reason or 0, text)."""
+        Returns (cancelled count, reject reason or 0, text). Blocks until committed, and while orders
+        in scope wait out their minimum resting time (``enter_mass_cancel`` does not)."""
+        entered = self.enter_mass_cancel(who, symbol, account, source)
+        if entered is None:
+            return self.mass_cancel_order_by_order(who, symbol, account)
+        count, reason, text, ticket = entered
+        self.journal.wait_committed(ticket)
+        return count, reason, text
+
+    def enter_mass_cancel(self, who: Identity, symbol: str, account: int,
+                          source: str = "") -> tuple[int, int, str, int] | None:
+        """``mass_cancel`` without blocking: (count, reject reason or 0, text, journal ticket the
+        answer waits for), or None when orders in scope have not rested their minimum time: then
+        ``mass_cancel_order_by_order``, which may wait for them, does it (off the event loop)."""
         inst = self.by_symbol.get(symbol) if symbol else None
         if symbol and inst is None:
-            self._gateway_reject(who, "mass_cancel", RejectReason.UNKNOWN_INSTRUMENT, "unknown symbol",
-                                 {"symbol": symbol[:64]})
-            return 0, RejectReason.UNKNOWN_INSTRUMENT, f"unknown symbol {symbol[:64]!r}"
+            ticket = self._reject_record(who, "mass_cancel", RejectReason.UNKNOWN_INSTRUMENT, "unknown symbol",
+                                         {"symbol": symbol[:64]})
+            return 0, RejectReason.UNKNOWN_INSTRUMENT, f"unknown symbol {symbol[:64]!r}", ticket
         if account and account not in who.accounts:
-            self._gateway_reject(who, "mass_cancel", GatewayReject.ACCOUNT_NOT_PERMITTED, "not your account",
-                                 {"account": account})
-            return 0, GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours"
+            ticket = self._reject_record(who, "mass_cancel", GatewayReject.ACCOUNT_NOT_PERMITTED,
+                                         "not your account", {"account": account})
+            return 0, GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours", ticket
         accounts = (account,) if account else who.accounts
-        young = self._not_yet_rested(who, accounts, inst.instrument_id if inst else None)
-        if young:
-            return self._mass_cancel_order_by_order(who, accounts, inst.instrument_id if inst else None, young)
+        if self._not_yet_rested(who, accounts, inst.instrument_id if inst else None):
+            return None
         classes = [inst.asset_class] if inst else list(self.engines)
         iid = inst.instrument_id if inst else ALL_INSTRUMENTS
-        count = 0
+        count = ticket = 0
         self.scheduler.release_due()  # it waits for nothing: whatever is due goes first
         for ac in classes:
             for acct in accounts:
                 outcome = self._run_engine(
                     ac, source or who.participant_id, "", who.participant_id, 1,
-                    lambda seq, ts, acct=acct: [MassCancel(seq, ts, iid, acct)])
+                    lambda seq, ts, acct=acct: [MassCancel(seq, ts, iid, acct)], wait=False)
                 count += sum(ev.cancelled_count for ev in outcome.events if type(ev) is MassCancelReport)
-        return count, 0, ""
+                ticket = outcome.ticket  # the journal commits in order: the last covers them all
+        return count, 0, "", ticket
 
     def _in_scope(self, who: Identity, accounts: tuple[int, ...], instrument_id: int | None) -> list[int]:
         with self._lock:
@@ -1688,15 +1742,17 @@ class Hub:
                        if (meta := orders.get(oid)) is not None and now < meta.entry_ns + meta.min_rest_ns
                        and meta.account in accounts and (instrument_id is None or meta.instrument_id == instrument_id))
 
-    def _mass_cancel_order_by_order(self, who: Identity, accounts: tuple[int, ...], instrument_id: int | None,
-                                    young: int) -> tuple[int, int, str]:
+    def mass_cancel_order_by_order(self, who: Identity, symbol: str, account: int) -> tuple[int, int, str]:
         """A mass cancel over orders some of which have not rested their minimum time: each is
         cancelled as its own cancel would be, under the resting rule (refused in REJECT mode, held
-        until rested in HOLD mode). One MassCancel engine command would have taken them all at
-        once, which let a scalper pull an order the moment it was entered. Returns the count and,
-        for orders left in place, a text saying so (the call itself is accepted)."""
+        until rested in HOLD mode: this call then blocks). One MassCancel engine command would have
+        taken them all at once, which let a scalper pull an order the moment it was entered. Returns
+        the count and, for orders left in place, a text saying so (the call itself is accepted).
+        For a symbol and account ``enter_mass_cancel`` accepted."""
+        inst = self.by_symbol.get(symbol) if symbol else None
+        accounts = (account,) if account else who.accounts
         count = left = 0
-        for order_id in self._in_scope(who, accounts, instrument_id):
+        for order_id in self._in_scope(who, accounts, inst.instrument_id if inst else None):
             meta = self._orders.get(order_id)
             if meta is None:
                 continue  # filled or cancelled meanwhile
@@ -1767,8 +1823,8 @@ class Hub:
     def _refuse_young_quotes(entries: list[tuple[int, QuoteSpec, Instrument]], young: set[int],
                              results: dict[int, list]) -> list[tuple[int, QuoteSpec, Instrument]]:
         """The entries of a mass quote on instruments whose quotes have not rested their minimum time
-        are refused (both sides, MIN_RESTING_TIME) and those quotes stay: a mass quote is answered at
-        once, so it is not held as a cancel would be in HOLD mode. The other entries go on."""
+        are refused (both sides, MIN_RESTING_TIME) and those quotes stay: a mass quote is not held for
+        them, as a cancel would be in HOLD mode. The other entries go on."""
         kept = []
         for entry in entries:
             index, q, inst = entry
@@ -1784,118 +1840,160 @@ class Hub:
                    session_id: str = "") -> tuple[list[cpb.ExecutionReport], list[tuple[str, int, int, int, int]], int, str]:
         """Replace the participant's quotes instrument by instrument.
 
-        Returns (reports, per-quote (symbol, bid id, bid reject, ask id, ask reject), reject, text)."""
+        Returns (reports, per-quote (symbol, bid id, bid reject, ask id, ask reject), reject, text)
+        once committed."""
+        reports, rows, reason, text, ticket = _unheld(self.enter_mass_quote(who, quotes, account, session_id))
+        self.journal.wait_committed(ticket)
+        return reports, rows, reason, text
+
+    def enter_mass_quote(self, who: Identity, quotes: list[QuoteSpec], account: int,
+                         session_id: str = "") -> MassQuoteResult | HeldCall:
+        """``mass_quote`` without blocking: its answer, with the journal ticket that answer waits for
+        (the gateway groups it with the loop's other commits), or, when a fairness rule holds the
+        message (the participant's latency floor, an asset class's batch window), a ``HeldCall``
+        that resolves to it."""
         if len(quotes) > self.config.limits.max_quotes_per_message:
-            self._gateway_reject(who, "mass_quote", GatewayReject.TOO_MANY_QUOTES, "too many quotes",
-                                 {"quotes": len(quotes)})
+            ticket = self._reject_record(who, "mass_quote", GatewayReject.TOO_MANY_QUOTES, "too many quotes",
+                                         {"quotes": len(quotes)})
             return [], [], GatewayReject.TOO_MANY_QUOTES, (
-                f"{len(quotes)} quotes; at most {self.config.limits.max_quotes_per_message} per message")
+                f"{len(quotes)} quotes; at most {self.config.limits.max_quotes_per_message} per message"), ticket
         acct = self._account_for(who, account)
         if acct is None:
-            self._gateway_reject(who, "mass_quote", GatewayReject.ACCOUNT_NOT_PERMITTED, "not your account",
-                                 {"account": account})
-            return [], [], GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours"
+            ticket = self._reject_record(who, "mass_quote", GatewayReject.ACCOUNT_NOT_PERMITTED, "not your account",
+                                         {"account": account})
+            return [], [], GatewayReject.ACCOUNT_NOT_PERMITTED, f"account {account} is not yours", ticket
         if not self._take_mass_quote_token(who.participant_id):
             text = f"more than {self.config.limits.mass_quotes_per_second} mass quotes per second"
-            self._gateway_reject(who, "mass_quote", RiskReject.SESSION_RATE, text, {"quotes": len(quotes)})
-            return [], [], RiskReject.SESSION_RATE, text
-        stp = int(who.default_stp)
-        pclass, fairness, limit = who.participant_class, self.fairness, int(OrderType.LIMIT)
-
-        def quote_rest(quantity: int) -> int:  # a quote is a post-only limit order to the resting rule
-            return fairness.min_resting_ns(pclass, limit, True, quantity)
-
+            ticket = self._reject_record(who, "mass_quote", RiskReject.SESSION_RATE, text, {"quotes": len(quotes)})
+            return [], [], RiskReject.SESSION_RATE, text, ticket
         results: dict[int, list] = {}
         groups: dict[AssetClass, list[tuple[int, QuoteSpec, Instrument]]] = defaultdict(list)
         for index, q in enumerate(quotes):
             inst = self.by_symbol.get(q.symbol)
-            if inst is None or self.is_halted(inst.instrument_id):
-                reason = RejectReason.UNKNOWN_INSTRUMENT if inst is None else GatewayReject.INSTRUMENT_HALTED
-                results[index] = [q.symbol[:64], 0, int(reason), 0, int(reason)]
+            if inst is None:
+                reason = int(RejectReason.UNKNOWN_INSTRUMENT)
+                results[index] = [q.symbol[:64], 0, reason, 0, reason]
                 continue
             results[index] = [q.symbol, 0, 0, 0, 0]
             groups[inst.asset_class].append((index, q, inst))
-        reports: list[cpb.ExecutionReport] = []
+        message = _QuoteMessage(who, session_id, acct, results, [])
         arrival = self._clock()
-        self.scheduler.release_due()  # it waits for nothing: whatever is due goes first
-        last_ticket = 0
-        for ac, entries in groups.items():
-            ticket = 0
-            with self._lock:  # the cancels must see the quote ids the previous message left
-                plan: list[tuple[str, int, int, int, int, int]] = []  # (what: cancel | new | refused, index, iid, side, px, qty)
-                # Every quote order this participant has live on an instrument of the message goes, once,
-                # even when the message lists the instrument twice (its entries then all stand).
-                replaced: dict[int, list[int]] = {}
-                young: set[int] = set()  # instruments whose quotes have not rested their minimum time
-                orders = self._orders
-                for _, _, inst in entries:
-                    iid = inst.instrument_id
-                    if iid not in replaced and iid not in young:
-                        olds = [old for old in self._quotes.get((who.participant_id, acct, iid), ()) if old in orders]
-                        if any(arrival < orders[old].entry_ns + orders[old].min_rest_ns for old in olds):
-                            young.add(iid)  # they stay, as their own cancel would leave them
-                        else:
-                            replaced[iid] = olds
-                if young:
-                    entries = self._refuse_young_quotes(entries, young, results)
-                self._plan_quote_sides(who, session_id, entries, replaced, plan, results)
-                if not plan:
-                    continue
 
-                def build(seq: int, ts: int, plan=plan) -> list[Command]:
-                    out: list[Command] = []
-                    for offset, (what, _, iid, a, b, c) in enumerate(plan):
-                        s = seq + offset
-                        if what == "cancel":
-                            out.append(Cancel(s, ts, iid, a, acct))
-                        else:
-                            out.append(NewOrder(s, ts, iid, s, acct, a, OrderType.LIMIT, TimeInForce.GTC,
-                                                b, c, 0, 1, stp))
-                    return out
+        def finish(ticket: int) -> MassQuoteResult:
+            # One commit covers every group (the journal commits in ticket order). A message of which
+            # nothing was sequenced (every side refused: a halt, risk) waits for the newest record
+            # still: what it reports (a halt) is shown only once it is on record.
+            return (message.reports, [tuple(results[i]) for i in range(len(quotes))], 0, "",
+                    ticket or self.last_ticket)
 
-                def register(commands: list[Command], plan=plan) -> None:
-                    entered: list[tuple[int, int, int, int, int]] = []
-                    for cmd, (what, index, iid, side, px, qty) in zip(commands, plan, strict=True):
-                        if what == "cancel":
-                            continue
-                        inst = self.instruments[iid]
-                        meta = OrderMeta(who.participant_id, "", session_id, iid, inst.symbol,
-                                         side, acct, px, TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts,
-                                         min_rest_ns=quote_rest(qty))
-                        self._register(cmd.order_id, meta)
-                        # What _enter_risk does for each of them (and replay does), in one engine call.
-                        # The plan already knows which sides check_new_order refuses: their id, account
-                        # (configured, 1..2**62) and STP mode (the participant's default) are valid, so
-                        # only the fields decide, as order_fields_refused did.
-                        if what == "new":
-                            entered.append((cmd.order_id, iid, side, px, qty))
-                        results[index][1 if side == Side.BUY else 3] = cmd.order_id
-                    if entered:
-                        self.risk.on_quotes_entered(commands[0].ts, who.participant_id, session_id, entered)
+        def run(parts: list[tuple[AssetClass, list]]) -> Callable[[int], int]:
+            def sequence(release_ns: int) -> int:
+                ticket = 0
+                for ac, entries in parts:
+                    ticket = self._sequence_quotes(message, ac, entries, arrival, release_ns) or ticket
+                return ticket
+            return sequence
 
-                outcome = self._run_engine(ac, who.participant_id, session_id, who.participant_id,
-                                           len(plan), build, register, wait=False)
-                ticket = outcome.ticket
-                reports.extend(outcome.reports)
-                rejected = {ev.order_id: ev.reason for ev in outcome.events
-                            if type(ev) is Rejected and ev.command_kind == CommandKind.NEW_ORDER}
-                fresh: dict[int, list[int]] = {iid: [] for iid in replaced}
-                for index, _, inst in entries:
-                    row = results[index]
-                    for id_slot, reason_slot in ((1, 2), (3, 4)):
-                        if row[id_slot] in rejected:
-                            row[reason_slot] = rejected[row[id_slot]]
-                            row[id_slot] = 0
-                        elif row[id_slot]:
-                            fresh[inst.instrument_id].append(row[id_slot])
-                for iid, live in fresh.items():
-                    self._quotes[(who.participant_id, acct, iid)] = live
-            last_ticket = ticket or last_ticket
-        # One commit covers every group (the journal commits in ticket order). A message of which
-        # nothing was sequenced (every side refused: a halt, risk) waits for the newest record
-        # still: what it reports (a halt) is shown only once it is on record.
-        self.journal.wait_committed(last_ticket or self.last_ticket)
-        return reports, [tuple(results[i]) for i in range(len(quotes))], 0, ""
+        # Fairness as for orders: the quotes of a batched asset class join its batch (one element of
+        # its shuffle); the others wait behind the participant's latency floor, if any, as one.
+        batched = {ac: window for ac in groups if (window := self.fairness.batch_window(ac)) is not None}
+        direct = [(ac, entries) for ac, entries in groups.items() if ac not in batched]
+        floor = max((self.fairness.floor_ns(who.participant_class, int(OrderType.LIMIT), True, False, qty)
+                     for _, entries in direct for _, q, _ in entries for qty in (q.bid_quantity, q.ask_quantity)
+                     if qty), default=0)
+        held = [self.scheduler.batch(ac, window, arrival, False, run([(ac, groups[ac])]))
+                for ac, window in batched.items()]
+        if direct and floor:
+            held.append(self.scheduler.hold(arrival + floor, run(direct)))
+        ticket = self._now(arrival, run(direct)) if direct and not floor else 0
+        if not held:
+            return finish(ticket)
+        return HeldCall(_highest(held, ticket), finish)
+
+    def _sequence_quotes(self, message: _QuoteMessage, ac: AssetClass, entries: list[tuple[int, QuoteSpec, Instrument]],
+                         arrival: int, now: int) -> int:
+        """Sequence one asset class's part of a mass quote at hub time ``now`` (its release): the
+        cancels of the quotes it replaces and the sides that pass the checks. Returns its journal
+        ticket (0: nothing sequenced)."""
+        who, session_id, acct, results = message.who, message.session_id, message.account, message.results
+        pclass, fairness, limit, stp = who.participant_class, self.fairness, int(OrderType.LIMIT), int(who.default_stp)
+        with self._lock:  # the cancels must see the quote ids the previous message left
+            kept = []
+            for entry in entries:  # halted now (perhaps while the message waited): refused
+                if self.is_halted(entry[2].instrument_id):
+                    halted = int(GatewayReject.INSTRUMENT_HALTED)
+                    results[entry[0]][1:] = [0, halted, 0, halted]
+                else:
+                    kept.append(entry)
+            entries = kept
+            plan: list[tuple[str, int, int, int, int, int]] = []  # (what: cancel | new | refused, index, iid, side, px, qty)
+            # Every quote order this participant has live on an instrument of the message goes, once,
+            # even when the message lists the instrument twice (its entries then all stand).
+            replaced: dict[int, list[int]] = {}
+            young: set[int] = set()  # instruments whose quotes have not rested their minimum time
+            orders = self._orders
+            for _, _, inst in entries:
+                iid = inst.instrument_id
+                if iid not in replaced and iid not in young:
+                    olds = [old for old in self._quotes.get((who.participant_id, acct, iid), ()) if old in orders]
+                    if any(now < orders[old].entry_ns + orders[old].min_rest_ns for old in olds):
+                        young.add(iid)  # they stay, as their own cancel would leave them
+                    else:
+                        replaced[iid] = olds
+            if young:
+                entries = self._refuse_young_quotes(entries, young, results)
+            self._plan_quote_sides(who, session_id, entries, replaced, plan, results)
+            if not plan:
+                return 0
+
+            def build(seq: int, ts: int) -> list[Command]:
+                out: list[Command] = []
+                for offset, (what, _, iid, a, b, c) in enumerate(plan):
+                    s = seq + offset
+                    if what == "cancel":
+                        out.append(Cancel(s, ts, iid, a, acct))
+                    else:
+                        out.append(NewOrder(s, ts, iid, s, acct, a, OrderType.LIMIT, TimeInForce.GTC, b, c, 0, 1, stp))
+                return out
+
+            def register(commands: list[Command]) -> None:
+                entered: list[tuple[int, int, int, int, int]] = []
+                for cmd, (what, index, iid, side, px, qty) in zip(commands, plan, strict=True):
+                    if what == "cancel":
+                        continue
+                    inst = self.instruments[iid]
+                    meta = OrderMeta(who.participant_id, "", session_id, iid, inst.symbol, side, acct, px,
+                                     TimeInForce.GTC, 0, is_quote=True, entry_ns=cmd.ts,
+                                     # a quote is a post-only limit order to the resting rule
+                                     min_rest_ns=fairness.min_resting_ns(pclass, limit, True, qty))
+                    self._register(cmd.order_id, meta)
+                    # What _enter_risk does for each of them (and replay does), in one engine call.
+                    # The plan already knows which sides check_new_order refuses: their id, account
+                    # (configured, 1..2**62) and STP mode (the participant's default) are valid, so
+                    # only the fields decide, as order_fields_refused did.
+                    if what == "new":
+                        entered.append((cmd.order_id, iid, side, px, qty))
+                    results[index][1 if side == Side.BUY else 3] = cmd.order_id
+                if entered:
+                    self.risk.on_quotes_entered(commands[0].ts, who.participant_id, session_id, entered)
+
+            outcome = self._run_engine(ac, who.participant_id, session_id, who.participant_id,
+                                       len(plan), build, register, arrival_ns=arrival, wait=False)
+            message.reports.extend(outcome.reports)
+            rejected = {ev.order_id: ev.reason for ev in outcome.events
+                        if type(ev) is Rejected and ev.command_kind == CommandKind.NEW_ORDER}
+            fresh: dict[int, list[int]] = {iid: [] for iid in replaced}
+            for index, _, inst in entries:
+                row = results[index]
+                for id_slot, reason_slot in ((1, 2), (3, 4)):
+                    if row[id_slot] in rejected:
+                        row[reason_slot] = rejected[row[id_slot]]
+                        row[id_slot] = 0
+                    elif row[id_slot]:
+                        fresh[inst.instrument_id].append(row[id_slot])
+            for iid, live in fresh.items():
+                self._quotes[(who.participant_id, acct, iid)] = live
+        return outcome.ticket
 
     # -- SESSIONS AND STREAMS --------------------------------------------------------------------
 
@@ -1936,9 +2034,14 @@ class Hub:
             self._closes_refused = True
 
     def set_cancel_on_disconnect(self, session: SessionState, enabled: bool) -> None:
-        self._record(EntryKind.ADMIN, session.participant_id,
-                     {"action": "session_options", "session": session.session_id, "cancel_on_disconnect": enabled})
+        self.journal.wait_committed(self.record_session_options(session, enabled))
         session.cancel_on_disconnect = enabled
+
+    def record_session_options(self, session: SessionState, enabled: bool) -> int:
+        """Journal a session's cancel-on-disconnect option; returns the journal ticket. The caller sets
+        ``session.cancel_on_disconnect`` once it is committed (the gateway awaits it on its loop)."""
+        return self._record_uncommitted(EntryKind.ADMIN, session.participant_id, {
+            "action": "session_options", "session": session.session_id, "cancel_on_disconnect": enabled})[2]
 
     def close_session(self, who: Identity, session: SessionState) -> int:
         """End a session; with cancel-on-disconnect, cancel its DAY orders. Returns the count.

@@ -4,8 +4,9 @@ They run on the gateway's asyncio event loop (grpc.aio). The order-entry hot pat
 replace, mass quote, mass cancel, sessions) runs inline on the loop: the hub's sequencer is a
 short critical section, and a thread hand-off costs more than an order. An order a fairness rule
 holds comes back from the hub as a ``HeldCall`` whose future the loop awaits. What may block runs
-on the worker pool (``Offload``): admin and account queries, ledger reads, a session's close.
-Replies wait for their journal commit in ``LoopCommitter`` (one commit per loop turn). A session's
+on the worker pool (``Offload``): admin and account queries, ledger reads, a session's close, a
+mass cancel over orders that have not rested their minimum time. Replies, mass quotes and mass
+cancels included, wait for their journal commit in ``LoopCommitter`` (one commit per loop turn). A session's
 reader task sends its own reply when replies are not arriving together (no hand-off to another task:
 about 15-30 us of a streamed order's latency); under load it queues it for the call's handler task
 and reads on, so that one commit covers the replies of many requests.
@@ -21,6 +22,7 @@ import functools
 import json
 import logging
 from concurrent.futures import Future
+from typing import TypeVar
 
 import grpc
 
@@ -42,6 +44,7 @@ from hub.v1 import order_entry_pb2_grpc as oepb_grpc
 from matching.types import AssetClass, RejectReason
 
 log = logging.getLogger("hub.service")
+T = TypeVar("T")
 _INT64_MAX = 2**63 - 1
 _POLL_S = 0.1  # how often idle streams look at their call again
 _MAX_DEPTH = 2**31 - 1  # engines take a C int number of levels
@@ -170,19 +173,30 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
         outcome, reason, text = result
         return _order_ack(outcome, reason, text, order_id, client_order_id), ticket_of(result)
 
-    def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> oepb.MassCancelAck:
-        count, reason, text = self.hub.mass_cancel(who, req.symbol, req.account)
-        return oepb.MassCancelAck(accepted=not reason, reject_reason=reason, reject_text=text, cancelled_count=count)
+    async def _mass_cancel(self, who: Identity, req: oepb.MassCancelRequest) -> tuple[oepb.MassCancelAck, int]:
+        entered = self.hub.enter_mass_cancel(who, req.symbol, req.account)
+        if entered is None:  # orders in scope have not rested: cancelled one by one, which may wait for them
+            count, reason, text = await self.offload.run(self.hub.mass_cancel_order_by_order, who, req.symbol,
+                                                         req.account)
+            ticket = 0  # each of its cancels was committed before it returned
+        else:
+            count, reason, text, ticket = entered
+        return oepb.MassCancelAck(accepted=not reason, reject_reason=reason, reject_text=text,
+                                  cancelled_count=count), ticket
 
-    def _mass_quote(self, who: Identity, req: oepb.MassQuoteRequest, session_id: str = "") -> oepb.MassQuoteAck:
+    async def _mass_quote(self, who: Identity, req: oepb.MassQuoteRequest,
+                          session_id: str = "") -> tuple[oepb.MassQuoteAck, int]:
         quotes = [QuoteSpec(q.symbol, q.bid_price, q.bid_quantity, q.ask_price, q.ask_quantity) for q in req.quotes]
-        reports, rows, reason, text = self.hub.mass_quote(who, quotes, req.account, session_id)
+        result = self.hub.enter_mass_quote(who, quotes, req.account, session_id)
+        if isinstance(result, HeldCall):  # behind the latency floor or in a batch window
+            result = await _released(result)
+        reports, rows, reason, text, ticket = result
         return oepb.MassQuoteAck(
             accepted=not reason, reject_reason=reason, reject_text=text, executions=reports,
             quotes=[oepb.QuoteAck(symbol=s, bid_order_id=b, bid_reject_reason=br, ask_order_id=a,
-                                  ask_reject_reason=ar) for s, b, br, a, ar in rows])
+                                  ask_reject_reason=ar) for s, b, br, a, ar in rows]), ticket
 
-    async def _acked(self, ack_and_ticket: tuple[oepb.OrderAck, int]) -> oepb.OrderAck:
+    async def _acked(self, ack_and_ticket: tuple[T, int]) -> T:
         ack, ticket = ack_and_ticket
         await self.committer.committed(ticket)
         return ack
@@ -201,11 +215,11 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
 
     @guarded
     async def MassCancel(self, who, request):
-        return self._mass_cancel(who, request)  # waits for nothing but its commit, which it leads
+        return await self._acked(await self._mass_cancel(who, request))
 
     @guarded
     async def MassQuote(self, who, request):
-        return self._mass_quote(who, request)
+        return await self._acked(await self._mass_quote(who, request))
 
     async def _session_reply(self, who: Identity, session: SessionState,
                              req: oepb.SessionRequest) -> tuple[oepb.SessionResponse, int]:
@@ -218,19 +232,24 @@ class OrderEntryService(_Committing, oepb_grpc.OrderEntryServicer):
         if body in ("new_order", "cancel", "replace"):
             ack, ticket = await self._entry(who, body, getattr(req, body), session.session_id)
             return oepb.SessionResponse(request_id=rid, order_ack=ack), ticket
-        return self._session_other(who, session, req, rid, body), 0
-
-    def _session_other(self, who: Identity, session: SessionState, req: oepb.SessionRequest, rid: int,
-                       body: str | None) -> oepb.SessionResponse:
         if body == "mass_quote":
-            return oepb.SessionResponse(request_id=rid,
-                                        mass_quote_ack=self._mass_quote(who, req.mass_quote, session.session_id))
+            quote_ack, ticket = await self._mass_quote(who, req.mass_quote, session.session_id)
+            return oepb.SessionResponse(request_id=rid, mass_quote_ack=quote_ack), ticket
         if body == "mass_cancel":
-            return oepb.SessionResponse(request_id=rid, mass_cancel_ack=self._mass_cancel(who, req.mass_cancel))
+            cancel_ack, ticket = await self._mass_cancel(who, req.mass_cancel)
+            return oepb.SessionResponse(request_id=rid, mass_cancel_ack=cancel_ack), ticket
         if body == "open":
-            self.hub.set_cancel_on_disconnect(session, req.open.cancel_on_disconnect)
+            # The option holds from its commit on (awaited here, not blocking the loop): a session
+            # closed before then was never told it had cancel-on-disconnect.
+            enabled = req.open.cancel_on_disconnect
+            await self.committer.committed(self.hub.record_session_options(session, enabled))
+            session.cancel_on_disconnect = enabled
             return oepb.SessionResponse(request_id=rid, opened=oepb.SessionOpened(
-                session_id=session.session_id, participant_id=who.participant_id))
+                session_id=session.session_id, participant_id=who.participant_id)), 0
+        return self._session_other(rid, req, body), 0
+
+    @staticmethod
+    def _session_other(rid: int, req: oepb.SessionRequest, body: str | None) -> oepb.SessionResponse:
         if body == "heartbeat":
             return oepb.SessionResponse(request_id=rid, heartbeat=req.heartbeat)
         # An empty or unknown body: answer with a typed reject, keep the session.

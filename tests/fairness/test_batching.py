@@ -19,6 +19,7 @@ from statistics import fmean
 
 import pytest
 
+from hub.core import QuoteSpec
 from hub.fairness import FairnessConfig, Preset, RestingMode, batch_permutation, derive
 from hub.journal import EntryKind, JournalEntry
 from hub.recovery import recover
@@ -247,6 +248,32 @@ def test_other_asset_classes_are_not_batched_while_an_fx_batch_is_open(make_hub)
     _, length = expected_window(1)
     h.release(h.clock.now - 10_000 + length)
     assert fx.result(timeout=10).seq > equity.seq
+
+
+def test_a_mass_quotes_fx_part_joins_the_batch_as_one_command_and_its_other_parts_go_at_once(make_hub):
+    """A mass quote's FX quotes wait for the batch window (one element of its shuffle), as an FX order
+    would; its quotes on other asset classes are sequenced at once (a market maker waits for no
+    floor); the answer comes once every part is sequenced. Before, mass quotes skipped batching."""
+    h = make_hub(fairness())
+    start = h.clock.now
+    quote = h.start_held(h.hub.mass_quote, h.who["mm-1"], [QuoteSpec("EURUSD", FX_REF - 5, FX_LOT, FX_REF + 5, FX_LOT),
+                                                           QuoteSpec("AAPL", P - 100, 5, P + 100, 5)], 0)
+    h.clock.advance(STEP)
+    order = h.start_held(h.submit, "scalper-1", "EURUSD", cpb.BUY, FX_LOT, FX_REF - 7)
+    equity = [e for e in h.entries() if e.kind == EntryKind.ENGINE]
+    assert len(equity) == 1 and equity[0].ts == start and len(h.resting("AAPL")) == 2  # the AAPL part, at once
+    _, length = expected_window(1)
+    h.release(start + length - 1)
+    assert not quote.done() and not order.done()
+    h.release(start + length)
+    _, rows, reason, _ = quote.result(timeout=10)
+    assert reason == 0 and all(row[1] and row[3] and not row[2] and not row[4] for row in rows)
+    fx_entry = h.entry(rows[0][1])
+    assert (fx_entry.arrival_ns, fx_entry.ts) == (start, start + length)
+    [record] = [detail(e) for e in h.entries() if e.kind == EntryKind.ADMIN and detail(e).get("action") == "batch"]
+    assert (record["cancels"], record["others"]) == (0, 2)
+    assert order.result(timeout=10).ts == start + length
+    assert {rows[0][1], rows[0][3]} <= set(h.resting("EURUSD"))
 
 
 def test_reject_mode_still_refuses_a_cancel_of_a_batched_order_younger_than_the_minimum(make_hub):

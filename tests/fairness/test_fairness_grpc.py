@@ -28,7 +28,7 @@ from hub.journal import EntryKind
 from hub.server import run_server
 from hub.v1 import common_pb2 as cpb
 from matching.types import AssetClass
-from tests.fairness.support import FX_LOT, FX_REF, P, config_with, wait_until
+from tests.fairness.support import FX_LOT, FX_REF, TICK, P, config_with, wait_until
 
 HOST = "127.0.0.1"
 FLOOR = 200_000_000
@@ -156,6 +156,28 @@ def test_grpc_scalper_order_10ms_after_an_institution_order_is_sequenced_first_a
     attempts(venue, FairnessConfig(preset=Preset.PARTICIPANT_CLASS, latency_floor_ns=FLOOR), scenario)
 
 
+@pytest.mark.parametrize("mode", ["unary", "session"])
+def test_grpc_an_institutions_mass_quote_waits_behind_the_floor_and_a_scalper_10ms_later_goes_first(venue, mode):
+    def scenario(v: Venue) -> None:
+        inst = _entry_kind(mode, v.client("inst-1"))
+        held = in_thread(inst.mass_quote, [("AAPL", P - 100, 10, P + 100, 10)])
+        v.wait_held(1, [held])
+        time.sleep(OFFSET_S)
+        fast = v.client("scalper-1").submit("AAPL", "sell", 10, P + 100)
+        slow = held.result(timeout=10)
+        assert fast.accepted and slow.accepted
+        [quote] = slow.quotes
+        assert quote.bid_order_id and quote.ask_order_id and not quote.ask_reject_reason
+        quote_entry = v.entry(quote.bid_order_id)
+        setup_held(v.times(fast)[0] < quote_entry.arrival_ns + FLOOR, "the scalper's order came after the floor")
+        assert fast.sequence < quote.bid_order_id  # the scalper's ask rests first: the quote's ask joins it
+        assert quote_entry.ts >= quote_entry.arrival_ns + FLOOR
+        assert [(r.order_id, r.exec_type) for r in slow.executions] == [
+            (quote.bid_order_id, cpb.EXEC_NEW), (quote.ask_order_id, cpb.EXEC_NEW)]
+
+    attempts(venue, FairnessConfig(preset=Preset.PARTICIPANT_CLASS, latency_floor_ns=FLOOR), scenario)
+
+
 def test_grpc_order_attributes_an_exempt_scalper_order_goes_first(venue):
     fairness = FairnessConfig(preset=Preset.ORDER_ATTRIBUTES, latency_floor_ns=FLOOR)
     exempt = fairness.post_only_exempt_min_quantity
@@ -229,6 +251,33 @@ def test_grpc_hold_mode_an_immediate_cancel_succeeds_once_the_order_has_rested(v
         assert waited >= (order.hub_time_ns + MIN_REST - arrival) / 1e9 * 0.99
 
     attempts(venue, FairnessConfig(min_resting_ns=MIN_REST, min_resting_mode=RestingMode.HOLD), scenario)
+
+
+@pytest.mark.parametrize("mode", ["unary", "session"])
+def test_grpc_hold_mode_a_mass_cancel_waiting_for_young_orders_does_not_stop_other_participants(venue, mode):
+    def scenario(v: Venue) -> None:
+        scalper = _entry_kind(mode, v.client("scalper-1"))
+        mm = v.client("mm-1")
+        order = scalper.submit("AAPL", "sell", 10, P)
+        assert order.accepted
+        pulled = in_thread(scalper.mass_cancel)
+        rested = order.hub_time_ns + MIN_REST
+        v.wait_held(1, [pulled])  # the mass cancel's cancel of the young order, held until it rests
+        sent = time.time_ns()
+        other = mm.submit("AAPL", "buy", 5, P - 10 * TICK)
+        setup_held(sent < rested - 20_000_000, "the other participant's order was sent after the minimum")
+        # Served while the mass cancel waits: the gateway's loop is not blocked behind it.
+        assert other.accepted and other.hub_time_ns < rested
+        ack = pulled.result(timeout=10)
+        assert ack.accepted and ack.cancelled_count == 1 and ack.reject_text == ""
+        assert open_order_ids(v, "scalper-1") == []
+        assert [o.order_id for o in mm.open_orders()] == [other.order_id]
+
+    attempts(venue, FairnessConfig(min_resting_ns=MIN_REST, min_resting_mode=RestingMode.HOLD), scenario)
+
+
+def open_order_ids(v: Venue, participant: str) -> list[int]:
+    return [o.order_id for o in v.client(participant).open_orders()]
 
 
 @pytest.mark.parametrize("mode", list(RestingMode))

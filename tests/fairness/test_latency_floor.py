@@ -236,6 +236,50 @@ def test_an_order_held_behind_the_floor_is_accepted_if_the_halt_was_lifted_befor
     assert r.reason == 0 and r.order_id in h.resting("AAPL")
 
 
+def test_an_institutions_mass_quote_waits_behind_the_floor_as_its_orders_do(make_hub):
+    """Quotes are orders: an institution's mass quote is held for its floor, so a scalper's order 50 us
+    later is sequenced first. Before, a mass quote skipped the floor: an institution could enter
+    (post-only) orders through it without the wait its other orders have."""
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.advance(1_000_000)
+    quote = h.start_held(h.hub.mass_quote, h.who["inst-1"], [QuoteSpec("AAPL", P - 100, 5, P + 100, 5)], 0)
+    h.clock.now = t + 50_000
+    scalper = h.call(h.submit, "scalper-1", "AAPL", cpb.SELL, 10, P + 100)
+    assert not quote.done()
+    h.release(t + FLOOR - 1)
+    assert not quote.done()
+    h.release(t + FLOOR)
+    reports, rows, reason, _ = quote.result(timeout=10)
+    [(_, bid, bid_reason, ask, ask_reason)] = rows
+    assert reason == 0 and bid and ask and (bid_reason, ask_reason) == (0, 0)
+    assert scalper.seq < bid < ask
+    assert [(r.order_id, r.exec_type) for r in reports] == [(bid, cpb.EXEC_NEW), (ask, cpb.EXEC_NEW)]
+    entry = h.entry(bid)
+    assert (entry.arrival_ns, entry.ts) == (t, t + FLOOR)  # arrival stamped, sequenced at release
+    assert {bid, ask} <= set(h.resting("AAPL"))
+
+
+def test_a_market_makers_mass_quote_waits_for_nothing(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.advance(1_000_000)
+    _, rows, reason, _ = h.call(h.hub.mass_quote, h.who["mm-1"], [QuoteSpec("AAPL", P - 100, 5, P + 100, 5)], 0)
+    assert reason == 0 and h.entry(rows[0][1]).ts == t and h.hub.scheduler.pending == 0
+
+
+def test_a_held_mass_quote_on_an_instrument_halted_meanwhile_is_refused_for_it(make_hub):
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.advance(1_000_000)
+    quote = h.start_held(h.hub.mass_quote, h.who["inst-1"], [QuoteSpec("AAPL", P - 100, 5, P + 100, 5),
+                                                             QuoteSpec("MSFT", 419_0000, 5, 421_0000, 5)], 0)
+    h.clock.now = t + 20_000
+    h.hub.set_halted(h.who["operator"], "AAPL", 0, True)
+    h.release(t + FLOOR)
+    _, rows, reason, _ = quote.result(timeout=10)
+    halted = cpb.REJECT_INSTRUMENT_HALTED
+    assert reason == 0 and rows[0] == ("AAPL", 0, halted, 0, halted)
+    assert rows[1][1] and rows[1][3] and h.resting("AAPL") == {}
+
+
 @pytest.mark.parametrize("command", ["mass_quote", "mass_cancel", "halt"])
 def test_a_command_that_waits_for_nothing_never_overtakes_a_held_order_already_due(make_hub, command):
     """Not only single orders: mass quotes, mass cancels and halts release what is due before them."""
