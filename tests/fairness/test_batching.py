@@ -515,13 +515,14 @@ def test_a_batched_order_is_refused_if_its_instrument_was_halted_before_the_batc
 def test_orders_of_a_batch_whose_record_the_ledger_refuses_are_answered_unavailable_and_the_scheduler_lives():
     """The batch's audit record is journaled when its window ends, before its orders run. A ledger
     that refuses it then must not leave their callers waiting forever, nor kill the scheduler's
-    thread (later held orders would only run when some other command happened by)."""
+    thread (later held orders would only run when some other command happened by). Their client
+    order ids are free again: no record names them, so a restart's replay would not burn them."""
     from hub.auth import Identity
     from hub.core import Hub, HubUnavailableError, OrderSpec
     from hub.fairness import FairnessConfig, Preset
     from hub.journal import InMemoryJournal
     from matching.types import AssetClass
-    from tests.fairness.support import FX_LOT, FX_REF, FakeClock, config_with
+    from tests.fairness.support import FX_LOT, FX_REF, FakeClock, config_with, wait_until
 
     class FlakyJournal(InMemoryJournal):
         up = True
@@ -538,7 +539,8 @@ def test_orders_of_a_batch_whose_record_the_ledger_refuses_are_answered_unavaila
     try:
         who = Identity.of(next(p for p in cfg.participants if p.id == "inst-1"))
         spec = OrderSpec("EURUSD", cpb.BUY, cpb.LIMIT, cpb.GTC, FX_REF - 10, FX_LOT)
-        held = [hub.enter_order(who, spec) for _ in range(3)]
+        ids = [f"batched-{i}" for i in range(3)]
+        held = [hub.enter_order(who, spec._replace(client_order_id=i)) for i in ids]
         journal.up = False  # the ledger fails just as the window ends
         clock.now += 2_000_000
         hub.scheduler.hold(clock.now + 10**12, lambda ns: None)  # wakes the scheduler's thread
@@ -546,8 +548,9 @@ def test_orders_of_a_batch_whose_record_the_ledger_refuses_are_answered_unavaila
             with pytest.raises(HubUnavailableError):
                 call.future.result(timeout=5)
         assert hub.scheduler._thread.is_alive()
+        wait_until(lambda: not hub._client_ids[who.participant_id] & set(ids), what="the ids given back")
         journal.up = True
-        later = hub.enter_order(who, spec)  # the next batch is served by the same thread
+        later = hub.enter_order(who, spec._replace(client_order_id=ids[0]))  # the same thread; the id is free
         clock.now += 2_000_000
         hub.scheduler.hold(clock.now + 10**12, lambda ns: None)
         outcome, reason, _ = later.future.result(timeout=5)
