@@ -267,6 +267,16 @@ def _refused(reason: int, text: str, ticket: int) -> EntryResult:
     return result
 
 
+def _reason_name(reason: int) -> str:
+    """The name of a reject reason, whichever of the closed enums it belongs to."""
+    for enum in (RejectReason, GatewayReject, RiskReject, FairnessReject):
+        try:
+            return enum(reason).name
+        except ValueError:
+            continue
+    return str(reason)
+
+
 def ticket_of(result: EntryResult) -> int:
     """The journal ticket an order-entry result must see committed before it is answered (0: none)."""
     outcome = result[0]
@@ -1240,7 +1250,10 @@ class Hub:
     def _journal_batch(self, asset_class: AssetClass, batch, permutation: list[int]) -> None:
         """Journal a released batch's seed and shuffle just before its commands, for audit. Not
         waited for under the sequencer: the journal commits in order, so each command's own commit
-        (or reject's) that its caller waits for covers this record too."""
+        (or reject's) that its caller waits for covers this record too. ``cancels`` and ``others``
+        count the batch's elements: an order, cancel or replace (one command or its reject), or a
+        mass quote's part for the asset class (its reject records, then one engine step of its
+        cancels and new quotes, all with the message's arrival time)."""
         self._record_uncommitted(EntryKind.ADMIN, "hub", {
             "action": "batch", "asset_class": int(asset_class), "batch": batch.number, "seed": str(batch.seed),
             "window_ns": batch.window_ns, "cancels": len(batch.cancels), "others": len(batch.others),
@@ -1836,6 +1849,23 @@ class Hub:
                 kept.append(entry)
         return kept
 
+    def _record_refused_quotes(self, message: _QuoteMessage, entries: list[tuple[int, QuoteSpec, object]],
+                               arrival: int) -> int:
+        """Journal each quote side of ``entries`` that was refused before reaching an engine (unknown
+        or halted instrument, pre-trade risk, old quotes not yet rested): a gateway reject record
+        per side, as a refused order has. Returns the last record's journal ticket (0: none)."""
+        ticket = 0
+        for index, q, _ in entries:
+            row = message.results[index]
+            for side, price, quantity, reason in ((Side.BUY, q.bid_price, q.bid_quantity, row[2]),
+                                                  (Side.SELL, q.ask_price, q.ask_quantity, row[4])):
+                if quantity and reason:
+                    ticket = self._record_uncommitted(EntryKind.GATEWAY_REJECT, message.who.participant_id, {
+                        "request": "mass_quote", "reason": int(reason), "text": _reason_name(reason),
+                        "symbol": q.symbol[:64], "side": int(side), "price": price, "quantity": quantity,
+                    }, message.session_id, arrival)[2]
+        return ticket
+
     def mass_quote(self, who: Identity, quotes: list[QuoteSpec], account: int,
                    session_id: str = "") -> tuple[list[cpb.ExecutionReport], list[tuple[str, int, int, int, int]], int, str]:
         """Replace the participant's quotes instrument by instrument.
@@ -1868,16 +1898,19 @@ class Hub:
             return [], [], RiskReject.SESSION_RATE, text, ticket
         results: dict[int, list] = {}
         groups: dict[AssetClass, list[tuple[int, QuoteSpec, Instrument]]] = defaultdict(list)
+        unknown: list[tuple[int, QuoteSpec, None]] = []
         for index, q in enumerate(quotes):
             inst = self.by_symbol.get(q.symbol)
             if inst is None:
                 reason = int(RejectReason.UNKNOWN_INSTRUMENT)
                 results[index] = [q.symbol[:64], 0, reason, 0, reason]
+                unknown.append((index, q, None))
                 continue
             results[index] = [q.symbol, 0, 0, 0, 0]
             groups[inst.asset_class].append((index, q, inst))
         message = _QuoteMessage(who, session_id, acct, results, [])
         arrival = self._clock()
+        refused_ticket = self._record_refused_quotes(message, unknown, arrival) if unknown else 0
 
         def finish(ticket: int) -> MassQuoteResult:
             # One commit covers every group (the journal commits in ticket order). A message of which
@@ -1905,7 +1938,7 @@ class Hub:
                 for ac, window in batched.items()]
         if direct and floor:
             held.append(self.scheduler.hold(arrival + floor, run(direct)))
-        ticket = self._now(arrival, run(direct)) if direct and not floor else 0
+        ticket = max(refused_ticket, self._now(arrival, run(direct)) if direct and not floor else 0)
         if not held:
             return finish(ticket)
         return HeldCall(_highest(held, ticket), finish)
@@ -1918,6 +1951,7 @@ class Hub:
         who, session_id, acct, results = message.who, message.session_id, message.account, message.results
         pclass, fairness, limit, stp = who.participant_class, self.fairness, int(OrderType.LIMIT), int(who.default_stp)
         with self._lock:  # the cancels must see the quote ids the previous message left
+            group = entries
             kept = []
             for entry in entries:  # halted now (perhaps while the message waited): refused
                 if self.is_halted(entry[2].instrument_id):
@@ -1943,8 +1977,9 @@ class Hub:
             if young:
                 entries = self._refuse_young_quotes(entries, young, results)
             self._plan_quote_sides(who, session_id, entries, replaced, plan, results)
+            refused_ticket = self._record_refused_quotes(message, group, arrival)
             if not plan:
-                return 0
+                return refused_ticket
 
             def build(seq: int, ts: int) -> list[Command]:
                 out: list[Command] = []

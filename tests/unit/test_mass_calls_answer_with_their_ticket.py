@@ -7,6 +7,8 @@ the last engine command, or the newest record when nothing was sequenced (a halt
 
 from __future__ import annotations
 
+import json
+
 from hub.auth import Identity
 from hub.config import HubConfig
 from hub.core import GatewayReject, Hub, OrderSpec, QuoteSpec
@@ -52,13 +54,39 @@ def test_a_refused_mass_quote_answers_with_the_ticket_of_its_reject_record() -> 
     assert ticket == len(hub.journal.entries()) and _last_entry(hub).kind == EntryKind.GATEWAY_REJECT
 
 
-def test_a_mass_quote_of_which_nothing_was_sequenced_waits_for_the_newest_record() -> None:
+def test_a_mass_quote_of_which_nothing_was_sequenced_waits_for_its_reject_records_or_the_newest_record() -> None:
     hub, _, who = _hub()
     hub.set_halted(who["operator"], "AAPL", 0, True)
     halt_ticket = len(hub.journal.entries())
     _, rows, reason, _, ticket = hub.enter_mass_quote(who["mm-1"], [QuoteSpec("AAPL", P - TICK, 1, P + TICK, 1)], 0)
-    assert reason == 0 and rows == [("AAPL", 0, GatewayReject.INSTRUMENT_HALTED, 0, GatewayReject.INSTRUMENT_HALTED)]
-    assert ticket == halt_ticket > 0  # the halt it reports is shown only once on record
+    halted = GatewayReject.INSTRUMENT_HALTED
+    assert reason == 0 and rows == [("AAPL", 0, halted, 0, halted)]
+    assert ticket == len(hub.journal.entries()) == halt_ticket + 2  # a reject record per refused side
+    # Nothing to refuse or sequence (no side quoted): the newest record still, so that what the
+    # answer reports (the halt) is shown only once it is on record.
+    _, rows, reason, _, ticket = hub.enter_mass_quote(who["mm-1"], [QuoteSpec("AAPL", 0, 0, 0, 0)], 0)
+    assert reason == 0 and ticket == len(hub.journal.entries()) == halt_ticket + 2
+
+
+def test_every_quote_side_refused_before_the_engine_is_on_record_as_a_gateway_reject() -> None:
+    """As a refused order is: an unknown symbol, a halted instrument, a price outside the risk band.
+    Before, a mass quote's refused sides were answered but no record named them."""
+    hub, _, who = _hub()
+    hub.set_halted(who["operator"], "MSFT", 0, True)
+    first = len(hub.journal.entries()) + 1
+    quotes = [QuoteSpec("NOPE", 1, 1, 0, 0), QuoteSpec("MSFT", 419_0000, 1, 421_0000, 1),
+              QuoteSpec("AAPL", P - TICK, 1, 2 * P, 1)]  # the ask is far outside the price band
+    _, rows, reason, _, ticket = hub.enter_mass_quote(who["mm-1"], quotes, 0)
+    assert reason == 0 and rows[2][1] and not rows[2][2] and not rows[2][3] and rows[2][4]
+    rejects = [json.loads(e.detail) for e in hub.journal.entries()[first - 1:] if e.kind == EntryKind.GATEWAY_REJECT]
+    assert [(r["request"], r["symbol"], r["side"], r["price"], r["quantity"], r["reason"]) for r in rejects] == [
+        ("mass_quote", "NOPE", cpb.BUY, 1, 1, cpb.REJECT_UNKNOWN_INSTRUMENT),
+        ("mass_quote", "MSFT", cpb.BUY, 419_0000, 1, GatewayReject.INSTRUMENT_HALTED),
+        ("mass_quote", "MSFT", cpb.SELL, 421_0000, 1, GatewayReject.INSTRUMENT_HALTED),
+        ("mass_quote", "AAPL", cpb.SELL, 2 * P, 1, rows[2][4]),
+    ]
+    assert all(r["text"] for r in rejects)
+    assert ticket == len(hub.journal.entries()) and _last_entry(hub).kind == EntryKind.ENGINE
 
 
 def test_a_mass_cancel_answers_with_the_ticket_of_its_last_engine_command() -> None:
