@@ -19,7 +19,7 @@ import time
 from array import array
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -320,9 +320,13 @@ def _highest(futures: list[Future], ticket: int) -> Future:
             if left[0]:
                 return
         try:
-            combined.set_result(max([ticket, *(f.result() for f in futures)]))
+            highest = max([ticket, *(f.result() for f in futures)])
         except BaseException as exc:  # noqa: BLE001 - the waiting caller re-raises it
-            combined.set_exception(exc)
+            with contextlib.suppress(InvalidStateError):  # cancelled: its caller went away
+                combined.set_exception(exc)
+        else:
+            with contextlib.suppress(InvalidStateError):
+                combined.set_result(highest)
 
     for f in futures:
         f.add_done_callback(done)
@@ -1934,11 +1938,15 @@ class Hub:
         floor = max((self.fairness.floor_ns(who.participant_class, int(OrderType.LIMIT), True, False, qty)
                      for _, entries in direct for _, q, _ in entries for qty in (q.bid_quantity, q.ask_quantity)
                      if qty), default=0)
+        # The part that waits for nothing goes first: if it is refused (the hub cannot journal), the
+        # call fails with nothing left queued to enter later. A part refused at its release fails the
+        # call too (UNAVAILABLE) while the parts sequenced before it stand: as quotes they are
+        # replaced by the participant's next mass quote on those instruments.
+        ticket = max(refused_ticket, self._now(arrival, run(direct)) if direct and not floor else 0)
         held = [self.scheduler.batch(ac, window, arrival, False, run([(ac, groups[ac])]))
                 for ac, window in batched.items()]
         if direct and floor:
             held.append(self.scheduler.hold(arrival + floor, run(direct)))
-        ticket = max(refused_ticket, self._now(arrival, run(direct)) if direct and not floor else 0)
         if not held:
             return finish(ticket)
         return HeldCall(_highest(held, ticket), finish)
@@ -1978,8 +1986,8 @@ class Hub:
                 entries = self._refuse_young_quotes(entries, young, results)
             self._plan_quote_sides(who, session_id, entries, replaced, plan, results)
             refused_ticket = self._record_refused_quotes(message, group, arrival)
-            if not plan:
-                return refused_ticket
+            if not plan:  # nothing sequenced: what it reports (a halt) is on record by the newest ticket
+                return refused_ticket or self.last_ticket
 
             def build(seq: int, ts: int) -> list[Command]:
                 out: list[Command] = []

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -231,6 +231,18 @@ def _precise_timers() -> None:
         pass
 
 
+def _resolve(future: Future, result: object = None, error: BaseException | None = None) -> None:
+    """Hand a released command's result to its caller. A caller that cancelled its future (it went
+    away) is not there to hear it: the command ran all the same, and the scheduler goes on."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
+
+
 class ReleaseScheduler:
     """Holds commands until their release time; releases them in release-time order.
 
@@ -333,15 +345,17 @@ class ReleaseScheduler:
                 # waiting forever, and whoever called (often the scheduler's own thread) goes on.
                 log.warning("released orders refused: their batch could not be journaled: %s", exc)
                 for item in due:
-                    item.future.set_exception(exc)
+                    _resolve(item.future, error=exc)
                 return 0
             for item in due:
                 actual = self._clock()
                 self.lateness.add(max(0, actual - item.scheduled_ns))
                 try:
-                    item.future.set_result(item.run(actual))
+                    result = item.run(actual)
                 except BaseException as exc:  # noqa: BLE001 - the waiting caller re-raises it
-                    item.future.set_exception(exc)
+                    _resolve(item.future, error=exc)
+                else:
+                    _resolve(item.future, result)
             return len(due)
 
     def _next_release(self) -> int | None:

@@ -101,11 +101,23 @@ def on_pool(method):
     return guarded(body)
 
 
+async def _resolved(future: Future):
+    """Await a scheduler future on the loop. Shielded: a call cancelled while held (its deadline, a
+    client gone) must not cancel the future, whose command is still sequenced at its release (its
+    client order id is used and nothing takes it back); the scheduler then resolves it unheard."""
+    wrapped = asyncio.wrap_future(future)
+    try:
+        return await asyncio.shield(wrapped)
+    except asyncio.CancelledError:
+        wrapped.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: nothing logged
+        raise
+
+
 async def _released(call: HeldCall) -> EntryResult:
     """Await a held call's release on the loop (the scheduler thread resolves its future)."""
-    result = await asyncio.wrap_future(call.future)
+    result = await _resolved(call.future)
     while isinstance(result, Future):  # held, then batched
-        result = await asyncio.wrap_future(result)
+        result = await _resolved(result)
     return call.finish(result)
 
 

@@ -276,6 +276,26 @@ def test_a_mass_quotes_fx_part_joins_the_batch_as_one_command_and_its_other_part
     assert {rows[0][1], rows[0][3]} <= set(h.resting("EURUSD"))
 
 
+def test_a_mass_quotes_answer_covers_a_halt_its_batched_part_reports(make_hub):
+    """The EURUSD part finds its instrument halted at its release and sequences nothing (no side to
+    refuse either); the answer, which reports the halt, still waits for the halt's record, not only
+    for the AAPL part sequenced before it."""
+    h = make_hub(fairness())
+    start = h.clock.now
+    held = h.hub.enter_mass_quote(h.who["mm-1"], [QuoteSpec("EURUSD", 0, 0, 0, 0),
+                                                  QuoteSpec("AAPL", P - 100, 5, P + 100, 5)], 0)
+    h.clock.advance(STEP)
+    h.hub.set_halted(h.who["operator"], "EURUSD", 0, True)
+    halt_ticket = len(h.entries())
+    _, length = expected_window(1)
+    h.release(start + length)
+    _, rows, reason, _, ticket = held.wait()
+    halted = cpb.REJECT_INSTRUMENT_HALTED
+    assert reason == 0 and rows[0] == ("EURUSD", 0, halted, 0, halted) and rows[1][1] and rows[1][3]
+    assert h.entries()[0].seq_first == rows[1][1]  # the AAPL part: on record before the halt
+    assert ticket >= halt_ticket == 2
+
+
 def test_reject_mode_still_refuses_a_cancel_of_a_batched_order_younger_than_the_minimum(make_hub):
     h = make_hub(fairness(min_resting_mode=RestingMode.REJECT))
     batch = run_batch(h, 1, [Cmd("scalper-1", "new", price=FX_REF - 5)])
@@ -510,6 +530,41 @@ def test_a_batched_order_is_refused_if_its_instrument_was_halted_before_the_batc
     h.release(start + length)
     assert held.result(timeout=10).reason == cpb.REJECT_INSTRUMENT_HALTED
     assert h.resting("EURUSD") == {}
+
+
+def test_a_mass_quote_refused_for_its_immediate_part_leaves_nothing_queued_to_enter_later():
+    """The ledger is down: the message's AAPL part is refused (UNAVAILABLE), and its EURUSD part,
+    which would wait for the batch, is not queued either. Before, the batched part was queued first
+    and entered at the window's end, after the caller had been told the call failed."""
+    from hub.auth import Identity
+    from hub.core import Hub, HubUnavailableError
+    from hub.journal import InMemoryJournal
+    from tests.fairness.support import FakeClock
+
+    class DownJournal(InMemoryJournal):
+        up = True
+        error = "OperationalError: disk I/O error (simulated)"
+
+        @property
+        def available(self) -> bool:
+            return self.up
+
+    clock, journal = FakeClock(), DownJournal()
+    cfg = config_with(fairness())
+    hub = Hub(cfg, journal, clock=clock)
+    try:
+        mm = Identity.of(next(p for p in cfg.participants if p.id == "mm-1"))
+        journal.up = False
+        with pytest.raises(HubUnavailableError):
+            hub.enter_mass_quote(mm, [QuoteSpec("EURUSD", FX_REF - 5, FX_LOT, FX_REF + 5, FX_LOT),
+                                      QuoteSpec("AAPL", P - 100, 5, P + 100, 5)], 0)
+        journal.up = True
+        assert hub.scheduler.pending == 0
+        clock.now += WINDOW[1] + 1
+        hub.scheduler.release_due()
+        assert hub.open_orders(mm)[0] == [] and hub.last_sequence == 0
+    finally:
+        hub.scheduler.close()
 
 
 def test_orders_of_a_batch_whose_record_the_ledger_refuses_are_answered_unavailable_and_the_scheduler_lives():

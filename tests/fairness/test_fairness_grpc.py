@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 
+import grpc
 import pytest
 
 from hub.client import HubClient
@@ -174,6 +175,22 @@ def test_grpc_an_institutions_mass_quote_waits_behind_the_floor_and_a_scalper_10
         assert quote_entry.ts >= quote_entry.arrival_ns + FLOOR
         assert [(r.order_id, r.exec_type) for r in slow.executions] == [
             (quote.bid_order_id, cpb.EXEC_NEW), (quote.ask_order_id, cpb.EXEC_NEW)]
+
+    attempts(venue, FairnessConfig(preset=Preset.PARTICIPANT_CLASS, latency_floor_ns=FLOOR), scenario)
+
+
+def test_grpc_a_held_order_past_its_deadline_is_still_entered_and_later_held_orders_are_answered(venue):
+    """The call ends with DEADLINE_EXCEEDED while its order waits behind the floor; the order is
+    still sequenced at its release (the gateway accepted it), and the scheduler lives on. Before,
+    the call's cancellation reached the scheduler's future and killed its thread at the release."""
+    def scenario(v: Venue) -> None:
+        inst = v.client("inst-1")
+        with pytest.raises(grpc.RpcError) as failed:
+            inst.submit("AAPL", "buy", 10, P - 500, timeout=FLOOR / 1e9 / 4)
+        assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        later = inst.submit("AAPL", "buy", 10, P - 600, timeout=10)
+        assert later.accepted and v.hub.scheduler._thread.is_alive()
+        assert sorted(o.price for o in inst.open_orders()) == [P - 600, P - 500]
 
     attempts(venue, FairnessConfig(preset=Preset.PARTICIPANT_CLASS, latency_floor_ns=FLOOR), scenario)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.core import QuoteSpec
+from hub.core import HeldCall, OrderSpec, QuoteSpec
 from hub.fairness import FairnessConfig, Preset
 from hub.journal import EntryKind
 from hub.v1 import common_pb2 as cpb
@@ -234,6 +234,21 @@ def test_an_order_held_behind_the_floor_is_accepted_if_the_halt_was_lifted_befor
     h.release(t + FLOOR)
     r = held.result(timeout=10)
     assert r.reason == 0 and r.order_id in h.resting("AAPL")
+
+
+def test_a_held_order_whose_caller_went_away_is_still_sequenced_and_the_scheduler_goes_on(make_hub):
+    """A caller that cancels its held call's future (the gateway's did, on a deadline or a client
+    gone) made the release raise InvalidStateError: the scheduler's thread died, and every order
+    held after it waited forever."""
+    h = make_hub(FairnessConfig(preset=Preset.PARTICIPANT_CLASS))
+    t = h.clock.now
+    gone = h.hub.enter_order(h.who["inst-1"], OrderSpec("AAPL", cpb.BUY, cpb.LIMIT, cpb.GTC, P - 500, 10))
+    assert isinstance(gone, HeldCall) and gone.future.cancel()
+    later = h.start_held(h.submit, "inst-1", "AAPL", cpb.BUY, 10, P - 600)
+    h.release(t + FLOOR)
+    assert later.result(timeout=10).reason == 0
+    assert h.hub.scheduler._thread.is_alive()
+    assert sorted(o.price for o in h.resting("AAPL").values()) == [P - 600, P - 500]  # both entered
 
 
 def test_an_institutions_mass_quote_waits_behind_the_floor_as_its_orders_do(make_hub):
