@@ -22,7 +22,7 @@ from hub.auth import Identity
 from hub.config import HubConfig
 from hub.core import Hub, OrderSpec
 from hub.fairness import FairnessConfig
-from hub.journal import EntryKind, Journal, JournalEntry
+from hub.journal import EntryKind, InMemoryJournal, Journal, JournalEntry
 from hub.v1 import common_pb2 as cpb
 from matching.types import Cancel, NewOrder, Rejected, Replace, Trade, decode_commands
 
@@ -99,6 +99,18 @@ class Result:
 
     def events(self, kind: type) -> list:
         return [ev for ev in self.outcome.events if type(ev) is kind]
+
+
+class SwitchableJournal(InMemoryJournal):
+    """An in-memory journal whose storage a test takes down (``up = False``) and brings back: while
+    down the hub refuses new commands, as it does when the durable ledger fails."""
+
+    up = True
+    error = "OperationalError: database is locked (simulated)"
+
+    @property
+    def available(self) -> bool:
+        return self.up
 
 
 class TeeJournal:

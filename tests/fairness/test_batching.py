@@ -538,18 +538,9 @@ def test_a_mass_quote_refused_for_its_immediate_part_leaves_nothing_queued_to_en
     and entered at the window's end, after the caller had been told the call failed."""
     from hub.auth import Identity
     from hub.core import Hub, HubUnavailableError
-    from hub.journal import InMemoryJournal
-    from tests.fairness.support import FakeClock
+    from tests.fairness.support import FakeClock, SwitchableJournal
 
-    class DownJournal(InMemoryJournal):
-        up = True
-        error = "OperationalError: disk I/O error (simulated)"
-
-        @property
-        def available(self) -> bool:
-            return self.up
-
-    clock, journal = FakeClock(), DownJournal()
+    clock, journal = FakeClock(), SwitchableJournal()
     cfg = config_with(fairness())
     hub = Hub(cfg, journal, clock=clock)
     try:
@@ -575,19 +566,10 @@ def test_orders_of_a_batch_whose_record_the_ledger_refuses_are_answered_unavaila
     from hub.auth import Identity
     from hub.core import Hub, HubUnavailableError, OrderSpec
     from hub.fairness import FairnessConfig, Preset
-    from hub.journal import InMemoryJournal
     from matching.types import AssetClass
-    from tests.fairness.support import FX_LOT, FX_REF, FakeClock, config_with, wait_until
+    from tests.fairness.support import FX_LOT, FX_REF, FakeClock, SwitchableJournal, config_with, wait_until
 
-    class FlakyJournal(InMemoryJournal):
-        up = True
-        error = "OperationalError: database is locked (simulated)"
-
-        @property
-        def available(self) -> bool:
-            return self.up
-
-    clock, journal = FakeClock(), FlakyJournal()
+    clock, journal = FakeClock(), SwitchableJournal()
     cfg = config_with(FairnessConfig(preset=Preset.OFF, batching={AssetClass.FX: (1_000_000, 1_000_000)},
                                      batch_seed=7))
     hub = Hub(cfg, journal, clock=clock)
