@@ -1954,8 +1954,9 @@ class Hub:
     def _sequence_quotes(self, message: _QuoteMessage, ac: AssetClass, entries: list[tuple[int, QuoteSpec, Instrument]],
                          arrival: int, now: int) -> int:
         """Sequence one asset class's part of a mass quote at hub time ``now`` (its release): the
-        cancels of the quotes it replaces and the sides that pass the checks. Returns its journal
-        ticket (0: nothing sequenced)."""
+        cancels of the quotes it replaces and the sides that pass the checks. Returns the journal
+        ticket its answer waits for: its engine step's or, when it sequenced nothing, its last reject
+        record's or else the newest record's (a halt it reports is then on record)."""
         who, session_id, acct, results = message.who, message.session_id, message.account, message.results
         pclass, fairness, limit, stp = who.participant_class, self.fairness, int(OrderType.LIMIT), int(who.default_stp)
         with self._lock:  # the cancels must see the quote ids the previous message left
