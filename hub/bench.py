@@ -80,7 +80,7 @@ from hub.auth import Authenticator, AuthInterceptor
 from hub.cli import wait_for_stop
 from hub.config import HubConfig
 from hub.gc_policy import GcPolicy
-from hub.machine import describe, python_loop_ns
+from hub.machine import cpu_times, describe, python_loop_ns, steal_fraction
 from hub.server import server_options
 from hub.v1 import admin_pb2, admin_pb2_grpc, market_data_pb2, market_data_pb2_grpc
 from hub.v1 import common_pb2 as cpb
@@ -963,6 +963,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
 def _measure(settings: Settings, servers: dict[str, ServerProcess]) -> dict[str, Any]:
     bench = Bench(settings, servers, fetch_instruments(servers["hub"].address))
+    cpu_before = cpu_times()
     gc.collect()
     gc.disable()  # the client's own collector pauses would land in the latencies of both sides
     try:
@@ -978,10 +979,12 @@ def _measure(settings: Settings, servers: dict[str, ServerProcess]) -> dict[str,
     finally:
         gc.enable()
         bench.close()
+    stolen = steal_fraction(cpu_before, cpu_times())
     status = hub_status(servers["hub"].address)
     settings_dict = {k: getattr(settings, k) for k in Settings.__dataclass_fields__}
     return {**summarise(results, bench, status), **results,
-            "settings": {**settings_dict, "cpus": os.cpu_count(), "python_loop_ns": python_loop_ns()}}
+            "settings": {**settings_dict, "cpus": os.cpu_count(), "python_loop_ns": python_loop_ns(),
+                         "cpu_steal_fraction": stolen}}
 
 
 # -- REPORT -----------------------------------------------------------------------------------
@@ -1018,7 +1021,7 @@ def format_report(r: dict[str, Any]) -> str:
               f"  {c['resting_orders']} resting orders, state digest {c['state_digest']}"]
     if c["problems"]:
         lines.append(f"  problems: {c['problems']}")
-    lines += ["", describe(r["settings"]["python_loop_ns"])]
+    lines += ["", describe(r["settings"]["python_loop_ns"], r["settings"]["cpu_steal_fraction"])]
     return "\n".join(lines)
 
 

@@ -26,6 +26,32 @@ def python_loop_ns() -> float:
     return best
 
 
-def describe(loop_ns: float) -> str:
-    return (f"machine speed: {loop_ns:.1f} ns per iteration of a pure-Python loop (hub.machine; lower is faster: "
+def cpu_times(path: str = "/proc/stat") -> tuple[int, int] | None:
+    """(stolen, total) CPU time of all CPUs since boot, in clock ticks, from Linux's ``/proc/stat``;
+    None where there is no such file. Stolen time is what the hypervisor gave other guests while this
+    VM wanted to run: the other half of what ``python_loop_ns`` sees."""
+    try:
+        with open(path) as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return steal, user + nice + system + idle + iowait + irq + softirq + steal
+
+
+def steal_fraction(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of all CPU time between two ``cpu_times`` readings that the hypervisor took."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def describe(loop_ns: float, stolen: float | None = None) -> str:
+    line = (f"machine speed: {loop_ns:.1f} ns per iteration of a pure-Python loop (hub.machine; lower is faster: "
             f"compare figures between runs at similar speeds)")
+    if stolen is not None:
+        line += (f"\nCPU time taken by the hypervisor during the run (steal): {100 * stolen:.1f} % of all CPU time "
+                 f"(a few % and more: other guests disturbed the figures)")
+    return line

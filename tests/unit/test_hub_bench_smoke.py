@@ -22,6 +22,8 @@ def test_quick_bench_prints_one_json_object_with_positive_figures_and_passes_its
     for key in (*RATIOS, "mass_quote_orders_per_s"):
         assert result[key] > 0, key
     assert result["settings"]["python_loop_ns"] > 0, "the machine's speed is printed beside the figures"
+    stolen = result["settings"]["cpu_steal_fraction"]  # and what the hypervisor took (Linux)
+    assert stolen is None or 0 <= stolen <= 1
     for mode in ("unary", "streaming"):
         for target in ("hub", "echo"):
             stats = result[mode][target]
@@ -80,3 +82,17 @@ def test_the_aio_echo_floor_answers_like_the_threaded_one_and_checks_the_token()
             await server.stop(None)
 
     asyncio.run(drive())
+
+
+def test_the_hypervisors_share_of_cpu_time_is_read_from_proc_stat(tmp_path: Path) -> None:
+    from hub.machine import cpu_times, describe, steal_fraction
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    before.write_text("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n")
+    after.write_text("cpu  200 0 100 1500 10 0 5 185 0 0\n")
+    assert cpu_times(str(before)) == (35, 1000)
+    assert cpu_times(str(after)) == (185, 2000)
+    assert steal_fraction(cpu_times(str(before)), cpu_times(str(after))) == 0.15
+    assert cpu_times(str(tmp_path / "missing")) is None and steal_fraction(None, (1, 2)) is None
+    assert "steal): 15.0 %" in describe(20.0, 0.15) and "steal" not in describe(20.0)
