@@ -76,10 +76,19 @@ class LoopWakeable:
                     self._waiter = None
 
 
+def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether other callbacks are ready to run in this loop turn (other calls' requests, replies):
+    a commit should then wait for them and cover their tickets too. The standard loop keeps them in
+    ``_ready``; a loop without it is taken to be busy (the grouped path is always correct)."""
+    ready = getattr(loop, "_ready", None)
+    return ready is None or bool(ready)
+
+
 class LoopCommitter:
     """Replies wait here until their journal ticket is committed. Every wait of one loop turn is
     covered by one ``wait_committed`` of the highest ticket, run once the turn's ready callbacks
-    (the requests that arrived together) have been handled: group commit on the loop itself."""
+    (the requests that arrived together) have been handled: group commit on the loop itself. A wait
+    alone in its turn (nothing else ready, nothing waiting) commits at once."""
 
     def __init__(self, journal: Journal, offload: Offload | None = None) -> None:
         self._journal = journal
@@ -98,6 +107,13 @@ class LoopCommitter:
         if not ticket:
             return
         loop = asyncio.get_running_loop()
+        if not self._waiting and not _others_ready(loop) and self._journal.available:
+            # Alone in this loop turn: there is nothing to group with, so the commit runs now instead
+            # of a turn later (and the reply a turn after that). Same-run A/B, streaming at 1,000/s,
+            # 10 interleaved rounds: p50 670 vs 700 us, lower in 7 of them.
+            self.last_group = 1
+            self._journal.wait_committed(ticket)
+            return
         fut = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)

@@ -58,6 +58,26 @@ def test_the_replies_of_one_loop_turn_share_one_commit_of_the_highest_ticket() -
     asyncio.run(scenario())
 
 
+def test_a_commit_alone_in_its_loop_turn_runs_at_once_and_one_beside_other_work_waits_for_the_turn() -> None:
+    journal = CountingJournal()
+    happened: list[str] = []
+
+    async def scenario() -> None:
+        committer = LoopCommitter(journal)
+        step = committer.committed(4).__await__()
+        with pytest.raises(StopIteration):  # done without giving the loop up: no hand-off turns
+            next(step)
+        assert journal.waits == [4]
+        # Another callback ready in this turn (another call's request): the commit waits for it, so
+        # the tickets that callback produces share the commit.
+        asyncio.get_running_loop().call_soon(lambda: happened.append(f"other work, commits so far {journal.waits}"))
+        await committer.committed(6)
+        assert happened == ["other work, commits so far [4]"]
+        assert journal.waits == [4, 6]
+
+    asyncio.run(scenario())
+
+
 def test_a_commit_that_fails_fails_every_reply_waiting_for_it() -> None:
     journal = CountingJournal()
     journal.broken = True
