@@ -16,10 +16,12 @@ request with a reply shaped like the hub's answer to that request in this worklo
 with 1 report for a resting buy, 5 for a crossing sell; a MassQuoteAck with 4 reports per quote);
 mean reply sizes of both are printed. Its Session handler yields each reply as it reads the request.
 
-``--diagnose`` adds two variants: ``hub_memory``, the hub journaling in memory instead of to the
-ledger (``python -m hub.bench --serve-hub --in-memory``: the ledger's share), and ``echo_threaded``,
-the echo on the threaded ``grpc.server`` (a thread per call; the gateway's server model before it
-moved to grpc.aio).
+``--diagnose`` adds three variants: ``gateway``, the hub's whole server with nothing behind its
+order entry (``hub.gateway_floor``: answered like the echo, nothing entered; ``--serve-hub
+--in-memory --gateway-only``: the gateway's share over the bare echo), ``hub_memory``, the hub
+journaling in memory instead of to the ledger (``--serve-hub --in-memory``: the hub's own work over
+the gateway, and the ledger's share below the hub), and ``echo_threaded``, the echo on the threaded
+``grpc.server`` (a thread per call; the gateway's server model before it moved to grpc.aio).
 
 The client runs in this process and sends serialised bytes and parses each reply once (for the
 checks), with one HTTP/2 connection per stream or participant: threads for the paced latency runs
@@ -95,7 +97,10 @@ QUOTE_ACCOUNTS = (("dev-mm-1", 3001), ("dev-inst-1", 2001), ("dev-inst-1", 2002)
                   ("dev-scalper-1", 1001), ("dev-scalper-2", 1002))
 SERVICE = "/hub.v1.OrderEntry/"
 #: Measured variant -> server process it runs against.
-VARIANT_SERVER = {"hub": "hub", "echo": "echo", "hub_memory": "hub_memory", "echo_threaded": "echo_threaded"}
+VARIANT_SERVER = {"hub": "hub", "echo": "echo", "gateway": "gateway", "hub_memory": "hub_memory",
+                  "echo_threaded": "echo_threaded"}
+#: The ``--diagnose`` variants, in the order the steps between the echo and the hub add up.
+DIAGNOSTIC_VARIANTS = ["gateway", "hub_memory", "echo_threaded"]
 TARGETS = {"streaming_p50_ratio": 1.3, "streaming_p99_ratio": 2.0}
 MIN_THROUGHPUT_RATIO = 0.8
 MIN_MASS_QUOTE_ORDERS = 50_000
@@ -300,9 +305,12 @@ def bench_hub_config(port: int, data_dir: str) -> HubConfig:
     return config.validated()
 
 
-def serve_hub(port: int, data_dir: str, in_memory: bool) -> int:
+def serve_hub(port: int, data_dir: str, in_memory: bool, gateway_only: bool = False) -> int:
     """The hub as ``hub serve`` runs it (durable ledger in ``data_dir``), with ``bench_hub_config``;
-    ``in_memory`` (diagnostic): journaling in memory instead, to tell the ledger's share of the cost."""
+    ``in_memory`` (diagnostic): journaling in memory instead, to tell the ledger's share of the cost;
+    ``gateway_only`` (diagnostic): nothing behind order entry (``hub.gateway_floor``)."""
+    from hub.core import Hub
+    from hub.gateway_floor import GatewayOnlyHub
     from hub.server import open_ledger_journal, run_server
 
     config = bench_hub_config(port, data_dir)
@@ -310,8 +318,8 @@ def serve_hub(port: int, data_dir: str, in_memory: bool) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with run_server(config, None if in_memory else open_ledger_journal(config),
-                    gc_policy=GcPolicy.of(config)) as (_, bound):
+    with run_server(config, None if in_memory else open_ledger_journal(config), gc_policy=GcPolicy.of(config),
+                    hub_class=GatewayOnlyHub if gateway_only else Hub) as (_, bound):
         print(f"hub serving on {config.network.host}:{bound}", flush=True)
         wait_for_stop(stop)
     return 0
@@ -730,7 +738,7 @@ class Settings:
     quotes: int
     rounds: int
     warmup: float
-    diagnose: bool  # also the hub with an in-memory journal and the threaded echo
+    diagnose: bool  # also DIAGNOSTIC_VARIANTS: the gateway alone, the hub journaling in memory, the threaded echo
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
@@ -805,7 +813,7 @@ class Bench:
         return variants if r % 2 == 0 else variants[::-1]
 
     def _rate_variants(self) -> list[str]:
-        return ["echo", "hub"] + (["hub_memory", "echo_threaded"] if self.s.diagnose else [])
+        return ["echo", "hub"] + (DIAGNOSTIC_VARIANTS if self.s.diagnose else [])
 
     # -- latency
 
@@ -814,7 +822,7 @@ class Bench:
         warm = max(50, int(self.s.rate * self.s.warmup))
         variants = ["echo", "hub"]
         if self.s.diagnose:
-            variants += ["hub_memory", "echo_threaded"]
+            variants += DIAGNOSTIC_VARIANTS
         samples: dict[str, list[LatencySample]] = {v: [] for v in variants}
         for r in range(self.s.rounds):
             for variant in self._rotation(variants, r):
@@ -904,10 +912,9 @@ def summarise(results: dict[str, Any], bench: Bench, status: admin_pb2.HubStatus
         "echo_all_acknowledged": echo_t.ok(),
         "hub_sequenced_every_command": status.last_sequence >= hub_t.commands,
     }
-    if "hub_memory" in bench.tallies:
-        checks["hub_memory_all_acknowledged"] = bench.tallies["hub_memory"].ok()
-    if "echo_threaded" in bench.tallies:
-        checks["echo_threaded_all_acknowledged"] = bench.tallies["echo_threaded"].ok()
+    for variant in DIAGNOSTIC_VARIANTS:
+        if variant in bench.tallies:
+            checks[f"{variant}_all_acknowledged"] = bench.tallies[variant].ok()
     summary = {
         "unary_p50_ratio": ratio(uni["hub"]["p50_us"], uni["echo"]["p50_us"]),
         "unary_p99_ratio": ratio(uni["hub"]["p99_us"], uni["echo"]["p99_us"]),
@@ -947,6 +954,8 @@ def run(settings: Settings) -> dict[str, Any]:
                                           workdir)
             servers["echo"] = start_server("echo", ["-m", "hub.bench", "--serve-echo"], workdir)
             if settings.diagnose:
+                servers["gateway"] = start_server("gateway", ["-m", "hub.bench", "--serve-hub", "--in-memory",
+                                                              "--gateway-only"], workdir)
                 servers["hub_memory"] = start_server("hub_memory", ["-m", "hub.bench", "--serve-hub", "--in-memory"],
                                                      workdir)
                 servers["echo_threaded"] = start_server("echo_threaded", ["-m", "hub.bench", "--serve-echo-threaded"],
@@ -1035,14 +1044,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quotes", type=int, default=100, help="quotes per MassQuote message (2 orders each)")
     p.add_argument("--rounds", type=int, default=4, help="alternating hub / echo segments per measurement")
     p.add_argument("--diagnose", action="store_true",
-                   help="also measure hub_memory (the hub with an in-memory journal instead of the ledger) and "
-                        "echo_threaded (the echo on the threaded grpc.server, the gateway's earlier server model)")
+                   help="also measure gateway (the hub's server with nothing behind order entry), hub_memory "
+                        "(the hub with an in-memory journal instead of the ledger) and echo_threaded (the echo "
+                        "on the threaded grpc.server, the gateway's earlier server model)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few seconds in all (smoke test)")
     p.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-echo-threaded", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-hub", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--gateway-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", default="hub-data", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -1067,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_echo_threaded:
         return serve_echo_threaded(args.port)
     if args.serve_hub:
-        return serve_hub(args.port, args.data_dir, args.in_memory)
+        return serve_hub(args.port, args.data_dir, args.in_memory, args.gateway_only)
     result = run(settings_from(args))
     print(json.dumps(result, sort_keys=True) if args.json else format_report(result), flush=True)
     return 0 if result["correctness"]["ok"] else 1

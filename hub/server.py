@@ -165,17 +165,18 @@ def open_ledger_journal(config: HubConfig):
 
 @contextlib.contextmanager
 def run_server(config: HubConfig, journal: Journal | None = None, grace: float = 2.0,
-               gc_policy: GcPolicy | None = None) -> Iterator[tuple[Hub, int]]:
+               gc_policy: GcPolicy | None = None, hub_class: type[Hub] = Hub) -> Iterator[tuple[Hub, int]]:
     """Run a hub until the block exits; yields (hub, port). Port 0 in the config picks a free one.
     ``gc_policy``: the process's collector policy, for a process that serves (``hub serve``), not
-    for one that embeds a hub among other work (tests).
+    for one that embeds a hub among other work (tests). ``hub_class``: the benchmark's diagnostic
+    floor (``hub.gateway_floor``) serves a hub that answers without entering anything.
 
     With a durable journal the hub first replays it (health NOT_SERVING, commands UNAVAILABLE until
     the rebuilt state matches the last signed checkpoint). Without one it journals in memory."""
     from hub.recovery import recover
     from ledger.store import LedgerStore
 
-    hub = Hub(config, journal)
+    hub = hub_class(config, journal)
     hub.accepting = False
     hub.gc_policy = gc_policy
     gateway = GatewayLoop(config.network.max_workers)

@@ -96,3 +96,43 @@ def test_the_hypervisors_share_of_cpu_time_is_read_from_proc_stat(tmp_path: Path
     assert steal_fraction(cpu_times(str(before)), cpu_times(str(after))) == 0.15
     assert cpu_times(str(tmp_path / "missing")) is None and steal_fraction(None, (1, 2)) is None
     assert "steal): 15.0 %" in describe(20.0, 0.15) and "steal" not in describe(20.0)
+
+
+def test_the_gateway_floor_answers_through_the_real_gateway_and_enters_nothing() -> None:
+    """``hub.gateway_floor`` (``--diagnose``'s ``gateway`` variant): the hub's real server (token
+    check included) answers order entry and mass quotes like the echo, and no engine sees any of it."""
+    import grpc
+
+    from hub.bench import TRADER_TOKENS, EchoReplies, _metadata
+    from hub.config import HubConfig
+    from hub.gateway_floor import GatewayOnlyHub
+    from hub.journal import EntryKind
+    from hub.server import run_server
+    from hub.v1 import order_entry_pb2 as oepb
+    from hub.v1 import order_entry_pb2_grpc as oepb_grpc
+
+    sell = oepb.NewOrderRequest(client_order_id="s-1", symbol="AAPL", side=2, order_type=1, time_in_force=1,
+                                price=189_0000, quantity=1)
+    quotes = oepb.MassQuoteRequest(account=3001, quotes=[oepb.Quote(symbol="AAPL", bid_price=188_0000, bid_quantity=1,
+                                                                    ask_price=190_0000, ask_quantity=1)])
+    with run_server(HubConfig.default().with_network(port=0), hub_class=GatewayOnlyHub) as (hub, port):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = oepb_grpc.OrderEntryStub(channel)
+            ack = stub.SubmitOrder(sell, metadata=_metadata(TRADER_TOKENS[0]), timeout=10)
+            expected = EchoReplies().order_ack(sell)
+            assert (ack.accepted, ack.client_order_id, len(ack.executions)) == (True, "s-1", len(expected.executions))
+            session = stub.Session(iter([oepb.SessionRequest(request_id=3, new_order=sell)]),
+                                   metadata=_metadata(TRADER_TOKENS[1]), timeout=10)
+            replies = list(session)
+            assert replies[0].HasField("opened") and replies[1].request_id == 3 and replies[1].order_ack.accepted
+            quote_ack = stub.MassQuote(quotes, metadata=_metadata("dev-mm-1"), timeout=10)
+            assert quote_ack.accepted and quote_ack.quotes[0].bid_order_id and len(quote_ack.executions) == 4
+            try:
+                stub.SubmitOrder(sell, timeout=10)
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+            else:
+                raise AssertionError("a call without a token was answered")
+        assert hub.resting_count() == 0
+        kinds = {entry.kind for entry in hub.journal.entries()}
+        assert EntryKind.ENGINE not in kinds and EntryKind.ADMIN in kinds  # the session's open and close only
