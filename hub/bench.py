@@ -197,22 +197,28 @@ class EchoReplies:
                                    client_order_id=client_order_id, account=1001, exec_type=exec_type,
                                    side=side, price=price, **extra)
 
-    def order_ack(self, req: oepb.NewOrderRequest) -> oepb.OrderAck:
+    def order_reports(self, client_order_id: str, symbol: str, side: int, price: int,
+                      quantity: int) -> tuple[int, int, list[cpb.ExecutionReport]]:
+        """(sequence, hub time, reports) of the hub's answer to a new order in this workload."""
         seq, ts = next(self._seq), time.time_ns()
-        coid, sym, px = req.client_order_id, req.symbol, req.price
-        reports = [self._report(seq, ts, sym, seq, coid, cpb.EXEC_NEW, req.side, px, leaves_quantity=req.quantity)]
-        if req.side == cpb.SELL:  # what the hub answers when the sell fills the resting buy
+        coid, sym, px = client_order_id, symbol, price
+        reports = [self._report(seq, ts, sym, seq, coid, cpb.EXEC_NEW, side, px, leaves_quantity=quantity)]
+        if side == cpb.SELL:  # what the hub answers when the sell fills the resting buy
             other = cpb.BUY
             reports += [
                 self._report(seq, ts, sym, seq - 1, coid, cpb.EXEC_TRADE, other, px, last_price=px,
-                             last_quantity=req.quantity, trade_id=seq),
-                self._report(seq, ts, sym, seq, coid, cpb.EXEC_TRADE, req.side, px, last_price=px,
-                             last_quantity=req.quantity, trade_id=seq, aggressor=True),
+                             last_quantity=quantity, trade_id=seq),
+                self._report(seq, ts, sym, seq, coid, cpb.EXEC_TRADE, side, px, last_price=px,
+                             last_quantity=quantity, trade_id=seq, aggressor=True),
                 self._report(seq, ts, sym, seq - 1, coid, cpb.EXEC_FILLED, other, px),
-                self._report(seq, ts, sym, seq, coid, cpb.EXEC_FILLED, req.side, px),
+                self._report(seq, ts, sym, seq, coid, cpb.EXEC_FILLED, side, px),
             ]
-        return oepb.OrderAck(accepted=True, order_id=seq, client_order_id=coid, sequence=seq, hub_time_ns=ts,
-                             executions=reports)
+        return seq, ts, reports
+
+    def order_ack(self, req: oepb.NewOrderRequest) -> oepb.OrderAck:
+        seq, ts, reports = self.order_reports(req.client_order_id, req.symbol, req.side, req.price, req.quantity)
+        return oepb.OrderAck(accepted=True, order_id=seq, client_order_id=req.client_order_id, sequence=seq,
+                             hub_time_ns=ts, executions=reports)
 
     def mass_quote_ack(self, req: oepb.MassQuoteRequest) -> oepb.MassQuoteAck:
         ts = time.time_ns()
@@ -312,6 +318,8 @@ def serve_hub(port: int, data_dir: str, in_memory: bool, gateway_only: bool = Fa
     from hub.core import Hub
     from hub.gateway_floor import GatewayOnlyHub
     from hub.server import open_ledger_journal, run_server
+
+    in_memory = in_memory or gateway_only  # its orders are never entered: a ledger would hold sessions only
 
     config = bench_hub_config(port, data_dir)
     Path(data_dir).mkdir(parents=True, exist_ok=True)

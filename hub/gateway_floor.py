@@ -1,7 +1,8 @@
 """The hub's gateway without the hub behind it: a diagnostic floor for ``python -m hub.bench --diagnose``.
 
 ``GatewayOnlyHub`` is a ``Hub`` whose order entry and mass quotes answer at once with the replies
-the echo floor sends (``hub.bench.EchoReplies``), sequencing and journaling nothing. Served by the
+the echo floor sends (``hub.bench.EchoReplies``), sequencing and journaling nothing (journaling in
+memory: the sessions' records only). Served by the
 real ``run_server`` (the gateway's event loop thread, its services, session code, interceptors,
 checkpointer and collector policy), it measures what the gateway costs over the bare echo; the hub
 with an in-memory journal then adds the hub's own work, and the hub on its ledger the ledger's.
@@ -22,11 +23,15 @@ class GatewayOnlyHub(Hub):
 
         self._replies = EchoReplies()
 
+    def _ticket(self) -> int:
+        # A ticket to wait for, as the hub's answers have (already committed: the journal is in
+        # memory), so replies take the gateway's commit path too (``LoopCommitter``).
+        return max(self.last_ticket, 1)
+
     def enter_order(self, who: Identity, spec: OrderSpec, session_id: str = "") -> EntryResult:
-        ack = self._replies.order_ack(oepb.NewOrderRequest(
-            client_order_id=spec.client_order_id, symbol=spec.symbol, side=spec.side, price=spec.price,
-            quantity=spec.quantity))
-        return Outcome(ack.sequence, ack.hub_time_ns, [], list(ack.executions)), 0, ""
+        seq, ts, reports = self._replies.order_reports(spec.client_order_id, spec.symbol, spec.side, spec.price,
+                                                       spec.quantity)
+        return Outcome(seq, ts, [], reports, ticket=self._ticket()), 0, ""
 
     def enter_mass_quote(self, who: Identity, quotes: list[QuoteSpec], account: int,
                          session_id: str = "") -> MassQuoteResult:
@@ -34,4 +39,4 @@ class GatewayOnlyHub(Hub):
             oepb.Quote(symbol=q.symbol, bid_price=q.bid_price, bid_quantity=q.bid_quantity, ask_price=q.ask_price,
                        ask_quantity=q.ask_quantity) for q in quotes]))
         rows = [(q.symbol, q.bid_order_id, 0, q.ask_order_id, 0) for q in ack.quotes]
-        return list(ack.executions), rows, 0, "", 0
+        return list(ack.executions), rows, 0, "", self._ticket()

@@ -135,4 +135,26 @@ def test_the_gateway_floor_answers_through_the_real_gateway_and_enters_nothing()
                 raise AssertionError("a call without a token was answered")
         assert hub.resting_count() == 0
         kinds = {entry.kind for entry in hub.journal.entries()}
-        assert EntryKind.ENGINE not in kinds and EntryKind.ADMIN in kinds  # the session's open and close only
+        assert EntryKind.ENGINE not in kinds and EntryKind.ADMIN in kinds  # sessions only, no engine step
+
+
+def test_the_gateway_floor_is_served_in_memory_from_the_command_line(monkeypatch, tmp_path) -> None:
+    """``--serve-hub --gateway-only`` reaches ``serve_hub``, which journals in memory (its orders
+    are never entered: a ledger would hold sessions alone) and serves ``GatewayOnlyHub``."""
+    import contextlib
+
+    import hub.bench
+    import hub.server
+    from hub.gateway_floor import GatewayOnlyHub
+
+    served: list[tuple] = []
+
+    @contextlib.contextmanager
+    def fake_run_server(config, journal, gc_policy=None, hub_class=None):  # noqa: ANN001, ANN202
+        served.append((journal, hub_class))
+        yield None, 1
+
+    monkeypatch.setattr(hub.server, "run_server", fake_run_server)
+    monkeypatch.setattr(hub.bench, "wait_for_stop", lambda stop: None)
+    assert hub.bench.main(["--serve-hub", "--gateway-only", "--data-dir", str(tmp_path)]) == 0
+    assert served == [(None, GatewayOnlyHub)]  # None: the in-memory journal

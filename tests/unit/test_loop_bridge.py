@@ -60,7 +60,6 @@ def test_the_replies_of_one_loop_turn_share_one_commit_of_the_highest_ticket() -
 
 def test_a_commit_alone_in_its_loop_turn_runs_at_once_and_one_beside_other_work_waits_for_the_turn() -> None:
     journal = CountingJournal()
-    happened: list[str] = []
 
     async def scenario() -> None:
         committer = LoopCommitter(journal)
@@ -68,14 +67,31 @@ def test_a_commit_alone_in_its_loop_turn_runs_at_once_and_one_beside_other_work_
         with pytest.raises(StopIteration):  # done without giving the loop up: no hand-off turns
             next(step)
         assert journal.waits == [4]
-        # Another callback ready in this turn (another call's request): the commit waits for it, so
-        # the tickets that callback produces share the commit.
-        asyncio.get_running_loop().call_soon(lambda: happened.append(f"other work, commits so far {journal.waits}"))
+        # Another call ready to run in this turn (its reply waits for ticket 8): the commit waits
+        # for it, so both replies share one commit, of the higher ticket.
+        other = asyncio.ensure_future(committer.committed(8))
         await committer.committed(6)
-        assert happened == ["other work, commits so far [4]"]
-        assert journal.waits == [4, 6]
+        await other
+        assert journal.waits == [4, 8]
 
     asyncio.run(scenario())
+
+
+def test_a_commit_made_at_once_that_fails_raises_to_its_caller() -> None:
+    journal = CountingJournal()
+
+    def fail(ticket: int, timeout: float | None = None) -> None:  # available, but the write fails now
+        journal.waits.append(ticket)
+        raise JournalUnavailableError("disk on fire")
+
+    journal.wait_committed = fail
+
+    async def scenario() -> None:
+        with pytest.raises(JournalUnavailableError, match="disk on fire"):
+            await LoopCommitter(journal).committed(3)
+
+    asyncio.run(scenario())
+    assert journal.waits == [3]
 
 
 def test_a_commit_that_fails_fails_every_reply_waiting_for_it() -> None:
