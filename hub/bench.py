@@ -820,7 +820,7 @@ class Bench:
         """The round's order: the floor first in even rounds, reversed in odd ones."""
         return variants if r % 2 == 0 else variants[::-1]
 
-    def _rate_variants(self) -> list[str]:
+    def _variants(self) -> list[str]:
         return ["echo", "hub"] + (DIAGNOSTIC_VARIANTS if self.s.diagnose else [])
 
     # -- latency
@@ -828,9 +828,7 @@ class Bench:
     def latency(self, mode: str) -> dict[str, dict[str, float]]:
         per_round = max(1, int(self.s.rate * self.s.duration / self.s.rounds))
         warm = max(50, int(self.s.rate * self.s.warmup))
-        variants = ["echo", "hub"]
-        if self.s.diagnose:
-            variants += DIAGNOSTIC_VARIANTS
+        variants = self._variants()
         samples: dict[str, list[LatencySample]] = {v: [] for v in variants}
         for r in range(self.s.rounds):
             for variant in self._rotation(variants, r):
@@ -854,9 +852,9 @@ class Bench:
     # -- throughput
 
     def throughput(self) -> dict[str, dict[str, float]]:
-        samples: dict[str, list[RateSample]] = {v: [] for v in self._rate_variants()}
+        samples: dict[str, list[RateSample]] = {v: [] for v in self._variants()}
         for r in range(self.s.rounds):
-            for target in self._rotation(self._rate_variants(), r):
+            for target in self._rotation(self._variants(), r):
                 address = self.servers[target].address
                 lanes = [LaneSpec(address, "streaming", "Session", oepb.OrderAck, TRADER_TOKENS[i % len(TRADER_TOKENS)],
                                   self._order_flow(self.instruments[i % len(self.instruments)].symbol))
@@ -872,9 +870,9 @@ class Bench:
     # -- mass quotes
 
     def mass_quotes(self, mode: str) -> dict[str, dict[str, float]]:
-        samples: dict[str, list[RateSample]] = {v: [] for v in self._rate_variants()}
+        samples: dict[str, list[RateSample]] = {v: [] for v in self._variants()}
         for r in range(self.s.rounds):
-            for target in self._rotation(self._rate_variants(), r):
+            for target in self._rotation(self._variants(), r):
                 address = self.servers[target].address
                 method = "MassQuote" if mode == "unary" else "Session"
                 lanes = [LaneSpec(address, mode, method, oepb.MassQuoteAck, token, self._quote_flow(target, token, account))
